@@ -1,0 +1,1 @@
+"""Fieldbook: a mobile-first, offline-capable CRM."""

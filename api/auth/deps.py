@@ -1,0 +1,125 @@
+"""Request authentication and route-level permissions.
+
+Every request is checked against the database: a deactivated user, a revoked session (logout, refresh-token
+reuse) or a revoked key is refused on its next request, not when its token expires.
+"""
+
+import uuid
+from collections.abc import Callable, Coroutine
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from api.auth.models import ApiKey, AuthSession, Role, User
+from api.auth.principals import Principal
+from api.auth.security import API_KEY_PREFIX, decode_access_token, same_digest
+from api.core.db import WRITE_METHODS, SessionDep, get_database
+from api.core.errors import Forbidden, Unauthorized
+from api.core.types import utcnow
+
+_bearer = HTTPBearer(auto_error=False, description="A user's access token, or an API key (`fbk_...`).")
+# last_used_at is a hint for admins, not an audit trail: write it at most once a minute per key.
+_LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+async def _user_principal(session: AsyncSession, token: str) -> Principal:
+    claims = decode_access_token(token)
+    try:
+        user_id, org_id, session_id = (uuid.UUID(claims[k]) for k in ("sub", "org", "sid"))
+    except (ValueError, TypeError) as exc:
+        raise Unauthorized("The access token is not valid.") from exc
+    row = (
+        await session.execute(
+            select(User.role, User.team_id)
+            .join(AuthSession, col(AuthSession.user_id) == col(User.id))
+            .where(
+                col(User.id) == user_id,
+                col(User.org_id) == org_id,
+                col(User.is_active).is_(True),
+                col(AuthSession.id) == session_id,
+                col(AuthSession.revoked_at).is_(None),
+            )
+        )
+    ).first()
+    if row is None:
+        raise Unauthorized("This session has ended; sign in again.")
+    return Principal(
+        kind="user",
+        org_id=org_id,
+        id=user_id,
+        role=Role(row.role),
+        team_id=row.team_id,
+        session_id=session_id,
+    )
+
+
+async def _key_principal(request: Request, session: AsyncSession, key: str) -> Principal:
+    prefix = key.rsplit("_", 1)[0]
+    api_key = (
+        await session.scalars(
+            select(ApiKey).where(
+                col(ApiKey.prefix) == prefix,
+                col(ApiKey.revoked_at).is_(None),
+                col(ApiKey.deleted_at).is_(None),
+            )
+        )
+    ).first()
+    if api_key is None or not same_digest(key, api_key.key_hash):
+        raise Unauthorized("The API key is not valid or has been revoked.")
+    now = utcnow()
+    if api_key.last_used_at is None or now - api_key.last_used_at > _LAST_USED_RESOLUTION:
+        await _touch_key(request, session, api_key.id, now)
+    return Principal(kind="api_key", org_id=api_key.org_id, id=api_key.id, scopes=frozenset(api_key.scopes))
+
+
+async def _touch_key(request: Request, session: AsyncSession, key_id: uuid.UUID, now: datetime) -> None:
+    stmt = sa.update(ApiKey).where(col(ApiKey.id) == key_id).values(last_used_at=now)
+    if request.method in WRITE_METHODS:
+        await session.execute(stmt)
+        return
+    # A read request gets its own short write transaction rather than turning its read into a write (on SQLite
+    # a read transaction that starts writing can fail at once when another writer committed meanwhile).
+    async with get_database(request).writer() as writer:
+        await writer.execute(stmt)
+        await writer.commit()
+
+
+async def current_principal(
+    request: Request,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("Sign in, or send an API key, as `Authorization: Bearer <token>`.")
+    token = credentials.credentials
+    if token.startswith(API_KEY_PREFIX):
+        return await _key_principal(request, session, token)
+    return await _user_principal(session, token)
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def allow(*roles: Role, scope: str | None = None) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
+    """A dependency that admits users with one of `roles` (any role when none are named) and API keys that
+    hold `scope` (no key when scope is None)."""
+
+    async def check(principal: PrincipalDep) -> Principal:
+        if principal.kind == "api_key":
+            if scope is None or scope not in principal.scopes:
+                needed = f"the `{scope}` scope" if scope else "a signed-in user"
+                raise Forbidden(f"This API key cannot do this: it needs {needed}.")
+        elif principal.kind == "user" and roles and principal.role not in roles:
+            raise Forbidden("Your role does not allow this.")
+        return principal
+
+    return check
+
+
+AdminDep = Annotated[Principal, Depends(allow(Role.admin))]
+MemberDep = Annotated[Principal, Depends(allow())]

@@ -1,0 +1,174 @@
+"""API shapes for sign-in, users, teams and API keys."""
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+from api.auth.models import Role, User
+from api.core.types import Name, Password
+
+Scope = Literal[
+    "clients:read",
+    "clients:write",
+    "deals:read",
+    "deals:write",
+    "activities:read",
+    "activities:write",
+    "users:read",
+    "changes:read",
+    "webhooks:manage",
+]
+SCOPES: tuple[str, ...] = get_args(Scope)
+Device = Annotated[str, StringConstraints(max_length=200)]
+Token = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# Sign-in
+
+
+class LoginRequest(Input):
+    email: EmailStr = Field(max_length=320)
+    password: str = Field(min_length=1, max_length=256)
+    device: Device = ""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"email": "ana@example.com", "password": "•••••••••••", "device": "Pixel 8"}]},
+    )
+
+
+class RefreshRequest(Input):
+    refresh_token: Token
+
+
+class AcceptInvite(Input):
+    token: Token
+    password: Password
+    device: Device = ""
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int = Field(description="Seconds until the access token expires.")
+    refresh_token: str = Field(description="Single use: each refresh returns a new one.")
+
+
+# Users
+
+
+class UserRead(Output):
+    id: uuid.UUID
+    email: str
+    name: str
+    role: Role
+    team_id: uuid.UUID | None
+    is_active: bool
+    has_password: bool = Field(description="False while an invitation is pending.")
+    last_login_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+def user_read(user: User) -> UserRead:
+    return UserRead.model_validate({**user.model_dump(), "has_password": user.password_hash is not None})
+
+
+class UserCreate(Input):
+    email: EmailStr = Field(max_length=320)
+    name: Name
+    role: Role
+    team_id: uuid.UUID | None = None
+    password: Password | None = Field(
+        default=None, description="Set a password now, or leave it out to get a one-time invitation token."
+    )
+
+
+class UserUpdate(Input):
+    email: EmailStr | None = Field(default=None, max_length=320)
+    name: Name | None = None
+    role: Role | None = None
+    team_id: uuid.UUID | None = None
+    is_active: bool | None = None
+
+
+class UserCreated(UserRead):
+    invite_token: str | None = Field(default=None, description="Shown once; give it to the new colleague.")
+    invite_expires_at: datetime | None = None
+
+
+class Invitation(BaseModel):
+    invite_token: str = Field(description="Shown once; give it to the colleague.")
+    invite_expires_at: datetime
+
+
+class OrganizationRead(Output):
+    id: uuid.UUID
+    name: str
+    settings: dict[str, object]
+
+
+class Me(BaseModel):
+    kind: Literal["user", "api_key"]
+    organization: OrganizationRead
+    user: UserRead | None = None
+    scopes: list[str] = Field(default_factory=list)
+
+
+# Teams
+
+
+class TeamRead(Output):
+    id: uuid.UUID
+    name: str
+    parent_id: uuid.UUID | None
+    head_id: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class TeamCreate(Input):
+    name: Name
+    parent_id: uuid.UUID | None = None
+    head_id: uuid.UUID | None = None
+
+
+class TeamUpdate(Input):
+    name: Name | None = None
+    parent_id: uuid.UUID | None = None
+    head_id: uuid.UUID | None = None
+
+
+# API keys
+
+
+class ApiKeyRead(Output):
+    id: uuid.UUID
+    name: str
+    prefix: str
+    scopes: list[str]
+    created_by: uuid.UUID | None
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyCreate(Input):
+    name: Name
+    scopes: list[Scope] = Field(min_length=1, max_length=len(SCOPES))
+
+
+class ApiKeyCreated(ApiKeyRead):
+    key: str = Field(description="The secret key. Shown once: store it now.")

@@ -1,0 +1,361 @@
+"""Users, teams and API keys of an organisation: rules, permissions and queries."""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, func, select
+
+from api.auth import login
+from api.auth.models import ApiKey, Organization, Role, Team, User
+from api.auth.principals import Principal
+from api.auth.schemas import (
+    ApiKeyCreate,
+    TeamCreate,
+    TeamRead,
+    TeamUpdate,
+    UserCreate,
+    UserUpdate,
+    user_read,
+)
+from api.auth.security import digest, expires_in, hash_password, new_api_key, new_secret
+from api.core import changes
+from api.core.errors import Conflict, NotFound, ValidationFailed
+from api.core.etags import ensure_version
+from api.core.pagination import keyset_page
+from api.core.types import fold, utcnow
+from api.settings import get_settings
+
+
+def _like(term: str) -> str:
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+# Organisation
+
+
+async def get_organization(session: AsyncSession, principal: Principal) -> Organization:
+    org = await session.get(Organization, principal.org_id)
+    if org is None:
+        raise NotFound("Organisation not found.")
+    return org
+
+
+# Users
+
+
+async def get_user(session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> User:
+    user = (
+        await session.scalars(
+            select(User).where(
+                col(User.id) == user_id, col(User.org_id) == principal.org_id, col(User.deleted_at).is_(None)
+            )
+        )
+    ).first()
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
+async def list_users(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    q: str | None,
+    include_inactive: bool,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[User], str | None]:
+    stmt = select(User).where(col(User.org_id) == principal.org_id, col(User.deleted_at).is_(None))
+    if not (include_inactive and principal.is_admin):
+        stmt = stmt.where(col(User.is_active).is_(True))
+    if q:
+        stmt = stmt.where(
+            sa.or_(
+                col(User.name_folded).like(_like(fold(q)), escape="\\"),
+                col(User.email).like(_like(q.lower()), escape="\\"),
+            )
+        )
+    return await keyset_page(
+        session,
+        stmt,
+        scope="users",
+        keys=[col(User.name_folded), col(User.id)],
+        key_of=lambda u: (u.name_folded, u.id),
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+async def _check_team_ref(session: AsyncSession, principal: Principal, team_id: uuid.UUID | None, field: str) -> None:
+    if team_id is None:
+        return
+    found = await session.scalar(
+        select(Team.id).where(
+            col(Team.id) == team_id, col(Team.org_id) == principal.org_id, col(Team.deleted_at).is_(None)
+        )
+    )
+    if found is None:
+        raise ValidationFailed.field(f"#/{field}", "No such team.")
+
+
+async def _check_email_free(session: AsyncSession, email: str, except_id: uuid.UUID | None = None) -> None:
+    stmt = select(User.id).where(col(User.email) == email)
+    if except_id is not None:
+        stmt = stmt.where(col(User.id) != except_id)
+    if await session.scalar(stmt) is not None:
+        raise Conflict(
+            "A user with this e-mail already exists.",
+            errors=[{"pointer": "#/email", "detail": "already in use"}],
+        )
+
+
+def _new_invite() -> tuple[str, str, datetime]:
+    token = new_secret()
+    return token, digest(token), expires_in(get_settings().invite_days)
+
+
+async def create_user(*, session: AsyncSession, principal: Principal, data: UserCreate) -> tuple[User, str | None]:
+    """Create a colleague with a password, or with a one-time invitation token (returned, never stored)."""
+    email = data.email.lower()
+    await _check_email_free(session, email)
+    await _check_team_ref(session, principal, data.team_id, "team_id")
+    user = User(
+        org_id=principal.org_id,
+        email=email,
+        name=data.name,
+        name_folded=fold(data.name),
+        role=data.role.value,
+        team_id=data.team_id,
+    )
+    token = None
+    if data.password is not None:
+        user.password_hash = hash_password(data.password)
+    else:
+        token, user.invite_hash, user.invite_expires_at = _new_invite()
+    await changes.create(session, principal, "user", user)
+    return user, token
+
+
+async def _active_admins(session: AsyncSession, org_id: uuid.UUID) -> int:
+    count = await session.scalar(
+        select(func.count()).where(
+            col(User.org_id) == org_id,
+            col(User.role) == Role.admin.value,
+            col(User.is_active).is_(True),
+            col(User.deleted_at).is_(None),
+        )
+    )
+    return int(count or 0)
+
+
+async def update_user(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    user_id: uuid.UUID,
+    data: UserUpdate,
+    expected_version: int | None,
+) -> User:
+    user = await get_user(session, principal, user_id)
+    ensure_version(user, expected_version, user_read)
+    fields: dict[str, Any] = data.model_dump(exclude_unset=True)
+    for name in ("email", "name", "role", "is_active"):
+        if name in fields and fields[name] is None:
+            raise ValidationFailed.field(f"#/{name}", "must not be null")
+    if "email" in fields:
+        fields["email"] = fields["email"].lower()
+        await _check_email_free(session, fields["email"], except_id=user.id)
+    if "name" in fields:
+        fields["name_folded"] = fold(fields["name"])
+    if "role" in fields:
+        fields["role"] = Role(fields["role"]).value
+    if "team_id" in fields:
+        await _check_team_ref(session, principal, fields["team_id"], "team_id")
+    loses_admin = (
+        user.role == Role.admin.value
+        and user.is_active
+        and (fields.get("role", user.role) != Role.admin.value or fields.get("is_active") is False)
+    )
+    if loses_admin and await _active_admins(session, principal.org_id) <= 1:
+        raise Conflict("An organisation needs at least one active administrator.")
+    await changes.update(session, principal, "user", user, fields)
+    if fields.get("is_active") is False:
+        await login.revoke_user_sessions(session, user.id, "deactivated")
+    return user
+
+
+async def reissue_invite(*, session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> tuple[str, datetime]:
+    """A new one-time token for a colleague who never signed in or forgot the password."""
+    user = await get_user(session, principal, user_id)
+    if not user.is_active:
+        raise Conflict("This user is deactivated; reactivate them first.")
+    token, invite_hash, invite_expires_at = _new_invite()
+    await changes.update(
+        session, principal, "user", user, {"invite_hash": invite_hash, "invite_expires_at": invite_expires_at}
+    )
+    return token, invite_expires_at
+
+
+# Teams
+
+
+def team_subtree(org_id: uuid.UUID, root_id: uuid.UUID) -> sa.Select[tuple[uuid.UUID]]:
+    """The ids of a team and every team below it (a recursive CTE: the same SQL on SQLite and PostgreSQL)."""
+    tree = (
+        select(col(Team.id).label("id"))
+        .where(col(Team.id) == root_id, col(Team.org_id) == org_id)
+        .cte("subtree", recursive=True)
+    )
+    tree = tree.union_all(
+        select(col(Team.id)).where(
+            col(Team.parent_id) == tree.c.id, col(Team.org_id) == org_id, col(Team.deleted_at).is_(None)
+        )
+    )
+    return select(tree.c.id)
+
+
+async def get_team(session: AsyncSession, principal: Principal, team_id: uuid.UUID) -> Team:
+    team = (
+        await session.scalars(
+            select(Team).where(
+                col(Team.id) == team_id, col(Team.org_id) == principal.org_id, col(Team.deleted_at).is_(None)
+            )
+        )
+    ).first()
+    if team is None:
+        raise NotFound("No such team.")
+    return team
+
+
+async def list_teams(
+    *, session: AsyncSession, principal: Principal, limit: int, cursor: str | None
+) -> tuple[list[Team], str | None]:
+    stmt = select(Team).where(col(Team.org_id) == principal.org_id, col(Team.deleted_at).is_(None))
+    return await keyset_page(
+        session,
+        stmt,
+        scope="teams",
+        keys=[col(Team.name), col(Team.id)],
+        key_of=lambda t: (t.name, t.id),
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+async def _check_head(session: AsyncSession, principal: Principal, head_id: uuid.UUID | None) -> None:
+    if head_id is None:
+        return
+    found = await session.scalar(
+        select(User.id).where(
+            col(User.id) == head_id, col(User.org_id) == principal.org_id, col(User.is_active).is_(True)
+        )
+    )
+    if found is None:
+        raise ValidationFailed.field("#/head_id", "No such active user.")
+
+
+async def create_team(*, session: AsyncSession, principal: Principal, data: TeamCreate) -> Team:
+    await _check_team_ref(session, principal, data.parent_id, "parent_id")
+    await _check_head(session, principal, data.head_id)
+    team = Team(org_id=principal.org_id, name=data.name, parent_id=data.parent_id, head_id=data.head_id)
+    await changes.create(session, principal, "team", team)
+    return team
+
+
+async def update_team(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    team_id: uuid.UUID,
+    data: TeamUpdate,
+    expected_version: int | None,
+) -> Team:
+    team = await get_team(session, principal, team_id)
+    ensure_version(team, expected_version, TeamRead.model_validate)
+    fields: dict[str, Any] = data.model_dump(exclude_unset=True)
+    if "name" in fields and fields["name"] is None:
+        raise ValidationFailed.field("#/name", "must not be null")
+    if fields.get("parent_id") is not None:
+        await _check_team_ref(session, principal, fields["parent_id"], "parent_id")
+        below = set((await session.scalars(team_subtree(principal.org_id, team.id))).all())
+        if fields["parent_id"] in below:
+            raise ValidationFailed.field("#/parent_id", "A team cannot sit under itself or one of its sub-teams.")
+    if "head_id" in fields:
+        await _check_head(session, principal, fields["head_id"])
+    await changes.update(session, principal, "team", team, fields)
+    return team
+
+
+async def delete_team(
+    *, session: AsyncSession, principal: Principal, team_id: uuid.UUID, expected_version: int | None
+) -> None:
+    team = await get_team(session, principal, team_id)
+    ensure_version(team, expected_version, TeamRead.model_validate)
+    members = await session.scalar(
+        select(func.count()).where(col(User.team_id) == team.id, col(User.deleted_at).is_(None))
+    )
+    children = await session.scalar(
+        select(func.count()).where(col(Team.parent_id) == team.id, col(Team.deleted_at).is_(None))
+    )
+    if members or children:
+        raise Conflict(f"The team still has {members} member(s) and {children} sub-team(s); move them first.")
+    await changes.delete(session, principal, "team", team)
+
+
+# API keys
+
+
+async def get_api_key(session: AsyncSession, principal: Principal, key_id: uuid.UUID) -> ApiKey:
+    key = (
+        await session.scalars(
+            select(ApiKey).where(
+                col(ApiKey.id) == key_id,
+                col(ApiKey.org_id) == principal.org_id,
+                col(ApiKey.deleted_at).is_(None),
+            )
+        )
+    ).first()
+    if key is None:
+        raise NotFound("No such API key.")
+    return key
+
+
+async def list_api_keys(
+    *, session: AsyncSession, principal: Principal, limit: int, cursor: str | None
+) -> tuple[list[ApiKey], str | None]:
+    stmt = select(ApiKey).where(col(ApiKey.org_id) == principal.org_id, col(ApiKey.deleted_at).is_(None))
+    return await keyset_page(
+        session,
+        stmt,
+        scope="api_keys",
+        keys=[col(ApiKey.id)],
+        key_of=lambda k: (k.id,),
+        limit=limit,
+        cursor=cursor,
+        descending=True,
+    )
+
+
+async def create_api_key(*, session: AsyncSession, principal: Principal, data: ApiKeyCreate) -> tuple[ApiKey, str]:
+    secret, prefix, key_hash = new_api_key()
+    key = ApiKey(
+        org_id=principal.org_id,
+        name=data.name,
+        prefix=prefix,
+        key_hash=key_hash,
+        scopes=sorted(set(data.scopes)),
+        created_by=principal.user_id,
+    )
+    await changes.create(session, principal, "api_key", key)
+    return key, secret
+
+
+async def revoke_api_key(*, session: AsyncSession, principal: Principal, key_id: uuid.UUID) -> ApiKey:
+    key = await get_api_key(session, principal, key_id)
+    if key.revoked_at is None:
+        await changes.update(session, principal, "api_key", key, {"revoked_at": utcnow()})
+    return key

@@ -1,0 +1,124 @@
+"""The `fieldbook` command: serve, migrate, create users, load the demo organisation."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from api import demo as demo_data
+from api.auth.models import Organization, Role
+from api.auth.principals import Principal
+from api.auth.schemas import UserCreate
+from api.auth.service import create_user
+from api.core.db import Database, make_engine
+from api.core.errors import AppError
+from api.settings import Settings, get_settings
+
+T = TypeVar("T")
+
+app = typer.Typer(help="Fieldbook, a mobile-first CRM.", no_args_is_help=True, add_completion=False)
+user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        typer.secho(f"Configuration error: {exc.errors()[0]['msg']}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes (use 1 with SQLite).")] = 1,
+) -> None:
+    """Serve the API (and the app, once built) over HTTP."""
+    import uvicorn
+
+    settings = _settings()
+    uvicorn.run(
+        "api.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+        log_level=settings.log_level,
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date (safe to run on every start)."""
+    from api.core.migrate import upgrade
+
+    upgrade(_settings().database_url)
+    typer.echo("Database is up to date.")
+
+
+def _in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run `work` in one write transaction on the configured database."""
+    settings = _settings()
+
+    async def main() -> T:
+        engine = make_engine(settings.database_url, null_pool=True)
+        try:
+            async with Database(engine).writer() as session:
+                result = await work(session)
+                await session.commit()
+                return result
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except AppError as exc:
+        typer.secho(f"{exc.title}: {exc.detail}", fg="red", err=True)
+        for item in exc.errors:
+            typer.secho(f"  {item.get('pointer') or item.get('parameter')}: {item['detail']}", fg="red", err=True)
+        raise typer.Exit(1) from exc
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Option(help="Sign-in e-mail.")],
+    name: Annotated[str, typer.Option(help="Full name.")],
+    org: Annotated[str, typer.Option(help="Organisation name; created when no organisation has it.")],
+    role: Annotated[Role, typer.Option(help="Role in the organisation.")] = Role.admin,
+    password: Annotated[
+        str,
+        typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="At least 10 characters."),
+    ] = "",
+) -> None:
+    """Create a user (the first administrator of a new organisation, typically)."""
+    try:
+        data = UserCreate(email=email, name=name, role=role, password=password)
+    except ValidationError as exc:
+        for err in exc.errors():
+            typer.secho(f"{'.'.join(map(str, err['loc']))}: {err['msg']}", fg="red", err=True)
+        raise typer.Exit(1) from exc
+
+    async def work(session: AsyncSession) -> str:
+        organization = (await session.scalars(select(Organization).where(col(Organization.name) == org))).first()
+        if organization is None:
+            organization = Organization(name=org)
+            session.add(organization)
+            await session.flush()
+        user, _ = await create_user(session=session, principal=Principal.system(organization.id), data=data)
+        return f"Created {user.role} {user.email} in {organization.name}."
+
+    typer.echo(_in_transaction(work))
+
+
+@app.command()
+def demo() -> None:
+    """Load the demo organisation (idempotent) and print how to sign in."""
+    login = _in_transaction(demo_data.load)
+    typer.echo(f"Demo organisation ready. Sign in as {login.email} with password {login.password}")

@@ -1,0 +1,161 @@
+"""The change log (DESIGN §4): one ordered, per-organisation record of every create, update and delete.
+
+Audit, sync, the changes feed, webhooks and the live feed all read it. Writes go through `create`, `update`
+and `delete` here so that no write can skip it.
+"""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel, col
+
+from api.auth.models import Organization
+from api.auth.principals import Principal
+from api.core.ids import new_id
+from api.core.models import Record
+from api.core.types import JSONType, UTCDateTime, jsonable, utcnow
+
+REDACTED = "[redacted]"
+# Secrets never reach the log: a change to them is shown, their values are not.
+SECRET_FIELDS = frozenset({"password_hash", "key_hash", "invite_hash"})
+# Bookkeeping and derived columns: they change with every write and say nothing to a reader.
+UNTRACKED_FIELDS = frozenset({"id", "org_id", "created_at", "updated_at", "version", "name_folded"})
+
+
+class Change(SQLModel, table=True):
+    __table_args__ = (
+        sa.UniqueConstraint("org_id", "seq"),
+        sa.Index("ix_change_org_id_entity_entity_id_seq", "org_id", "entity", "entity_id", "seq"),
+    )
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    org_id: uuid.UUID = Field(foreign_key="organization.id", ondelete="CASCADE")
+    seq: int = Field(sa_type=sa.BigInteger)
+    entity: str = Field(max_length=40)
+    entity_id: uuid.UUID
+    op: str = Field(max_length=10)
+    version: int
+    actor_kind: str = Field(max_length=10)
+    actor_id: uuid.UUID | None = None
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # {field: {"before": ..., "after": ...}}
+    fields: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+
+
+def values_of(obj: Record) -> dict[str, Any]:
+    """The tracked columns of a record, as the change log shows them."""
+    out: dict[str, Any] = {}
+    for name in type(obj).model_fields:
+        if name in UNTRACKED_FIELDS:
+            continue
+        value = getattr(obj, name)
+        out[name] = REDACTED if name in SECRET_FIELDS and value is not None else jsonable(value)
+    return out
+
+
+def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        name: {"before": before.get(name), "after": value} for name, value in after.items() if before.get(name) != value
+    }
+
+
+async def next_seq(session: AsyncSession, org_id: uuid.UUID) -> int:
+    # The row lock taken here is held until commit, so changes get their numbers in commit order: a reader that
+    # has seen seq N never misses a change committed later with a number below N.
+    stmt = (
+        sa.update(Organization)
+        .where(col(Organization.id) == org_id)
+        .values(change_seq=col(Organization.change_seq) + 1)
+        .returning(col(Organization.change_seq))
+        .execution_options(synchronize_session=False)
+    )
+    seq: int = (await session.execute(stmt)).scalar_one()
+    return seq
+
+
+async def record_change(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    entity: str,
+    entity_id: uuid.UUID,
+    op: str,
+    version: int,
+    fields: dict[str, dict[str, Any]],
+) -> Change:
+    change = Change(
+        org_id=principal.org_id,
+        seq=await next_seq(session, principal.org_id),
+        entity=entity,
+        entity_id=entity_id,
+        op=op,
+        version=version,
+        actor_kind=principal.kind,
+        actor_id=principal.id,
+        fields=fields,
+    )
+    session.add(change)
+    return change
+
+
+async def create(session: AsyncSession, principal: Principal, entity: str, obj: Record) -> None:
+    """Insert a new record and log it."""
+    session.add(obj)
+    await session.flush()
+    fields = diff({}, values_of(obj))
+    await record_change(
+        session,
+        principal=principal,
+        entity=entity,
+        entity_id=obj.id,
+        op="create",
+        version=obj.version,
+        fields=fields,
+    )
+
+
+async def update(
+    session: AsyncSession, principal: Principal, entity: str, obj: Record, changes: dict[str, Any]
+) -> bool:
+    """Apply `changes` to a record; when anything really changed, bump its version and log the fields."""
+    before = values_of(obj)
+    for name, value in changes.items():
+        setattr(obj, name, value)
+    fields = diff(before, values_of(obj))
+    if not fields:
+        return False
+    obj.version += 1
+    obj.updated_at = utcnow()
+    await session.flush()
+    await record_change(
+        session,
+        principal=principal,
+        entity=entity,
+        entity_id=obj.id,
+        op="update",
+        version=obj.version,
+        fields=fields,
+    )
+    return True
+
+
+async def delete(session: AsyncSession, principal: Principal, entity: str, obj: Record) -> None:
+    """Soft delete: the row stays as a tombstone (sync and audit need it)."""
+    now = utcnow()
+    obj.deleted_at = now
+    obj.updated_at = now
+    obj.version += 1
+    await session.flush()
+    fields = {"deleted_at": {"before": None, "after": jsonable(now)}}
+    await record_change(
+        session,
+        principal=principal,
+        entity=entity,
+        entity_id=obj.id,
+        op="delete",
+        version=obj.version,
+        fields=fields,
+    )

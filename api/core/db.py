@@ -1,0 +1,98 @@
+"""Engine, sessions and dialect helpers.
+
+One AsyncSession per request: it commits when the route succeeds and rolls back when it fails, before the
+response is sent (so a failed commit is reported, never hidden). Services flush, never commit.
+"""
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from api.core.errors import AppError
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_IMMEDIATE = "fieldbook_begin_immediate"
+
+
+def make_engine(url: str, *, null_pool: bool = False, **kwargs: Any) -> AsyncEngine:
+    if null_pool:
+        kwargs["poolclass"] = NullPool
+    engine = create_async_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take BEGIN away from the driver (it would defer it and break SAVEPOINT); see _on_begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "foreign_keys=ON",
+            "journal_mode=WAL",
+            "synchronous=NORMAL",
+            "busy_timeout=10000",
+        ):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # A write transaction takes the write lock up front: a deferred one that reads first and writes later
+        # fails with SQLITE_BUSY (no waiting) when another writer committed in between.
+        immediate = conn.get_execution_options().get(_IMMEDIATE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Database:
+    """The engine and the two session factories (reads and writes) an app or a CLI command uses."""
+
+    def __init__(self, engine: AsyncEngine, bind: Any = None) -> None:
+        self.engine = engine
+        target = bind if bind is not None else engine
+        options: dict[str, Any] = {"expire_on_commit": False}
+        if bind is not None:
+            # Tests bind to one connection inside an outer transaction: commits become savepoint releases.
+            options["join_transaction_mode"] = "create_savepoint"
+            self.reader = async_sessionmaker(bind=target, **options)
+            self.writer = self.reader
+        else:
+            self.reader = async_sessionmaker(bind=engine, **options)
+            self.writer = async_sessionmaker(bind=engine.execution_options(**{_IMMEDIATE: True}), **options)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+
+def get_database(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    db = get_database(request)
+    maker = db.writer if request.method in WRITE_METHODS else db.reader
+    async with maker() as session:
+        try:
+            yield session
+        except AppError as exc:
+            # Some refusals must leave a trace (a failed login counts towards throttling; a reused refresh
+            # token revokes its family): such errors keep what was written before them.
+            await (session.commit() if exc.keep_writes else session.rollback())
+            raise
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

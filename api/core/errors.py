@@ -1,0 +1,218 @@
+"""RFC 9457 problem details for every error the API returns."""
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("fieldbook")
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class AppError(Exception):
+    status = 500
+    title = "Internal server error"
+    slug = "internal"
+    # When True, the request's writes made before the error are committed rather than rolled back.
+    keep_writes = False
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: Sequence[dict[str, Any]] = (),
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.errors = list(errors)
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+
+class BadRequest(AppError):
+    status, title, slug = 400, "Bad request", "bad-request"
+
+
+class Unauthorized(AppError):
+    status, title, slug = 401, "Not authenticated", "unauthorized"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+class Forbidden(AppError):
+    status, title, slug = 403, "Forbidden", "forbidden"
+
+
+class NotFound(AppError):
+    status, title, slug = 404, "Not found", "not-found"
+
+
+class Conflict(AppError):
+    status, title, slug = 409, "Conflict", "conflict"
+
+
+class PreconditionFailed(AppError):
+    status, title, slug = 412, "Precondition failed", "precondition-failed"
+
+
+class PayloadTooLarge(AppError):
+    status, title, slug = 413, "Payload too large", "payload-too-large"
+
+
+class ValidationFailed(AppError):
+    status, title, slug = 422, "Validation failed", "validation"
+
+    @classmethod
+    def field(cls, pointer: str, detail: str) -> "ValidationFailed":
+        """One bad body field, named by its JSON pointer (e.g. "#/team_id")."""
+        return cls(detail, errors=[{"pointer": pointer, "detail": detail}])
+
+
+class TooManyRequests(AppError):
+    status, title, slug = 429, "Too many requests", "rate-limited"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
+
+
+class ServiceUnavailable(AppError):
+    status, title, slug = 503, "Service unavailable", "unavailable"
+
+
+def problem(
+    status: int,
+    title: str,
+    *,
+    slug: str,
+    detail: str,
+    errors: Sequence[dict[str, Any]] = (),
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {"type": f"/problems/{slug}", "title": title, "status": status, "detail": detail}
+    if errors:
+        body["errors"] = list(errors)
+    body.update(extra or {})
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def problem_response(exc: AppError) -> JSONResponse:
+    return problem(
+        exc.status,
+        exc.title,
+        slug=exc.slug,
+        detail=exc.detail,
+        errors=exc.errors,
+        headers=exc.headers,
+        extra=exc.extra,
+    )
+
+
+def _pointer(parts: Sequence[Any]) -> str:
+    escaped = (str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+    return "#/" + "/".join(escaped) if parts else "#"
+
+
+def _validation_item(err: dict[str, Any]) -> dict[str, Any]:
+    loc = list(err.get("loc", ()))
+    where = loc[0] if loc else "body"
+    item: dict[str, Any] = {"detail": err.get("msg", "invalid"), "code": err.get("type", "invalid")}
+    if where == "body":
+        item["pointer"] = _pointer(loc[1:])
+    else:
+        item["in"] = where
+        item["parameter"] = ".".join(str(p) for p in loc[1:])
+    return item
+
+
+async def _on_app_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return problem_response(exc)
+
+
+async def _on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errs = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in errs):
+        return problem(
+            400,
+            "Malformed JSON",
+            slug="malformed-json",
+            detail="The request body is not valid JSON.",
+            errors=[{"pointer": "#", "detail": "not valid JSON", "code": "json_invalid"}],
+        )
+    items = [_validation_item(e) for e in errs]
+    fields = ", ".join(i.get("pointer") or i.get("parameter") or "?" for i in items)
+    return problem(422, "Validation failed", slug="validation", detail=f"Invalid input: {fields}", errors=items)
+
+
+async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    titles = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}
+    title = titles.get(exc.status_code, "Error")
+    detail = exc.detail if isinstance(exc.detail, str) else title
+    return problem(
+        exc.status_code,
+        title,
+        slug=title.lower().replace(" ", "-"),
+        detail=detail,
+        headers=getattr(exc, "headers", None),
+    )
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(500, "Internal server error", slug="internal", detail="Something went wrong on our side.")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _on_app_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)
+
+
+class ProblemItem(BaseModel):
+    detail: str
+    pointer: str | None = Field(default=None, description="JSON pointer into the request body, e.g. `#/email`.")
+    parameter: str | None = Field(default=None, description="Name of the bad query, path or header parameter.")
+    code: str | None = None
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str = Field(examples=["/problems/validation"])
+    title: str = Field(examples=["Validation failed"])
+    status: int = Field(examples=[422])
+    detail: str = Field(examples=["Invalid input: #/email"])
+    errors: list[ProblemItem] | None = None
+
+
+_DESCRIPTIONS = {
+    400: "Bad request (malformed JSON, invalid cursor or header)",
+    401: "Not authenticated",
+    403: "Not allowed for this role or API key scope",
+    404: "Not found (or not visible to you)",
+    409: "Conflict with the current state",
+    412: "The record changed since you read it (stale If-Match)",
+    413: "Request body too large",
+    422: "Validation failed; `errors` names each bad field",
+    429: "Too many requests; see Retry-After",
+}
+
+
+def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for the errors an operation can answer."""
+    return {
+        code: {"model": Problem, "description": _DESCRIPTIONS[code], "content": {PROBLEM_JSON: {}}} for code in codes
+    }

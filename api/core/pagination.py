@@ -1,0 +1,101 @@
+"""Keyset pagination with opaque, signed cursors.
+
+A cursor carries the sort key of the last row of a page. It is signed (itsdangerous) and salted with the list
+it belongs to, so a forged, garbled or foreign cursor is a 400, never a 500 or another list's rows.
+"""
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+import sqlalchemy as sa
+from fastapi import Query
+from itsdangerous import BadSignature, URLSafeSerializer
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
+
+from api.core.errors import BadRequest
+from api.settings import get_settings
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")]
+CursorQuery = Annotated[
+    str | None, Query(max_length=1000, description="Opaque cursor from a previous page's `next_cursor`.")
+]
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+def _tag(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return {"u": str(value)}
+    if isinstance(value, datetime):
+        return {"d": value.isoformat()}
+    return value
+
+
+def _untag(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "u" in value:
+            return uuid.UUID(value["u"])
+        if "d" in value:
+            return datetime.fromisoformat(value["d"])
+        raise ValueError("unknown cursor value")
+    return value
+
+
+def _serializer(scope: str) -> URLSafeSerializer:
+    return URLSafeSerializer(get_settings().secret_key, salt=f"cursor:{scope}")
+
+
+def encode_cursor(scope: str, values: Sequence[Any]) -> str:
+    return str(_serializer(scope).dumps([_tag(v) for v in values]))
+
+
+def decode_cursor(scope: str, token: str, *, size: int) -> list[Any]:
+    try:
+        raw = _serializer(scope).loads(token)
+        if not isinstance(raw, list) or len(raw) != size:
+            raise ValueError("wrong shape")
+        return [_untag(v) for v in raw]
+    except (BadSignature, ValueError, TypeError, KeyError) as exc:
+        raise BadRequest(
+            "The cursor is not valid for this list; start again without it.",
+            errors=[{"in": "query", "parameter": "cursor", "detail": "invalid cursor"}],
+        ) from exc
+
+
+async def keyset_page(
+    session: AsyncSession,
+    stmt: SelectOfScalar[T],
+    *,
+    scope: str,
+    # Columns or ORM attributes (Mapped[...]): typed loosely because SQLModel's col() returns the latter.
+    keys: Sequence[Any],
+    key_of: Callable[[T], Sequence[Any]],
+    limit: int,
+    cursor: str | None,
+    descending: bool = False,
+) -> tuple[list[T], str | None]:
+    """One page of `stmt` ordered by `keys` (unique together), and the cursor of the next page if any."""
+    if cursor:
+        after = decode_cursor(scope, cursor, size=len(keys))
+        bound = sa.tuple_(*(sa.literal(v, k.type) for k, v in zip(keys, after, strict=True)))
+        row_key = sa.tuple_(*keys)
+        stmt = stmt.where(row_key < bound if descending else row_key > bound)
+    stmt = stmt.order_by(*(k.desc() if descending else k.asc() for k in keys)).limit(limit + 1)
+    rows = list((await session.scalars(stmt)).all())
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, encode_cursor(scope, key_of(rows[-1]))

@@ -1,0 +1,80 @@
+"""The application factory: routes, error handling, database lifespan, health checks."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import sqlalchemy as sa
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.routing import APIRoute
+
+from api.auth.routes import routers as auth_routers
+from api.core import audit
+from api.core.db import Database, get_database, make_engine
+from api.core.errors import ServiceUnavailable, install_error_handlers, problems
+from api.settings import Settings, get_settings
+
+API_PREFIX = "/api/v1"
+
+
+def _operation_id(route: APIRoute) -> str:
+    return f"{route.tags[0]}-{route.name}" if route.tags else route.name
+
+
+def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
+    """Build the app. Tests pass a `database` bound to their own connection; otherwise the lifespan opens one."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if database is not None:
+            app.state.db = database
+            yield
+            return
+        engine = make_engine(settings.database_url, pool_pre_ping=True)
+        app.state.db = Database(engine)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Fieldbook API",
+        version="1.0",
+        summary="A mobile-first CRM for field sales teams.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+        max_body_size=settings.max_body_bytes,
+    )
+    if database is not None:
+        app.state.db = database
+    install_error_handlers(app)
+
+    api = APIRouter(prefix=API_PREFIX)
+    for router in (*auth_routers, audit.router):
+        api.include_router(router)
+    app.include_router(api)
+    app.include_router(_health)
+    return app
+
+
+_health = APIRouter(tags=["health"])
+
+
+@_health.get("/healthz", name="live", summary="The process is up")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@_health.get("/readyz", name="ready", summary="The database answers", responses=problems())
+async def readyz(request: Request) -> dict[str, str]:
+    try:
+        async with get_database(request).reader() as session:
+            await session.execute(sa.text("SELECT 1"))
+    except Exception as exc:
+        logging.getLogger("fieldbook").warning("readiness check failed: %s", exc)
+        raise ServiceUnavailable("The database is not reachable.") from exc
+    return {"status": "ok"}

@@ -1,0 +1,47 @@
+"""Configuration from the environment (prefix FIELDBOOK_); see the table in README.md."""
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me-0123456789"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FIELDBOOK_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    database_url: str = "sqlite+aiosqlite:///./fieldbook.db"
+    secret_key: str = DEV_SECRET_KEY
+    access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    refresh_token_days: int = Field(default=30, ge=1, le=365)
+    invite_days: int = Field(default=7, ge=1, le=90)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Failed-login throttling: at most N failures per window, per account and per client address.
+    login_window_seconds: int = Field(default=900, ge=1)
+    login_max_failures_per_account: int = Field(default=5, ge=1)
+    login_max_failures_per_address: int = Field(default=20, ge=1)
+    # Argon2id cost (argon2-cffi's defaults, RFC 9106's low-memory profile); tests lower it for speed.
+    password_time_cost: int = Field(default=3, ge=1)
+    password_memory_kib: int = Field(default=65536, ge=64)
+    log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _refuse_weak_secret_outside_development(self) -> "Settings":
+        if self.env != "development" and (self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32):
+            raise ValueError(
+                "FIELDBOOK_SECRET_KEY must be set to a random string of at least 32 characters "
+                "outside development (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+            )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,102 @@
+"""Test fixtures: every database test runs on SQLite and on PostgreSQL, each inside a transaction that is rolled
+back, against a schema built by the real Alembic migrations."""
+
+import os
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+os.environ.setdefault("FIELDBOOK_ENV", "test")
+os.environ.setdefault("FIELDBOOK_SECRET_KEY", "test-secret-key-that-is-long-enough-0123456789")
+# Argon2 at its cheapest: the tests check behaviour, not hashing cost.
+os.environ.setdefault("FIELDBOOK_PASSWORD_TIME_COST", "1")
+os.environ.setdefault("FIELDBOOK_PASSWORD_MEMORY_KIB", "64")
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from api.core.db import Database, make_engine
+from api.core.migrate import upgrade
+from api.main import create_app
+
+POSTGRES_URL = os.environ.get(
+    "FIELDBOOK_TEST_POSTGRES_URL", "postgresql+asyncpg://fieldbook:fieldbook@127.0.0.1:5432/postgres"
+)
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _admin(url: str, sql: str) -> None:
+    conn = await asyncpg.connect(_asyncpg_dsn(url), timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = Path(tmp_path_factory.mktemp("db")) / "fieldbook-test.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh database per test session (so parallel runs never collide), dropped at the end."""
+    import asyncio
+
+    name = f"fieldbook_test_{secrets.token_hex(4)}"
+    try:
+        asyncio.run(_admin(POSTGRES_URL, f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        message = f"PostgreSQL not reachable at {POSTGRES_URL} ({exc}); set FIELDBOOK_TEST_POSTGRES_URL"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        asyncio.run(_admin(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    return url
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """The app's database, bound to one connection whose outer transaction is rolled back after the test."""
+    engine = make_engine(database_url, null_pool=True)
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        try:
+            yield Database(engine, bind=connection)
+        finally:
+            await transaction.rollback()
+    await engine.dispose()
+
+
+@pytest.fixture
+async def session(db: Database) -> AsyncIterator[object]:
+    async with db.writer() as s:
+        yield s
+
+
+@pytest.fixture
+async def client(db: Database) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(database=db)
+    transport = httpx.ASGITransport(app=app, client=(f"10.0.{uuid.uuid4().int % 250}.1", 4000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c
