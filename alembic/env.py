@@ -3,11 +3,11 @@
 import asyncio
 from logging.config import fileConfig
 
+from alembic import context
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import api.models  # noqa: F401  (registers every table)
-from alembic import context
 from api.core.db import make_engine
 from api.settings import get_settings
 

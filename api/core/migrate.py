@@ -2,16 +2,20 @@
 
 from pathlib import Path
 
+from alembic import command
 from alembic.config import Config
 
-from alembic import command
 
-ROOT = Path(__file__).resolve().parents[2]
+def _root() -> Path:
+    """Where alembic.ini lives: the source checkout, or the working directory of an installed copy (Docker)."""
+    checkout = Path(__file__).resolve().parents[2]
+    return checkout if (checkout / "alembic.ini").exists() else Path.cwd()
 
 
 def alembic_config(url: str | None = None) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "alembic"))
+    root = _root()
+    config = Config(str(root / "alembic.ini"))
+    config.set_main_option("script_location", str(root / "alembic"))
     if url:
         config.attributes["url"] = url
     config.attributes["configure_logging"] = False
