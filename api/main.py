@@ -12,6 +12,7 @@ from api.auth.routes import routers as auth_routers
 from api.core import audit
 from api.core.db import Database, get_database, make_engine
 from api.core.errors import ServiceUnavailable, install_error_handlers, problems
+from api.core.limits import BodySizeLimit
 from api.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
@@ -47,11 +48,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         redoc_url=None,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
-        max_body_size=settings.max_body_bytes,
     )
     if database is not None:
         app.state.db = database
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
     api = APIRouter(prefix=API_PREFIX)
     for router in (*auth_routers, audit.router):

@@ -59,7 +59,8 @@ async def _user_principal(session: AsyncSession, token: str) -> Principal:
 
 
 async def _key_principal(request: Request, session: AsyncSession, key: str) -> Principal:
-    prefix = key.rsplit("_", 1)[0]
+    # "fbk_<hex>_<secret>": the secret may itself contain "_", so split from the left.
+    prefix = "_".join(key.split("_", 2)[:2])
     api_key = (
         await session.scalars(
             select(ApiKey).where(

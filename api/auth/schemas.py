@@ -7,7 +7,7 @@ from typing import Annotated, Literal, get_args
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from api.auth.models import Role, User
-from api.core.types import Name, Password
+from api.core.types import Name, Password, ShortText
 
 Scope = Literal[
     "clients:read",
@@ -21,7 +21,7 @@ Scope = Literal[
     "webhooks:manage",
 ]
 SCOPES: tuple[str, ...] = get_args(Scope)
-Device = Annotated[str, StringConstraints(max_length=200)]
+Device = ShortText
 Token = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 

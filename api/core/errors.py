@@ -157,7 +157,7 @@ async def _on_validation_error(_request: Request, exc: Exception) -> JSONRespons
 
 async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    titles = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}
+    titles = {400: "Bad request", 404: "Not found", 405: "Method not allowed", 413: "Payload too large"}
     title = titles.get(exc.status_code, "Error")
     detail = exc.detail if isinstance(exc.detail, str) else title
     return problem(
