@@ -24,6 +24,7 @@ from api.auth.security import digest, expires_in, hash_password, new_api_key, ne
 from api.core import changes
 from api.core.errors import Conflict, NotFound, ValidationFailed
 from api.core.etags import ensure_version
+from api.core.models import get_record
 from api.core.pagination import keyset_page
 from api.core.types import fold, utcnow
 from api.settings import get_settings
@@ -48,16 +49,7 @@ async def get_organization(session: AsyncSession, principal: Principal) -> Organ
 
 
 async def get_user(session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> User:
-    user = (
-        await session.scalars(
-            select(User).where(
-                col(User.id) == user_id, col(User.org_id) == principal.org_id, col(User.deleted_at).is_(None)
-            )
-        )
-    ).first()
-    if user is None:
-        raise NotFound("No such user.")
-    return user
+    return await get_record(session, User, principal.org_id, user_id, "user")
 
 
 async def list_users(
@@ -219,16 +211,7 @@ def team_subtree(org_id: uuid.UUID, root_id: uuid.UUID) -> sa.Select[tuple[uuid.
 
 
 async def get_team(session: AsyncSession, principal: Principal, team_id: uuid.UUID) -> Team:
-    team = (
-        await session.scalars(
-            select(Team).where(
-                col(Team.id) == team_id, col(Team.org_id) == principal.org_id, col(Team.deleted_at).is_(None)
-            )
-        )
-    ).first()
-    if team is None:
-        raise NotFound("No such team.")
-    return team
+    return await get_record(session, Team, principal.org_id, team_id, "team")
 
 
 async def list_teams(
@@ -310,18 +293,7 @@ async def delete_team(
 
 
 async def get_api_key(session: AsyncSession, principal: Principal, key_id: uuid.UUID) -> ApiKey:
-    key = (
-        await session.scalars(
-            select(ApiKey).where(
-                col(ApiKey.id) == key_id,
-                col(ApiKey.org_id) == principal.org_id,
-                col(ApiKey.deleted_at).is_(None),
-            )
-        )
-    ).first()
-    if key is None:
-        raise NotFound("No such API key.")
-    return key
+    return await get_record(session, ApiKey, principal.org_id, key_id, "API key")
 
 
 async def list_api_keys(

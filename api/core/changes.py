@@ -46,19 +46,20 @@ class Change(SQLModel, table=True):
 
 
 def values_of(obj: Record) -> dict[str, Any]:
-    """The tracked columns of a record, as the change log shows them."""
-    out: dict[str, Any] = {}
-    for name in type(obj).model_fields:
-        if name in UNTRACKED_FIELDS:
-            continue
-        value = getattr(obj, name)
-        out[name] = REDACTED if name in SECRET_FIELDS and value is not None else jsonable(value)
-    return out
+    """The tracked columns of a record, as JSON values (secrets included: `diff` redacts them)."""
+    return {name: jsonable(getattr(obj, name)) for name in type(obj).model_fields if name not in UNTRACKED_FIELDS}
+
+
+def _shown(name: str, value: Any) -> Any:
+    return REDACTED if name in SECRET_FIELDS and value is not None else value
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The fields whose values differ, as the log shows them: a changed secret appears, its values do not."""
     return {
-        name: {"before": before.get(name), "after": value} for name, value in after.items() if before.get(name) != value
+        name: {"before": _shown(name, before.get(name)), "after": _shown(name, value)}
+        for name, value in after.items()
+        if before.get(name) != value
     }
 
 
@@ -101,20 +102,19 @@ async def record_change(
     return change
 
 
+async def _log(
+    session: AsyncSession, principal: Principal, entity: str, obj: Record, op: str, fields: dict[str, dict[str, Any]]
+) -> None:
+    await record_change(
+        session, principal=principal, entity=entity, entity_id=obj.id, op=op, version=obj.version, fields=fields
+    )
+
+
 async def create(session: AsyncSession, principal: Principal, entity: str, obj: Record) -> None:
     """Insert a new record and log it."""
     session.add(obj)
     await session.flush()
-    fields = diff({}, values_of(obj))
-    await record_change(
-        session,
-        principal=principal,
-        entity=entity,
-        entity_id=obj.id,
-        op="create",
-        version=obj.version,
-        fields=fields,
-    )
+    await _log(session, principal, entity, obj, "create", diff({}, values_of(obj)))
 
 
 async def update(
@@ -130,15 +130,7 @@ async def update(
     obj.version += 1
     obj.updated_at = utcnow()
     await session.flush()
-    await record_change(
-        session,
-        principal=principal,
-        entity=entity,
-        entity_id=obj.id,
-        op="update",
-        version=obj.version,
-        fields=fields,
-    )
+    await _log(session, principal, entity, obj, "update", fields)
     return True
 
 
@@ -149,13 +141,4 @@ async def delete(session: AsyncSession, principal: Principal, entity: str, obj: 
     obj.updated_at = now
     obj.version += 1
     await session.flush()
-    fields = {"deleted_at": {"before": None, "after": jsonable(now)}}
-    await record_change(
-        session,
-        principal=principal,
-        entity=entity,
-        entity_id=obj.id,
-        op="delete",
-        version=obj.version,
-        fields=fields,
-    )
+    await _log(session, principal, entity, obj, "delete", {"deleted_at": {"before": None, "after": jsonable(now)}})

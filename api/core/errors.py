@@ -64,10 +64,6 @@ class PreconditionFailed(AppError):
     status, title, slug = 412, "Precondition failed", "precondition-failed"
 
 
-class PayloadTooLarge(AppError):
-    status, title, slug = 413, "Payload too large", "payload-too-large"
-
-
 class ValidationFailed(AppError):
     status, title, slug = 422, "Validation failed", "validation"
 

@@ -2,9 +2,12 @@
 
 import uuid
 from datetime import datetime
+from typing import TypeVar
 
-from sqlmodel import Field, SQLModel
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel, col, select
 
+from api.core.errors import NotFound
 from api.core.ids import new_id
 from api.core.types import UTCDateTime, utcnow
 
@@ -27,3 +30,20 @@ class Record(SQLModel):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     version: int = Field(default=1)
     deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+R = TypeVar("R", bound=Record)
+
+
+async def get_record(session: AsyncSession, model: type[R], org_id: uuid.UUID, record_id: uuid.UUID, what: str) -> R:
+    """A live (not deleted) record of the organisation, or 404: another organisation's id is simply not found."""
+    found = (
+        await session.scalars(
+            select(model).where(
+                col(model.id) == record_id, col(model.org_id) == org_id, col(model.deleted_at).is_(None)
+            )
+        )
+    ).first()
+    if found is None:
+        raise NotFound(f"No such {what}.")
+    return found
