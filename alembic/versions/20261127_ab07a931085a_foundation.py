@@ -29,6 +29,7 @@ def upgrade() -> None:
     with op.batch_alter_table('login_failure', schema=None) as batch_op:
         batch_op.create_index('ix_login_failure_address_at', ['address', 'at'], unique=False)
         batch_op.create_index('ix_login_failure_email_at', ['email', 'at'], unique=False)
+        batch_op.create_index('ix_login_failure_at', ['at'], unique=False)
 
     op.create_table('organization',
     sa.Column('id', sa.Uuid(), nullable=False),
@@ -197,6 +198,7 @@ def downgrade() -> None:
     op.drop_table('organization')
     with op.batch_alter_table('login_failure', schema=None) as batch_op:
         batch_op.drop_index('ix_login_failure_email_at')
+        batch_op.drop_index('ix_login_failure_at')
         batch_op.drop_index('ix_login_failure_address_at')
 
     op.drop_table('login_failure')

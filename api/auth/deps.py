@@ -18,6 +18,7 @@ from sqlmodel import col, select
 from api.auth.models import ApiKey, AuthSession, Role, User
 from api.auth.principals import Principal
 from api.auth.security import API_KEY_PREFIX, decode_access_token, same_digest
+from api.core import changes
 from api.core.db import WRITE_METHODS, SessionDep, get_database
 from api.core.errors import Forbidden, Unauthorized
 from api.core.types import utcnow
@@ -58,7 +59,7 @@ async def _user_principal(session: AsyncSession, token: str) -> Principal:
     )
 
 
-async def _key_principal(request: Request, session: AsyncSession, key: str) -> Principal:
+async def _key_principal(session: AsyncSession, key: str) -> tuple[Principal, ApiKey]:
     # "fbk_<hex>_<secret>": the secret may itself contain "_", so split from the left.
     prefix = "_".join(key.split("_", 2)[:2])
     api_key = (
@@ -72,10 +73,8 @@ async def _key_principal(request: Request, session: AsyncSession, key: str) -> P
     ).first()
     if api_key is None or not same_digest(key, api_key.key_hash):
         raise Unauthorized("The API key is not valid or has been revoked.")
-    now = utcnow()
-    if api_key.last_used_at is None or now - api_key.last_used_at > _LAST_USED_RESOLUTION:
-        await _touch_key(request, session, api_key.id, now)
-    return Principal(kind="api_key", org_id=api_key.org_id, id=api_key.id, scopes=frozenset(api_key.scopes))
+    principal = Principal(kind="api_key", org_id=api_key.org_id, id=api_key.id, scopes=frozenset(api_key.scopes))
+    return principal, api_key
 
 
 async def _touch_key(request: Request, session: AsyncSession, key_id: uuid.UUID, now: datetime) -> None:
@@ -98,9 +97,18 @@ async def current_principal(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("Sign in, or send an API key, as `Authorization: Bearer <token>`.")
     token = credentials.credentials
+    api_key = None
     if token.startswith(API_KEY_PREFIX):
-        return await _key_principal(request, session, token)
-    return await _user_principal(session, token)
+        principal, api_key = await _key_principal(session, token)
+    else:
+        principal = await _user_principal(session, token)
+    if request.method in WRITE_METHODS:
+        # Before any check a write makes, and before any other row lock (no deadlock with the key update below).
+        await changes.serialise_writes(session, principal.org_id)
+    now = utcnow()
+    if api_key is not None and (api_key.last_used_at is None or now - api_key.last_used_at > _LAST_USED_RESOLUTION):
+        await _touch_key(request, session, api_key.id, now)
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

@@ -21,6 +21,7 @@ from api.auth.security import (
     verify_password,
 )
 from api.core import changes
+from api.core.db import advisory_lock
 from api.core.errors import TooManyRequests, Unauthorized
 from api.core.types import utcnow
 from api.settings import get_settings
@@ -51,6 +52,15 @@ async def _throttle(session: AsyncSession, column: Mapped[str], value: str, limi
         raise TooManyRequests("Too many failed sign-in attempts; wait before trying again.", retry_after=retry_after)
 
 
+async def _record_failure(session: AsyncSession, email: str, address: str) -> None:
+    now = utcnow()
+    # Failures older than the window count for nothing: dropping them here keeps the table small.
+    expired = now - timedelta(seconds=get_settings().login_window_seconds)
+    await session.execute(sa.delete(LoginFailure).where(col(LoginFailure.at) < expired))
+    session.add(LoginFailure(email=email, address=address, at=now))
+    await session.flush()
+
+
 async def _start_session(session: AsyncSession, user: User, device: str) -> TokenPair:
     auth_session = AuthSession(org_id=user.org_id, user_id=user.id, device=device)
     session.add(auth_session)
@@ -75,20 +85,20 @@ async def _issue(session: AsyncSession, user: User, session_id: uuid.UUID) -> To
 async def login(*, session: AsyncSession, data: LoginRequest, address: str) -> TokenPair:
     settings = get_settings()
     email = data.email.lower()
+    # Attempts on one account queue up, so parallel guesses cannot all pass the count before any is recorded.
+    await advisory_lock(session, f"login:{email}")
     await _throttle(session, col(LoginFailure.email), email, settings.login_max_failures_per_account)
     await _throttle(session, col(LoginFailure.address), address, settings.login_max_failures_per_address)
     user = (await session.scalars(select(User).where(col(User.email) == email))).first()
-    if user is None or not verify_password(user.password_hash, data.password):
-        session.add(LoginFailure(email=email, address=address))
-        await session.flush()
+    # A deactivated account answers like a wrong password: the answer must not confirm a guessed password.
+    if user is None or not await verify_password(user.password_hash, data.password) or not user.is_active:
+        await _record_failure(session, email, address)
         raise InvalidCredentials()
-    if not user.is_active:
-        raise Unauthorized("This account has been deactivated; ask your administrator.")
     await session.execute(sa.delete(LoginFailure).where(col(LoginFailure.email) == email))
     # Sign-in bookkeeping, not an edit of the user: it bypasses the change log on purpose.
     user.last_login_at = utcnow()
     if user.password_hash and password_needs_rehash(user.password_hash):
-        user.password_hash = hash_password(data.password)
+        user.password_hash = await hash_password(data.password)
     return await _start_session(session, user, data.device)
 
 
@@ -157,7 +167,7 @@ async def accept_invite(*, session: AsyncSession, data: AcceptInvite) -> TokenPa
         actor,
         "user",
         user,
-        {"password_hash": hash_password(data.password), "invite_hash": None, "invite_expires_at": None},
+        {"password_hash": await hash_password(data.password), "invite_hash": None, "invite_expires_at": None},
     )
     # A password reset by invitation ends the sessions that the old password opened.
     await revoke_user_sessions(session, user.id, "password_reset")

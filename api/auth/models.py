@@ -102,6 +102,7 @@ class LoginFailure(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_login_failure_email_at", "email", "at"),
         sa.Index("ix_login_failure_address_at", "address", "at"),
+        sa.Index("ix_login_failure_at", "at"),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)

@@ -1,5 +1,6 @@
 """HTTP routes for sign-in, the current principal, users, teams and API keys."""
 
+import ipaddress
 import uuid
 from typing import Annotated
 
@@ -45,7 +46,11 @@ keys_router = APIRouter(prefix="/api-keys", tags=["api-keys"], responses=problem
 
 
 def _address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The client's IP address, normalised; a forwarded value that is not one counts as "unknown"."""
+    try:
+        return str(ipaddress.ip_address(request.client.host if request.client else ""))
+    except ValueError:
+        return "unknown"
 
 
 # Sign-in

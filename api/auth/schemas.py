@@ -75,7 +75,6 @@ class UserRead(Output):
     team_id: uuid.UUID | None
     is_active: bool
     has_password: bool = Field(description="False while an invitation is pending.")
-    last_login_at: datetime | None
     created_at: datetime
     updated_at: datetime
     version: int

@@ -125,7 +125,7 @@ async def create_user(*, session: AsyncSession, principal: Principal, data: User
     )
     token = None
     if data.password is not None:
-        user.password_hash = hash_password(data.password)
+        user.password_hash = await hash_password(data.password)
     else:
         token, user.invite_hash, user.invite_expires_at = _new_invite()
     await changes.create(session, principal, "user", user)

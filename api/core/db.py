@@ -7,6 +7,7 @@ response is sent (so a failed commit is reported, never hidden). Services flush,
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import sqlalchemy as sa
 from fastapi import Depends, Request
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
@@ -49,6 +50,13 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # fails with SQLITE_BUSY (no waiting) when another writer committed in between.
         immediate = conn.get_execution_options().get(_IMMEDIATE, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+async def advisory_lock(session: AsyncSession, key: str) -> None:
+    """Serialise transactions that name the same key, until commit. PostgreSQL only: SQLite's write
+    transactions are serialised already (BEGIN IMMEDIATE)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(key, 0))))
 
 
 class Database:

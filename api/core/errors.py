@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("fieldbook")
@@ -165,6 +166,12 @@ async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _on_integrity_error(request: Request, exc: Exception) -> JSONResponse:
+    # Checks in the services answer first; this is a concurrent write that won the race to a unique value.
+    log.info("integrity error on %s %s: %s", request.method, request.url.path, exc)
+    return problem(409, "Conflict", slug="conflict", detail="This conflicts with data saved meanwhile; try again.")
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(500, "Internal server error", slug="internal", detail="Something went wrong on our side.")
@@ -174,6 +181,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _on_app_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(IntegrityError, _on_integrity_error)
     app.add_exception_handler(Exception, _on_unexpected)
 
 

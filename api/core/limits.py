@@ -23,7 +23,7 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         declared = Headers(scope=scope).get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > self.max_bytes:
             response = problem(
                 413, "Payload too large", slug="payload-too-large", detail=_DETAIL.format(limit=self.max_bytes)
             )

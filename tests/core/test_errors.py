@@ -14,7 +14,7 @@ from sqlmodel import col, func, select
 
 from api.auth.models import ApiKey, AuthSession, Team, User
 from api.core.changes import Change
-from api.core.db import Database
+from api.core.db import Database, make_engine
 from api.main import create_app
 from api.settings import Settings
 from tests.factories import PASSWORD, Tenant, make_api_key, make_team, make_tenant
@@ -431,3 +431,15 @@ async def test_health_checks_answer_200_without_signing_in(client: httpx.AsyncCl
 
     assert response.status_code == 200, response.text
     assert response.json() == {"status": "ok"}
+
+
+async def test_readyz_is_a_503_problem_when_the_database_does_not_answer() -> None:
+    # Nothing listens on port 1: the database is unreachable, the process is still alive.
+    engine = make_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none", null_pool=True, connect_args={"timeout": 2})
+    app = create_app(database=Database(engine))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        ready = await client.get("/readyz")
+        live = await client.get("/healthz")
+    await engine.dispose()
+    assert_problem(ready, 503)
+    assert live.status_code == 200
