@@ -202,7 +202,8 @@ def team_subtree(org_id: uuid.UUID, root_id: uuid.UUID) -> sa.Select[tuple[uuid.
         .where(col(Team.id) == root_id, col(Team.org_id) == org_id)
         .cte("subtree", recursive=True)
     )
-    tree = tree.union_all(
+    # UNION (not UNION ALL): should a cycle ever exist, the walk still ends.
+    tree = tree.union(
         select(col(Team.id)).where(
             col(Team.parent_id) == tree.c.id, col(Team.org_id) == org_id, col(Team.deleted_at).is_(None)
         )
