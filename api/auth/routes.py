@@ -84,7 +84,7 @@ async def logout_route(data: RefreshRequest, session: SessionDep) -> None:
 
 @auth_router.post(
     "/accept-invite",
-    name="accept_invite",
+    name="accept-invite",
     summary="Set a password from an invitation and sign in",
     responses=problems(401, 422),
 )
