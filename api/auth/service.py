@@ -24,7 +24,7 @@ from api.auth.security import digest, expires_in, hash_password, new_api_key, ne
 from api.core import changes
 from api.core.errors import Conflict, NotFound, ValidationFailed
 from api.core.etags import ensure_version
-from api.core.models import get_record
+from api.core.models import get_record, live
 from api.core.pagination import keyset_page
 from api.core.types import fold, utcnow
 from api.settings import get_settings
@@ -61,7 +61,7 @@ async def list_users(
     limit: int,
     cursor: str | None,
 ) -> tuple[list[User], str | None]:
-    stmt = select(User).where(col(User.org_id) == principal.org_id, col(User.deleted_at).is_(None))
+    stmt = live(User, principal.org_id)
     if not (include_inactive and principal.is_admin):
         stmt = stmt.where(col(User.is_active).is_(True))
     if q:
@@ -218,7 +218,7 @@ async def get_team(session: AsyncSession, principal: Principal, team_id: uuid.UU
 async def list_teams(
     *, session: AsyncSession, principal: Principal, limit: int, cursor: str | None
 ) -> tuple[list[Team], str | None]:
-    stmt = select(Team).where(col(Team.org_id) == principal.org_id, col(Team.deleted_at).is_(None))
+    stmt = live(Team, principal.org_id)
     return await keyset_page(
         session,
         stmt,
@@ -300,7 +300,7 @@ async def get_api_key(session: AsyncSession, principal: Principal, key_id: uuid.
 async def list_api_keys(
     *, session: AsyncSession, principal: Principal, limit: int, cursor: str | None
 ) -> tuple[list[ApiKey], str | None]:
-    stmt = select(ApiKey).where(col(ApiKey.org_id) == principal.org_id, col(ApiKey.deleted_at).is_(None))
+    stmt = live(ApiKey, principal.org_id)
     return await keyset_page(
         session,
         stmt,

@@ -6,6 +6,7 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from api.core.errors import NotFound
 from api.core.ids import new_id
@@ -33,6 +34,11 @@ class Record(SQLModel):
 
 
 R = TypeVar("R", bound=Record)
+
+
+def live(model: type[R], org_id: uuid.UUID) -> SelectOfScalar[R]:
+    """The organisation's records of a kind that are not deleted: where every read of them starts."""
+    return select(model).where(col(model.org_id) == org_id, col(model.deleted_at).is_(None))
 
 
 async def get_record(session: AsyncSession, model: type[R], org_id: uuid.UUID, record_id: uuid.UUID, what: str) -> R:
