@@ -3,15 +3,17 @@
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from api.auth.routes import routers as auth_routers
 from api.core import audit
 from api.core.db import Database, get_database, make_engine
-from api.core.errors import ServiceUnavailable, install_error_handlers, problems
+from api.core.errors import ServiceUnavailable, document_problems, install_error_handlers, problems
 from api.core.limits import BodySizeLimit
 from api.settings import Settings, get_settings
 
@@ -59,6 +61,15 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         api.include_router(router)
     app.include_router(api)
     app.include_router(_health)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(
+                get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 

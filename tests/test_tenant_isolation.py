@@ -153,9 +153,6 @@ async def versions(session: AsyncSession, org_id: uuid.UUID) -> dict[str, Any]:
             select(model.id, model.version, model.deleted_at).where(col(model.org_id) == org_id)
         )
         state.update({f"{model.__tablename__}:{r.id}": (r.version, r.deleted_at) for r in rows})
-    state["revoked keys"] = await session.scalar(
-        select(func.count()).where(col(ApiKey.org_id) == org_id, col(ApiKey.revoked_at).is_not(None))
-    )
     state["changes"] = await session.scalar(select(func.count()).where(col(Change.org_id) == org_id))
     return state
 

@@ -122,7 +122,6 @@ def upgrade() -> None:
     sa.Column('scopes', JSONType, nullable=False),
     sa.Column('created_by', sa.Uuid(), nullable=True),
     sa.Column('last_used_at', UTCDateTime(), nullable=True),
-    sa.Column('revoked_at', UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['created_by'], ['user.id'], name=op.f('fk_api_key_created_by_user'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['org_id'], ['organization.id'], name=op.f('fk_api_key_org_id_organization'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_key')),

@@ -66,7 +66,6 @@ async def _key_principal(session: AsyncSession, key: str) -> tuple[Principal, Ap
         await session.scalars(
             select(ApiKey).where(
                 col(ApiKey.prefix) == prefix,
-                col(ApiKey.revoked_at).is_(None),
                 col(ApiKey.deleted_at).is_(None),
             )
         )

@@ -91,8 +91,8 @@ class ApiKey(Record, table=True):
     key_hash: str = Field(max_length=64)
     scopes: list[str] = Field(default_factory=list, sa_type=JSONType)
     created_by: uuid.UUID | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
+    # Revoking a key deletes it (deleted_at): it stops working at once and its history stays in the audit log.
     last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class LoginFailure(SQLModel, table=True):

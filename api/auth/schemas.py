@@ -2,7 +2,7 @@
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
@@ -94,12 +94,26 @@ class UserCreate(Input):
     )
 
 
+def _not_null(schema: dict[str, Any]) -> None:
+    variants = [v for v in schema.pop("anyOf", []) if v.get("type") != "null"]
+    if len(variants) == 1:
+        schema.update(variants[0])
+    elif variants:
+        schema["anyOf"] = variants
+
+
+def optional(**kwargs: Any) -> Any:
+    """A PATCH field that may be left out but not set to null: documented as non-nullable; the service refuses
+    an explicit null with a 422 naming the field."""
+    return Field(default=None, json_schema_extra=_not_null, **kwargs)
+
+
 class UserUpdate(Input):
-    email: EmailStr | None = Field(default=None, max_length=320)
-    name: Name | None = None
-    role: Role | None = None
+    email: EmailStr | None = optional(max_length=320)
+    name: Name | None = optional()
+    role: Role | None = optional()
     team_id: uuid.UUID | None = None
-    is_active: bool | None = None
+    is_active: bool | None = optional()
 
 
 class UserCreated(UserRead):
@@ -145,7 +159,7 @@ class TeamCreate(Input):
 
 
 class TeamUpdate(Input):
-    name: Name | None = None
+    name: Name | None = optional()
     parent_id: uuid.UUID | None = None
     head_id: uuid.UUID | None = None
 
@@ -161,7 +175,6 @@ class ApiKeyRead(Output):
     created_by: uuid.UUID | None
     created_at: datetime
     last_used_at: datetime | None
-    revoked_at: datetime | None
 
 
 class ApiKeyCreate(Input):

@@ -26,7 +26,7 @@ from api.core.errors import Conflict, NotFound, ValidationFailed
 from api.core.etags import ensure_version
 from api.core.models import get_record, live
 from api.core.pagination import keyset_page
-from api.core.types import fold, utcnow
+from api.core.types import fold
 from api.settings import get_settings
 
 
@@ -327,8 +327,5 @@ async def create_api_key(*, session: AsyncSession, principal: Principal, data: A
     return key, secret
 
 
-async def revoke_api_key(*, session: AsyncSession, principal: Principal, key_id: uuid.UUID) -> ApiKey:
-    key = await get_api_key(session, principal, key_id)
-    if key.revoked_at is None:
-        await changes.update(session, principal, "api_key", key, {"revoked_at": utcnow()})
-    return key
+async def revoke_api_key(*, session: AsyncSession, principal: Principal, key_id: uuid.UUID) -> None:
+    await changes.delete(session, principal, "api_key", await get_api_key(session, principal, key_id))

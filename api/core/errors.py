@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = logging.getLogger("fieldbook")
 
@@ -152,8 +153,19 @@ async def _on_validation_error(_request: Request, exc: Exception) -> JSONRespons
     return problem(422, "Validation failed", slug="validation", detail=f"Invalid input: {fields}", errors=items)
 
 
-async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str:
+    # Starlette's 405 names only the first route whose path matched; the Allow header must name them all.
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if route.matches(request.scope)[0] is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        exc.headers = {**(exc.headers or {}), "Allow": _allowed_methods(request)}
     titles = {400: "Bad request", 404: "Not found", 405: "Method not allowed", 413: "Payload too large"}
     title = titles.get(exc.status_code, "Error")
     detail = exc.detail if isinstance(exc.detail, str) else title
@@ -189,6 +201,7 @@ class ProblemItem(BaseModel):
     detail: str
     pointer: str | None = Field(default=None, description="JSON pointer into the request body, e.g. `#/email`.")
     parameter: str | None = Field(default=None, description="Name of the bad query, path or header parameter.")
+    location: str | None = Field(default=None, alias="in", description="Where `parameter` is: query, path, header.")
     code: str | None = None
 
 
@@ -217,6 +230,24 @@ _DESCRIPTIONS = {
 
 def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries for the errors an operation can answer."""
-    return {
-        code: {"model": Problem, "description": _DESCRIPTIONS[code], "content": {PROBLEM_JSON: {}}} for code in codes
-    }
+    return {code: {"model": Problem, "description": _DESCRIPTIONS[code]} for code in codes}
+
+
+def document_problems(spec: dict[str, Any]) -> dict[str, Any]:
+    """Make the OpenAPI document say what the API does: every error is problem+json (FastAPI documents its
+    default 422 and our models as application/json), and any operation with a body can answer 400."""
+    problem_content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for operations in spec.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            if "requestBody" in operation:
+                responses.setdefault("400", {"description": _DESCRIPTIONS[400]})
+            for code, response in responses.items():
+                if code.isdigit() and int(code) >= 400:
+                    response["content"] = problem_content
+                    if code == "422":
+                        response["description"] = _DESCRIPTIONS[422]
+    schemas = spec.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    return spec

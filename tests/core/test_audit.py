@@ -103,7 +103,7 @@ WRITES = {
     "create_key": Write(
         "POST", "/api-keys", {"name": "Sync", "scopes": ["users:read"]}, "api_key", "created", "create"
     ),
-    "revoke_key": Write("DELETE", "/api-keys/{key}", None, "api_key", "key", "update"),
+    "revoke_key": Write("DELETE", "/api-keys/{key}", None, "api_key", "key", "delete"),
 }
 
 

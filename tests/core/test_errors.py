@@ -108,7 +108,7 @@ def _limit(value: str, path: str = USERS) -> Any:
 
 def _if_match(value: str, path: str) -> Any:
     case = Bad(
-        "PATCH", path, 400, json={"name": "Renamed"}, headers=(("If-Match", value),), param=("header", "if-match")
+        "PATCH", path, 422, json={"name": "Renamed"}, headers=(("If-Match", value),), param=("header", "if-match")
     )
     return pytest.param(case, id=f"if-match={value[:12]}-{path.split('/')[3]}")
 
