@@ -153,13 +153,16 @@ async def _on_validation_error(_request: Request, exc: Exception) -> JSONRespons
     return problem(422, "Validation failed", slug="validation", detail=f"Invalid input: {fields}", errors=items)
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
 def _allowed_methods(request: Request) -> str:
-    # Starlette's 405 names only the first route whose path matched; the Allow header must name them all.
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        if route.matches(request.scope)[0] is not Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-    return ", ".join(sorted(methods))
+    # Starlette's 405 names only the methods of the first route whose path matched; Allow must name them all.
+    def accepts(method: str) -> bool:
+        scope = {**request.scope, "method": method}
+        return any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes)
+
+    return ", ".join(m for m in _METHODS if accepts(m))
 
 
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:

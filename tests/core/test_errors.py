@@ -358,18 +358,18 @@ async def test_a_genuine_cursor_is_accepted_on_its_own_list(
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "status"),
+    ("method", "path", "status", "allow"),
     [
-        ("GET", "/api/v1/no-such-thing", 404),
-        ("GET", "/nowhere", 404),
-        ("POST", "/api/v1/users/not-a-route/at-all", 404),
-        ("DELETE", "/api/v1/users", 405),
-        ("PUT", "/api/v1/teams", 405),
-        ("POST", "/healthz", 405),
+        ("GET", "/api/v1/no-such-thing", 404, None),
+        ("GET", "/nowhere", 404, None),
+        ("POST", "/api/v1/users/not-a-route/at-all", 404, None),
+        ("DELETE", "/api/v1/users", 405, "GET, POST"),
+        ("PUT", "/api/v1/teams/" + str(uuid.UUID(int=1)), 405, "DELETE, GET, PATCH"),
+        ("POST", "/healthz", 405, "GET"),
     ],
 )
 async def test_unknown_routes_and_wrong_methods_are_problems(
-    session: AsyncSession, client: httpx.AsyncClient, method: str, path: str, status: int
+    session: AsyncSession, client: httpx.AsyncClient, method: str, path: str, status: int, allow: str | None
 ) -> None:
     tenant = await make_tenant(session, client)
     before = await snapshot(session, tenant.org.id)
@@ -377,6 +377,8 @@ async def test_unknown_routes_and_wrong_methods_are_problems(
     response = await client.request(method, path, headers=tenant.headers)
 
     assert_problem(response, status)
+    # A 405 names every method the path accepts, not only those of the first route that matched it.
+    assert response.headers.get("allow") == allow
     assert await snapshot(session, tenant.org.id) == before
 
 
