@@ -2,13 +2,17 @@
 
 import asyncio
 from logging.config import fileConfig
+from typing import Literal
 
+import sqlalchemy as sa
 from alembic import context
+from alembic.autogenerate.api import AutogenContext
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import api.models  # noqa: F401  (registers every table)
 from api.core.db import make_engine
+from api.core.types import UTCDateTime
 from api.settings import get_settings
 
 config = context.config
@@ -23,12 +27,25 @@ def _url() -> str:
     return url
 
 
+def _render_item(type_: str, obj: object, autogen_context: AutogenContext) -> str | Literal[False]:
+    """Render our portable column types by name (the migrations import them), not by module path."""
+    if type_ != "type":
+        return False
+    if isinstance(obj, UTCDateTime):
+        autogen_context.imports.add("from api.core.types import UTCDateTime")
+        return "UTCDateTime()"
+    if isinstance(obj, sa.JSON) and "postgresql" in getattr(obj, "_variant_mapping", {}):
+        autogen_context.imports.add("from api.core.types import JSONType")
+        return "JSONType"
+    return False
+
+
 def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
-        user_module_prefix="",
+        render_item=_render_item,
         compare_type=True,
     )
 

@@ -11,7 +11,6 @@ import sqlalchemy as sa
 import sqlmodel
 ${imports if imports else ""}
 from alembic import op
-from api.core.types import JSONType, UTCDateTime
 
 revision: str = ${repr(up_revision)}
 down_revision: str | None = ${repr(down_revision)}

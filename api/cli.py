@@ -13,7 +13,7 @@ from api import demo as demo_data
 from api.auth.models import Organization, Role
 from api.auth.principals import Principal
 from api.auth.schemas import UserCreate
-from api.auth.service import create_user
+from api.auth.service import create_organization, create_user
 from api.core.db import Database, make_engine
 from api.core.errors import AppError
 from api.settings import Settings, get_settings
@@ -92,6 +92,8 @@ def user_create(
     name: Annotated[str, typer.Option(help="Full name.")],
     org: Annotated[str, typer.Option(help="Organisation name; created when no organisation has it.")],
     role: Annotated[Role, typer.Option(help="Role in the organisation.")] = Role.admin,
+    locale: Annotated[str, typer.Option(help="A new organisation's language, e.g. es-ES.")] = "es-ES",
+    currency: Annotated[str, typer.Option(help="A new organisation's currency (ISO 4217).")] = "EUR",
     password: Annotated[
         str,
         typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="At least 10 characters."),
@@ -108,9 +110,8 @@ def user_create(
     async def work(session: AsyncSession) -> str:
         organization = (await session.scalars(select(Organization).where(col(Organization.name) == org))).first()
         if organization is None:
-            organization = Organization(name=org)
-            session.add(organization)
-            await session.flush()
+            settings = {"locale": locale, "currency": currency.upper()}
+            organization = await create_organization(session, name=org, settings=settings)
         user, _ = await create_user(session=session, principal=Principal.system(organization.id), data=data)
         return f"Created {user.role} {user.email} in {organization.name}."
 

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.auth.models import Organization, Role, Team, User
 from api.auth.principals import Principal
 from api.auth.schemas import TeamCreate, TeamUpdate, UserCreate
-from api.auth.service import create_team, create_user, update_team
+from api.auth.service import create_organization, create_team, create_user, update_team
 
 DEMO_ORG_ID = uuid.UUID("018f0000-0000-7000-8000-00000000d3e0")
 DEMO_PASSWORD = "fieldbook-demo"
@@ -45,19 +45,12 @@ async def load(session: AsyncSession) -> DemoLogin:
     login = DemoLogin(email=ADMIN_EMAIL, password=DEMO_PASSWORD)
     if await session.get(Organization, DEMO_ORG_ID) is not None:
         return login
-    session.add(
-        Organization(
-            id=DEMO_ORG_ID,
-            name="Demo Comercial S.L.",
-            settings={
-                "default_region": "ES",
-                "currency": "EUR",
-                "locale": "es-ES",
-                "time_zone": "Europe/Madrid",
-            },
-        )
+    await create_organization(
+        session,
+        org_id=DEMO_ORG_ID,
+        name="Demo Comercial S.L.",
+        settings={"default_region": "ES", "currency": "EUR", "locale": "es-ES", "time_zone": "Europe/Madrid"},
     )
-    await session.flush()
     system = Principal.system(DEMO_ORG_ID)
 
     teams: dict[str, Team] = {}

@@ -2,5 +2,19 @@
 
 from api.auth.models import ApiKey, AuthSession, LoginFailure, Organization, RefreshToken, Team, User
 from api.core.changes import Change
+from api.deals.models import LostReason, Pipeline, Product, Stage
 
-__all__ = ["ApiKey", "AuthSession", "Change", "LoginFailure", "Organization", "RefreshToken", "Team", "User"]
+__all__ = [
+    "ApiKey",
+    "AuthSession",
+    "Change",
+    "LoginFailure",
+    "LostReason",
+    "Organization",
+    "Pipeline",
+    "Product",
+    "RefreshToken",
+    "Stage",
+    "Team",
+    "User",
+]

@@ -9,14 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.auth.models import ApiKey, Organization, Role, Team, User
 from api.auth.principals import Principal
 from api.auth.schemas import ApiKeyCreate, TeamCreate, UserCreate
-from api.auth.service import create_api_key, create_team, create_user
+from api.auth.service import create_api_key, create_organization, create_team, create_user
 
 PASSWORD = "correct-horse-battery"
 
 
-async def make_org(session: AsyncSession, name: str = "Acme") -> Organization:
-    org = Organization(name=name)
-    session.add(org)
+async def make_org(session: AsyncSession, name: str = "Acme", locale: str = "en") -> Organization:
+    org = await create_organization(session, name=name, settings={"locale": locale, "currency": "EUR"})
     await session.commit()
     return org
 

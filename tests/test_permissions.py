@@ -21,6 +21,9 @@ from api.auth.models import Role
 from api.auth.schemas import SCOPES, UserCreate
 from api.core.db import Database
 from api.core.errors import PROBLEM_JSON
+from api.deals import service as deals
+from api.deals.models import Pipeline, Stage
+from api.deals.schemas import LostReasonCreate, PipelineCreate, ProductCreate, StageSpec
 from api.main import create_app
 from tests.auth.test_login import bearer, tokens
 from tests.factories import PASSWORD, make_api_key, make_team, make_user, sign_in, system
@@ -66,6 +69,28 @@ EXPECTED: dict[str, frozenset[str]] = {
     "api-keys-revoke": ADMIN,
     "audit-list": ADMIN,
     "audit-get": ADMIN,
+    # Sales reference data: every role reads it (pickers, the board), keys with `deals:read`; admins change it.
+    **dict.fromkeys(
+        ("pipelines-list", "pipelines-get", "products-list", "products-get", "lost-reasons-list"),
+        SIGNED_IN_USERS | {"all_scopes_key"},
+    ),
+    **dict.fromkeys(
+        (
+            "pipelines-create",
+            "pipelines-update",
+            "pipelines-delete",
+            "pipelines-add-stage",
+            "stages-update",
+            "stages-delete",
+            "products-create",
+            "products-update",
+            "products-delete",
+            "lost-reasons-create",
+            "lost-reasons-update",
+            "lost-reasons-delete",
+        ),
+        ADMIN,
+    ),
 }
 
 
@@ -97,10 +122,44 @@ async def unused_key(world: World) -> Records:
     return dataclasses.replace(world.records, key=key)
 
 
+async def spare_pipeline(world: World) -> Records:
+    """A pipeline that is not the default, with two open stages: one may be deleted, and so may the pipeline."""
+    created = await deals.create_pipeline(
+        session=world.session,
+        principal=system(world.records.tenant.org),
+        data=PipelineCreate(name=f"Spare {uuid.uuid4().hex[:8]}", stages=[StageSpec(name="A"), StageSpec(name="B")]),
+    )
+    await world.session.commit()
+    pipeline = await world.session.get(Pipeline, created.id)
+    stage = await world.session.get(Stage, created.stages[0].id)
+    assert pipeline is not None and stage is not None
+    return dataclasses.replace(world.records, pipeline=pipeline, stage=stage)
+
+
+async def spare_product(world: World) -> Records:
+    product = await deals.create_product(
+        session=world.session, principal=system(world.records.tenant.org), data=ProductCreate(name="Spare")
+    )
+    await world.session.commit()
+    return dataclasses.replace(world.records, product=product)
+
+
+async def spare_lost_reason(world: World) -> Records:
+    reason = await deals.create_lost_reason(
+        session=world.session, principal=system(world.records.tenant.org), data=LostReasonCreate(name="Spare")
+    )
+    await world.session.commit()
+    return dataclasses.replace(world.records, lost_reason=reason)
+
+
 # The records a call addresses, for operations whose call consumes or deletes them (others share one set).
 FRESH: dict[str, RecordsOf] = {
     "teams-delete": empty_team,
     "api-keys-revoke": unused_key,
+    "pipelines-delete": spare_pipeline,
+    "stages-delete": spare_pipeline,
+    "products-delete": spare_product,
+    "lost-reasons-delete": spare_lost_reason,
 }
 
 
@@ -148,6 +207,14 @@ BODIES: dict[str, BodyOf] = {
     "teams-create": static({"name": "New Team"}),
     "teams-update": static({"name": "Renamed Team"}),
     "api-keys-create": static({"name": "Sync", "scopes": ["users:read"]}),
+    "pipelines-create": static({"name": "Renewals", "stages": [{"name": "Contacted"}]}),
+    "pipelines-update": static({"name": "Renamed Pipeline"}),
+    "pipelines-add-stage": static({"name": "Demo", "probability": 40}),
+    "stages-update": static({"name": "Renamed Stage"}),
+    "products-create": static({"name": "Consulting day", "price_minor": 80000}),
+    "products-update": static({"price_minor": 90000}),
+    "lost-reasons-create": static({"name": "Went silent"}),
+    "lost-reasons-update": static({"name": "Renamed reason"}),
 }
 
 

@@ -19,8 +19,12 @@ from sqlmodel import col, func, select
 from api.auth.models import ApiKey, Organization, Team, User
 from api.core.changes import Change
 from api.core.db import Database
+from api.core.models import live
+from api.deals import service as deals
+from api.deals.models import LostReason, Pipeline, Product, Stage
+from api.deals.schemas import ProductCreate
 from api.main import create_app
-from tests.factories import Tenant, make_api_key, make_team, make_tenant
+from tests.factories import Tenant, make_api_key, make_team, make_tenant, system
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,12 @@ class Records:
     team: Team
     key: ApiKey
     change_id: uuid.UUID
+    # Chosen so that a call on the organisation's own record changes nothing the later calls need: the default
+    # pipeline and its won stage cannot be deleted (409), the product and lost reason are deleted last.
+    pipeline: Pipeline
+    stage: Stage
+    product: Product
+    lost_reason: LostReason
 
 
 # How to get an organisation's id for each path parameter. A route with a parameter not listed here fails the suite.
@@ -40,12 +50,21 @@ ID_OF: dict[str, Callable[[Records], uuid.UUID]] = {
     "team_id": lambda r: r.team.id,
     "key_id": lambda r: r.key.id,
     "change_id": lambda r: r.change_id,
+    "pipeline_id": lambda r: r.pipeline.id,
+    "stage_id": lambda r: r.stage.id,
+    "product_id": lambda r: r.product.id,
+    "lost_reason_id": lambda r: r.lost_reason.id,
 }
 
 # A minimal valid body for each operation that takes one (keyed by method and path template).
 BODY_OF: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/v1/users/{user_id}"): {"name": "x"},
     ("PATCH", "/api/v1/teams/{team_id}"): {"name": "x"},
+    ("PATCH", "/api/v1/pipelines/{pipeline_id}"): {"name": "x"},
+    ("POST", "/api/v1/pipelines/{pipeline_id}/stages"): {"name": "x"},
+    ("PATCH", "/api/v1/stages/{stage_id}"): {"name": "x"},
+    ("PATCH", "/api/v1/products/{product_id}"): {"name": "x"},
+    ("PATCH", "/api/v1/lost-reasons/{lost_reason_id}"): {"name": "x"},
 }
 
 # Routes known to exist today: a check that the enumeration itself works (new routes are found without this list).
@@ -59,6 +78,10 @@ KNOWN_OPERATIONS = {
     ("GET", "/api/v1/api-keys/{key_id}"),
     ("DELETE", "/api/v1/api-keys/{key_id}"),
     ("GET", "/api/v1/audit/{change_id}"),
+    ("DELETE", "/api/v1/pipelines/{pipeline_id}"),
+    ("DELETE", "/api/v1/stages/{stage_id}"),
+    ("DELETE", "/api/v1/products/{product_id}"),
+    ("DELETE", "/api/v1/lost-reasons/{lost_reason_id}"),
 }
 
 _PARAM = re.compile(r"{(\w+)}")
@@ -114,7 +137,17 @@ async def _records(session: AsyncSession, client: httpx.AsyncClient, name: str) 
     tenant = await make_tenant(session, client, name)
     # A team of its own, with a name no other organisation uses (the tenant's default team is called "Sales").
     team = await make_team(session, tenant.org, name=f"{name} Private Team")
-    return Records(tenant, tenant.rep, team, tenant.key, await _first_audit_id(client, tenant))
+    org_id = tenant.org.id
+    pipeline = (await session.scalars(live(Pipeline, org_id).where(col(Pipeline.is_default)))).one()
+    won = (await session.scalars(live(Stage, org_id).where(col(Stage.kind) == "won"))).one()
+    product = await deals.create_product(
+        session=session, principal=system(tenant.org), data=ProductCreate(name=f"{name} Widget", sku=name[:8])
+    )
+    reason = (await session.scalars(live(LostReason, org_id).order_by(col(LostReason.position)))).first()
+    assert reason is not None
+    await session.commit()
+    audit_id = await _first_audit_id(client, tenant)
+    return Records(tenant, tenant.rep, team, tenant.key, audit_id, pipeline, won, product, reason)
 
 
 @pytest.fixture
@@ -135,6 +168,11 @@ def secrets_of(b: Records) -> list[str]:
         t.team.id,
         b.key.id,
         b.key.prefix,
+        b.pipeline.id,
+        b.stage.id,
+        b.product.id,
+        b.product.name,
+        b.lost_reason.id,
         *(x for user in (t.admin, t.rep) for x in (user.id, user.email, user.name)),
     ]
     return [str(v) for v in values]
@@ -148,7 +186,7 @@ def assert_mentions_none(response: httpx.Response, secrets: list[str]) -> None:
 async def versions(session: AsyncSession, org_id: uuid.UUID) -> dict[str, Any]:
     """The state of an organisation's records as the database has it (not as the session remembers it)."""
     state: dict[str, Any] = {}
-    for model in (User, Team, ApiKey):
+    for model in (User, Team, ApiKey, Pipeline, Stage, Product, LostReason):
         rows = await session.execute(
             select(model.id, model.version, model.deleted_at).where(col(model.org_id) == org_id)
         )
@@ -302,6 +340,7 @@ async def test_an_api_key_whose_secret_contains_an_underscore_authenticates(
         ("PATCH", "/api/v1/teams/{own_team}", {"parent_id": "{team}"}, "parent_id"),
         ("POST", "/api/v1/teams", {"name": "Led", "head_id": "{user}"}, "head_id"),
         ("PATCH", "/api/v1/teams/{own_team}", {"head_id": "{user}"}, "head_id"),
+        ("PATCH", "/api/v1/pipelines/{own_pipeline}", {"team_id": "{team}"}, "team_id"),
     ],
 )
 async def test_references_to_another_orgs_records_are_refused(
@@ -314,7 +353,13 @@ async def test_references_to_another_orgs_records_are_refused(
     pointer: str,
 ) -> None:
     a, b = orgs
-    ids = {"team": str(b.team.id), "user": str(b.user.id), "own_user": str(a.user.id), "own_team": str(a.team.id)}
+    ids = {
+        "team": str(b.team.id),
+        "user": str(b.user.id),
+        "own_user": str(a.user.id),
+        "own_team": str(a.team.id),
+        "own_pipeline": str(a.pipeline.id),
+    }
     before = await versions(session, a.tenant.org.id)
 
     response = await client.request(

@@ -31,11 +31,10 @@ from api.auth.schemas import (
 )
 from api.core.db import SessionDep
 from api.core.errors import problems
-from api.core.etags import parse_if_match, set_etag
+from api.core.etags import IfMatchDep, set_etag
 from api.core.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from api.core.types import SearchText
 
-IfMatchDep = Annotated[int | None, Depends(parse_if_match)]
 UsersReader = Annotated[Principal, Depends(allow(scope="users:read"))]
 
 auth_router = APIRouter(prefix="/auth", tags=["auth"])

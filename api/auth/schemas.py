@@ -2,11 +2,12 @@
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from api.auth.models import Role, User
+from api.core.schemas import Input, Output, optional
 from api.core.types import Name, Password, ShortText
 
 Scope = Literal[
@@ -23,14 +24,6 @@ Scope = Literal[
 SCOPES: tuple[str, ...] = get_args(Scope)
 Device = ShortText
 Token = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-
-
-class Input(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Output(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
 
 
 # Sign-in
@@ -92,20 +85,6 @@ class UserCreate(Input):
     password: Password | None = Field(
         default=None, description="Set a password now, or leave it out to get a one-time invitation token."
     )
-
-
-def _not_null(schema: dict[str, Any]) -> None:
-    variants = [v for v in schema.pop("anyOf", []) if v.get("type") != "null"]
-    if len(variants) == 1:
-        schema.update(variants[0])
-    elif variants:
-        schema["anyOf"] = variants
-
-
-def optional(**kwargs: Any) -> Any:
-    """A PATCH field that may be left out but not set to null: documented as non-nullable; the service refuses
-    an explicit null with a 422 naming the field."""
-    return Field(default=None, json_schema_extra=_not_null, **kwargs)
 
 
 class UserUpdate(Input):

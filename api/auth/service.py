@@ -27,6 +27,7 @@ from api.core.etags import ensure_version
 from api.core.models import get_record, live
 from api.core.pagination import keyset_page
 from api.core.types import fold
+from api.deals import service as deals
 from api.settings import get_settings
 
 
@@ -36,6 +37,19 @@ def _like(term: str) -> str:
 
 
 # Organisation
+
+
+async def create_organization(
+    session: AsyncSession, *, name: str, settings: dict[str, Any] | None = None, org_id: uuid.UUID | None = None
+) -> Organization:
+    """A new organisation, ready to sell: it gets its default pipeline and lost reasons in its language."""
+    org = Organization(name=name, settings=settings or {})
+    if org_id is not None:
+        org.id = org_id
+    session.add(org)
+    await session.flush()
+    await deals.seed_defaults(session, Principal.system(org.id), org)
+    return org
 
 
 async def get_organization(session: AsyncSession, principal: Principal) -> Organization:

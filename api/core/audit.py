@@ -16,7 +16,7 @@ from api.core.db import SessionDep
 from api.core.errors import NotFound, problems
 from api.core.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, keyset_page
 
-EntityName = Literal["user", "team", "api_key"]
+EntityName = Literal["user", "team", "api_key", "product", "pipeline", "stage", "lost_reason"]
 
 
 class FieldChange(BaseModel):

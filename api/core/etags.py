@@ -4,7 +4,7 @@ import re
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import Header, Response
+from fastapi import Depends, Header, Response
 from pydantic import BaseModel
 
 from api.core.errors import PreconditionFailed
@@ -28,6 +28,9 @@ def parse_if_match(
     found = _ETAG.match(if_match)
     assert found is not None  # the header's pattern was checked before this runs
     return int(found.group(1))
+
+
+IfMatchDep = Annotated[int | None, Depends(parse_if_match)]
 
 
 def set_etag(response: Response, version: int) -> None:

@@ -37,7 +37,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _no_nul(value: str) -> str:
+def no_nul(value: str) -> str:
     # PostgreSQL refuses U+0000 in text; reject it as bad input rather than fail at write time.
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
@@ -50,10 +50,10 @@ def fold(value: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_no_nul)]
-ShortText = Annotated[str, StringConstraints(max_length=200), AfterValidator(_no_nul)]
-SearchText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100), AfterValidator(_no_nul)]
-Password = Annotated[str, StringConstraints(min_length=10, max_length=256), AfterValidator(_no_nul)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(no_nul)]
+ShortText = Annotated[str, StringConstraints(max_length=200), AfterValidator(no_nul)]
+SearchText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100), AfterValidator(no_nul)]
+Password = Annotated[str, StringConstraints(min_length=10, max_length=256), AfterValidator(no_nul)]
 
 
 def jsonable(value: Any) -> Any:
