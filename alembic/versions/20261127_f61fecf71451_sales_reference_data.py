@@ -44,6 +44,7 @@ def upgrade() -> None:
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('deleted_at', UTCDateTime(), nullable=True),
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('name_folded', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
     sa.Column('sku', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('price_minor', sa.BigInteger(), nullable=False),
     sa.Column('currency', sqlmodel.sql.sqltypes.AutoString(length=3), nullable=False),
@@ -54,6 +55,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('product', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_product_org_id'), ['org_id'], unique=False)
+        batch_op.create_index('ix_product_org_id_name_folded_id', ['org_id', 'name_folded', 'id'], unique=False)
 
     op.create_table('pipeline',
     sa.Column('id', sa.Uuid(), nullable=False),
@@ -109,6 +111,7 @@ def downgrade() -> None:
 
     op.drop_table('pipeline')
     with op.batch_alter_table('product', schema=None) as batch_op:
+        batch_op.drop_index('ix_product_org_id_name_folded_id')
         batch_op.drop_index(batch_op.f('ix_product_org_id'))
 
     op.drop_table('product')

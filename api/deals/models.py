@@ -16,9 +16,14 @@ class StageKind(StrEnum):
 
 
 class Product(Record, table=True):
-    __table_args__ = (sa.CheckConstraint("price_minor >= 0", name="price_not_negative"),)
+    __table_args__ = (
+        sa.CheckConstraint("price_minor >= 0", name="price_not_negative"),
+        sa.Index("ix_product_org_id_name_folded_id", "org_id", "name_folded", "id"),
+    )
 
     name: str = Field(max_length=200)
+    # Case- and accent-folded name: the list's order ("Ábaco" sorts with "abaco", the same on both databases).
+    name_folded: str = Field(max_length=200)
     sku: str | None = Field(default=None, max_length=64)
     # Money is an integer count of the currency's minor unit (cents) and the ISO 4217 code.
     price_minor: int = Field(default=0, sa_type=sa.BigInteger)

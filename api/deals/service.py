@@ -17,6 +17,7 @@ from api.core.errors import Conflict, ValidationFailed
 from api.core.etags import ensure_version
 from api.core.models import get_record, live
 from api.core.pagination import keyset_page
+from api.core.types import fold
 from api.deals.models import LostReason, Pipeline, Product, Stage, StageKind
 from api.deals.schemas import (
     LostReasonCreate,
@@ -204,9 +205,12 @@ async def delete_pipeline(
     await changes.delete(session, principal, "pipeline", pipeline)
 
 
-async def _renumber(session: AsyncSession, principal: Principal, ordered: list[Stage]) -> None:
-    for position, stage in enumerate(ordered, start=1):
-        await changes.update(session, principal, "stage", stage, {"position": position})
+async def _renumber(
+    session: AsyncSession, principal: Principal, entity: str, ordered: list[Stage] | list[LostReason]
+) -> None:
+    """Positions 1..n in the given order (only the records whose position changes are written)."""
+    for position, item in enumerate(ordered, start=1):
+        await changes.update(session, principal, entity, item, {"position": position})
 
 
 def _split(stages: list[Stage]) -> tuple[list[Stage], list[Stage]]:
@@ -232,7 +236,7 @@ async def add_stage(*, session: AsyncSession, principal: Principal, pipeline_id:
     )
     await changes.create(session, principal, "stage", stage)
     index = min(data.position or len(open_stages) + 1, len(open_stages) + 1) - 1
-    await _renumber(session, principal, [*open_stages[:index], stage, *open_stages[index:], *ends])
+    await _renumber(session, principal, "stage", [*open_stages[:index], stage, *open_stages[index:], *ends])
     return stage
 
 
@@ -258,7 +262,7 @@ async def update_stage(
         open_stages, ends = _split(await _stages_of(session, principal, [stage.pipeline_id]))
         others = [s for s in open_stages if s.id != stage.id]
         index = min(position, len(open_stages)) - 1
-        await _renumber(session, principal, [*others[:index], stage, *others[index:], *ends])
+        await _renumber(session, principal, "stage", [*others[:index], stage, *others[index:], *ends])
     return stage
 
 
@@ -273,7 +277,7 @@ async def delete_stage(
     if len(open_stages) == 1:
         raise Conflict("A pipeline needs at least one open stage.")
     await changes.delete(session, principal, "stage", stage)
-    await _renumber(session, principal, [*(s for s in open_stages if s.id != stage.id), *ends])
+    await _renumber(session, principal, "stage", [*(s for s in open_stages if s.id != stage.id), *ends])
 
 
 def _refuse_nulls(fields: dict[str, Any], *names: str) -> None:
@@ -295,8 +299,8 @@ async def list_products(
         session,
         stmt,
         scope="products",
-        keys=[col(Product.name), col(Product.id)],
-        key_of=lambda p: (p.name, p.id),
+        keys=[col(Product.name_folded), col(Product.id)],
+        key_of=lambda p: (p.name_folded, p.id),
         limit=limit,
         cursor=cursor,
     )
@@ -324,7 +328,12 @@ async def create_product(*, session: AsyncSession, principal: Principal, data: P
     assert org is not None
     currency = data.currency or str(org.settings.get("currency", "EUR"))
     product = Product(
-        org_id=principal.org_id, name=data.name, sku=data.sku, price_minor=data.price_minor, currency=currency
+        org_id=principal.org_id,
+        name=data.name,
+        name_folded=fold(data.name),
+        sku=data.sku,
+        price_minor=data.price_minor,
+        currency=currency,
     )
     await changes.create(session, principal, "product", product)
     return product
@@ -342,6 +351,8 @@ async def update_product(
     ensure_version(product, expected_version, ProductRead.model_validate)
     fields: dict[str, Any] = data.model_dump(exclude_unset=True)
     _refuse_nulls(fields, "name", "price_minor", "currency", "is_active")
+    if "name" in fields:
+        fields["name_folded"] = fold(fields["name"])
     if fields.get("sku") is not None:
         await _check_sku_free(session, principal, fields["sku"], except_id=product.id)
     await changes.update(session, principal, "product", product, fields)
@@ -385,8 +396,7 @@ async def update_lost_reason(
         reasons = await list_lost_reasons(session=session, principal=principal, include_inactive=True)
         others = [r for r in reasons if r.id != reason.id]
         index = min(position, len(others) + 1) - 1
-        for number, item in enumerate([*others[:index], reason, *others[index:]], start=1):
-            await changes.update(session, principal, "lost_reason", item, {"position": number})
+        await _renumber(session, principal, "lost_reason", [*others[:index], reason, *others[index:]])
     return reason
 
 
@@ -404,3 +414,5 @@ async def delete_lost_reason(
     reason = await get_record(session, LostReason, principal.org_id, lost_reason_id, "lost reason")
     ensure_version(reason, expected_version, LostReasonRead.model_validate)
     await changes.delete(session, principal, "lost_reason", reason)
+    remaining = await list_lost_reasons(session=session, principal=principal, include_inactive=True)
+    await _renumber(session, principal, "lost_reason", remaining)
