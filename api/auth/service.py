@@ -26,6 +26,7 @@ from api.core.errors import Conflict, NotFound, ValidationFailed
 from api.core.etags import ensure_version
 from api.core.models import get_record, live
 from api.core.pagination import keyset_page
+from api.core.schemas import changed_fields
 from api.core.types import fold
 from api.deals import service as deals
 from api.settings import get_settings
@@ -168,10 +169,7 @@ async def update_user(
 ) -> User:
     user = await get_user(session, principal, user_id)
     ensure_version(user, expected_version, user_read)
-    fields: dict[str, Any] = data.model_dump(exclude_unset=True)
-    for name in ("email", "name", "role", "is_active"):
-        if name in fields and fields[name] is None:
-            raise ValidationFailed.field(f"#/{name}", "must not be null")
+    fields = changed_fields(data)
     if "email" in fields:
         fields["email"] = fields["email"].lower()
         await _check_email_free(session, fields["email"], except_id=user.id)
@@ -274,9 +272,7 @@ async def update_team(
 ) -> Team:
     team = await get_team(session, principal, team_id)
     ensure_version(team, expected_version, TeamRead.model_validate)
-    fields: dict[str, Any] = data.model_dump(exclude_unset=True)
-    if "name" in fields and fields["name"] is None:
-        raise ValidationFailed.field("#/name", "must not be null")
+    fields = changed_fields(data)
     if fields.get("parent_id") is not None:
         await _check_team_ref(session, principal, fields["parent_id"], "parent_id")
         below = set((await session.scalars(team_subtree(principal.org_id, team.id))).all())

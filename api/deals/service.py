@@ -5,7 +5,6 @@ Everyone in the organisation reads them (pickers, the board); only admins change
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, func, select
@@ -17,6 +16,7 @@ from api.core.errors import Conflict, ValidationFailed
 from api.core.etags import ensure_version
 from api.core.models import get_record, live
 from api.core.pagination import keyset_page
+from api.core.schemas import changed_fields
 from api.core.types import fold
 from api.deals.models import LostReason, Pipeline, Product, Stage, StageKind
 from api.deals.schemas import (
@@ -179,8 +179,7 @@ async def update_pipeline(
 ) -> PipelineRead:
     pipeline = await get_record(session, Pipeline, principal.org_id, pipeline_id, "pipeline")
     await _ensure_pipeline_version(session, principal, pipeline, expected_version)
-    fields: dict[str, Any] = data.model_dump(exclude_unset=True)
-    _refuse_nulls(fields, "name", "is_default")
+    fields = changed_fields(data)
     if "team_id" in fields:
         await _check_team(session, principal, fields["team_id"])
     if fields.get("is_default") is False and pipeline.is_default:
@@ -250,8 +249,7 @@ async def update_stage(
 ) -> Stage:
     stage = await get_record(session, Stage, principal.org_id, stage_id, "stage")
     ensure_version(stage, expected_version, StageRead.model_validate)
-    fields: dict[str, Any] = data.model_dump(exclude_unset=True)
-    _refuse_nulls(fields, "name", "probability", "position")
+    fields = changed_fields(data)
     is_open = stage.kind == StageKind.open.value
     for name in ("probability", "rotten_days", "position"):
         if name in fields and not is_open:
@@ -278,12 +276,6 @@ async def delete_stage(
         raise Conflict("A pipeline needs at least one open stage.")
     await changes.delete(session, principal, "stage", stage)
     await _renumber(session, principal, "stage", [*(s for s in open_stages if s.id != stage.id), *ends])
-
-
-def _refuse_nulls(fields: dict[str, Any], *names: str) -> None:
-    for name in names:
-        if name in fields and fields[name] is None:
-            raise ValidationFailed.field(f"#/{name}", "must not be null")
 
 
 # Products
@@ -349,8 +341,7 @@ async def update_product(
 ) -> Product:
     product = await get_record(session, Product, principal.org_id, product_id, "product")
     ensure_version(product, expected_version, ProductRead.model_validate)
-    fields: dict[str, Any] = data.model_dump(exclude_unset=True)
-    _refuse_nulls(fields, "name", "price_minor", "currency", "is_active")
+    fields = changed_fields(data)
     if "name" in fields:
         fields["name_folded"] = fold(fields["name"])
     if fields.get("sku") is not None:
@@ -388,8 +379,7 @@ async def update_lost_reason(
 ) -> LostReason:
     reason = await get_record(session, LostReason, principal.org_id, lost_reason_id, "lost reason")
     ensure_version(reason, expected_version, LostReasonRead.model_validate)
-    fields: dict[str, Any] = data.model_dump(exclude_unset=True)
-    _refuse_nulls(fields, "name", "is_active", "position")
+    fields = changed_fields(data)
     position = fields.pop("position", None)
     await changes.update(session, principal, "lost_reason", reason, fields)
     if position is not None:
