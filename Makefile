@@ -32,8 +32,9 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy api
 
+# One test process per core; each builds its own SQLite file and PostgreSQL database.
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache fieldbook.db fieldbook.db-wal fieldbook.db-shm
