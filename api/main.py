@@ -11,6 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from api.auth.routes import routers as auth_routers
+from api.clients.routes import routers as clients_routers
 from api.core import audit
 from api.core.db import Database, get_database, make_engine
 from api.core.errors import ServiceUnavailable, document_problems, install_error_handlers, problems
@@ -58,7 +59,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
     api = APIRouter(prefix=API_PREFIX)
-    for router in (*auth_routers, *deals_routers, audit.router):
+    for router in (*auth_routers, *clients_routers, *deals_routers, audit.router):
         api.include_router(router)
     app.include_router(api)
     app.include_router(_health)

@@ -1,19 +1,33 @@
 """Every table, imported in one place so that Alembic and the tests see the whole schema."""
 
+from api.activities.models import Activity
 from api.auth.models import ApiKey, AuthSession, LoginFailure, Organization, RefreshToken, Team, User
+from api.clients.models import Company, Contact, ContactPoint, CustomField
 from api.core.changes import Change
-from api.deals.models import LostReason, Pipeline, Product, Stage
+from api.deals.models import Deal, DealLine, DealStageEvent, LostReason, Pipeline, Product, Stage
+from api.feed.models import FeedEvent
+from api.sharing.models import Share
 
 __all__ = [
+    "Activity",
     "ApiKey",
     "AuthSession",
     "Change",
+    "Company",
+    "Contact",
+    "ContactPoint",
+    "CustomField",
+    "Deal",
+    "DealLine",
+    "DealStageEvent",
+    "FeedEvent",
     "LoginFailure",
     "LostReason",
     "Organization",
     "Pipeline",
     "Product",
     "RefreshToken",
+    "Share",
     "Stage",
     "Team",
     "User",

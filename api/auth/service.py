@@ -27,15 +27,9 @@ from api.core.etags import ensure_version
 from api.core.models import get_record, live
 from api.core.pagination import keyset_page
 from api.core.schemas import changed_fields
-from api.core.types import fold
+from api.core.types import contains_pattern, fold
 from api.deals import service as deals
 from api.settings import get_settings
-
-
-def _like(term: str) -> str:
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
 
 # Organisation
 
@@ -82,8 +76,8 @@ async def list_users(
     if q:
         stmt = stmt.where(
             sa.or_(
-                col(User.name_folded).like(_like(fold(q)), escape="\\"),
-                col(User.email).like(_like(q.lower()), escape="\\"),
+                col(User.name_folded).like(contains_pattern(fold(q)), escape="\\"),
+                col(User.email).like(contains_pattern(q.lower()), escape="\\"),
             )
         )
     return await keyset_page(

@@ -1,5 +1,7 @@
 """Base classes and field helpers shared by every domain's API shapes."""
 
+import uuid
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,6 +17,13 @@ class Input(BaseModel):
 
 class Output(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+class RecordRead(Output):
+    id: uuid.UUID
+    created_at: datetime
+    updated_at: datetime
+    version: int
 
 
 def _not_null(schema: dict[str, Any]) -> None:

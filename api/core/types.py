@@ -8,6 +8,8 @@ import sqlalchemy as sa
 from pydantic import AfterValidator, StringConstraints
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -33,6 +35,29 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
+class json_array_has(sa.sql.functions.FunctionElement[bool]):
+    """`json_array_has(column, value)`: the JSON array in `column` holds `value` (a tag filter)."""
+
+    type = sa.Boolean()
+    inherit_cache = True
+
+
+@compiles(json_array_has, "postgresql")
+def _json_array_has_pg(element: json_array_has, compiler: SQLCompiler, **kw: Any) -> str:
+    column, value = list(element.clauses)
+    # jsonb containment: the GIN-indexable form.
+    return f"({compiler.process(column, **kw)} @> jsonb_build_array(CAST({compiler.process(value, **kw)} AS TEXT)))"
+
+
+@compiles(json_array_has, "sqlite")
+def _json_array_has_sqlite(element: json_array_has, compiler: SQLCompiler, **kw: Any) -> str:
+    column, value = list(element.clauses)
+    return (
+        f"EXISTS (SELECT 1 FROM json_each({compiler.process(column, **kw)}) "
+        f"WHERE json_each.value = {compiler.process(value, **kw)})"
+    )
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -48,6 +73,20 @@ def fold(value: str) -> str:
     """Lower-case and strip accents, so that 'jose' finds 'José' (Spanish-speaking teams type without them)."""
     decomposed = unicodedata.normalize("NFKD", value.casefold())
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def _escape_like(term: str) -> str:
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def contains_pattern(term: str) -> str:
+    """A LIKE pattern (escape character `\\`) matching `term` anywhere."""
+    return f"%{_escape_like(term)}%"
+
+
+def prefix_pattern(term: str) -> str:
+    """A LIKE pattern (escape character `\\`) matching values that start with `term`: it can use an index."""
+    return f"{_escape_like(term)}%"
 
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(no_nul)]

@@ -1,13 +1,12 @@
 """API shapes for products, pipelines, stages and lost reasons."""
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
 from pydantic_extra_types.currency_code import ISO4217
 
-from api.core.schemas import Input, Output, optional
+from api.core.schemas import Input, RecordRead, optional
 from api.core.types import Name, no_nul
 from api.deals.models import StageKind
 
@@ -15,13 +14,6 @@ Probability = Annotated[int, Field(ge=0, le=100, description="Chance of winning 
 RottenDays = Annotated[int, Field(ge=1, le=3650, description="Days without activity before a deal is rotten.")]
 Sku = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), AfterValidator(no_nul)]
 MinorUnits = Annotated[int, Field(ge=0, le=10**15, description="Price in the currency's minor unit (cents).")]
-
-
-class RecordRead(Output):
-    id: uuid.UUID
-    created_at: datetime
-    updated_at: datetime
-    version: int
 
 
 # Products

@@ -1,0 +1,212 @@
+"""Who sees what (DESIGN §5), in one place: every list, get, search, feed, timeline and card filters with it.
+
+| role      | clients & deals                                                    | writes                        |
+|-----------|--------------------------------------------------------------------|-------------------------------|
+| rep       | own, shared with them, their team's when the organisation allows   | what they see; own to delete  |
+| manager   | everything owned in their team subtree, and what is shared with them | same; reassign in subtree   |
+| marketing | everything, read-only                                              | none                          |
+| admin     | everything                                                         | everything                    |
+| API key   | everything its scopes name                                         | with a `:write` scope         |
+
+A contact is also visible through its company, a deal through its company or contact, and an activity through
+the client or deal it is about: sharing a client shares its card.
+"""
+
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import Depends
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from api.activities.models import Activity
+from api.auth.deps import allow
+from api.auth.models import Organization, Role, User
+from api.auth.principals import Principal
+from api.auth.service import team_subtree
+from api.clients.models import Company, Contact
+from api.core.db import SessionDep
+from api.core.errors import Forbidden, NotFound, ValidationFailed
+from api.core.models import R
+from api.deals.models import Deal
+from api.sharing.models import Share
+
+REPS_SEE_TEAM = "reps_see_team"
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """A principal with the owners whose records it sees resolved (one query per request)."""
+
+    principal: Principal
+    everything: bool
+    # Owners whose records the viewer sees.
+    owner_ids: frozenset[uuid.UUID]
+    # Owners whose records the viewer may delete and reassign, and may assign records to: themselves for a rep,
+    # their subtree for a manager (a rep who sees the team's records does not run them).
+    charge_ids: frozenset[uuid.UUID]
+
+    @property
+    def org_id(self) -> uuid.UUID:
+        return self.principal.org_id
+
+    @property
+    def user_id(self) -> uuid.UUID | None:
+        return self.principal.user_id
+
+    @property
+    def read_only(self) -> bool:
+        return self.principal.kind == "user" and self.principal.role is Role.marketing
+
+    def owns(self, owner_id: uuid.UUID) -> bool:
+        """Whether the record's owner is in the viewer's charge: deleting and reassigning need this."""
+        return (self.everything and not self.read_only) or owner_id in self.charge_ids
+
+
+async def viewer_for(session: AsyncSession, principal: Principal) -> Viewer:
+    if principal.kind != "user" or principal.role in (Role.admin, Role.marketing):
+        return Viewer(principal, everything=True, owner_ids=frozenset(), charge_ids=frozenset())
+    assert principal.id is not None
+    me = frozenset({principal.id})
+    if principal.team_id is None:
+        return Viewer(principal, everything=False, owner_ids=me, charge_ids=me)
+    if principal.role is Role.manager:
+        team = await _members(session, principal, team_subtree(principal.org_id, principal.team_id))
+        return Viewer(principal, everything=False, owner_ids=me | team, charge_ids=me | team)
+    org_settings = await session.scalar(select(Organization.settings).where(col(Organization.id) == principal.org_id))
+    if (org_settings or {}).get(REPS_SEE_TEAM):
+        team = await _members(session, principal, select(sa.literal(principal.team_id)))
+        return Viewer(principal, everything=False, owner_ids=me | team, charge_ids=me)
+    return Viewer(principal, everything=False, owner_ids=me, charge_ids=me)
+
+
+async def _members(session: AsyncSession, principal: Principal, team_ids: sa.Select[Any]) -> frozenset[uuid.UUID]:
+    rows = await session.scalars(
+        select(User.id).where(col(User.org_id) == principal.org_id, col(User.team_id).in_(team_ids))
+    )
+    return frozenset(rows)
+
+
+def _shared(viewer: Viewer, entity: str, id_column: Any) -> sa.ColumnElement[bool]:
+    return sa.exists().where(
+        col(Share.org_id) == viewer.org_id,
+        col(Share.user_id) == viewer.user_id,
+        col(Share.entity) == entity,
+        col(Share.entity_id) == id_column,
+        col(Share.deleted_at).is_(None),
+    )
+
+
+def _visible_ids(model: type[Company] | type[Contact], viewer: Viewer, condition: sa.ColumnElement[bool]) -> Any:
+    return select(model.id).where(col(model.org_id) == viewer.org_id, condition)
+
+
+def company_filter(viewer: Viewer, company: Any = Company) -> sa.ColumnElement[bool]:
+    if viewer.everything:
+        return sa.true()
+    return sa.or_(company.owner_id.in_(viewer.owner_ids), _shared(viewer, "company", company.id))
+
+
+def _own_contact(viewer: Viewer, contact: Any) -> sa.ColumnElement[bool]:
+    return sa.or_(contact.owner_id.in_(viewer.owner_ids), _shared(viewer, "contact", contact.id))
+
+
+def contact_filter(viewer: Viewer, contact: Any = Contact) -> sa.ColumnElement[bool]:
+    if viewer.everything:
+        return sa.true()
+    return sa.or_(
+        _own_contact(viewer, contact),
+        contact.company_id.in_(_visible_ids(Company, viewer, company_filter(viewer))),
+    )
+
+
+def deal_filter(viewer: Viewer, deal: Any = Deal) -> sa.ColumnElement[bool]:
+    if viewer.everything:
+        return sa.true()
+    return sa.or_(
+        deal.owner_id.in_(viewer.owner_ids),
+        _shared(viewer, "deal", deal.id),
+        deal.company_id.in_(_visible_ids(Company, viewer, company_filter(viewer))),
+        deal.contact_id.in_(_visible_ids(Contact, viewer, _own_contact(viewer, Contact))),
+    )
+
+
+def activity_filter(viewer: Viewer, activity: Any = Activity) -> sa.ColumnElement[bool]:
+    if viewer.everything:
+        return sa.true()
+    return sa.or_(
+        activity.owner_id.in_(viewer.owner_ids),
+        activity.assignee_id.in_(viewer.owner_ids),
+        activity.company_id.in_(_visible_ids(Company, viewer, company_filter(viewer))),
+        activity.contact_id.in_(_visible_ids(Contact, viewer, contact_filter(viewer))),
+        activity.deal_id.in_(select(Deal.id).where(col(Deal.org_id) == viewer.org_id, deal_filter(viewer))),
+    )
+
+
+FILTERS = {Company: company_filter, Contact: contact_filter, Deal: deal_filter, Activity: activity_filter}
+
+
+def visible(viewer: Viewer, model: type[R], *, deleted: bool = False) -> Any:
+    """The live records of a kind the viewer may see: where every read of clients, deals and activities starts.
+    With `deleted`, the deleted ones instead (the bin, to restore from)."""
+    tombstone = col(model.deleted_at).is_not(None) if deleted else col(model.deleted_at).is_(None)
+    return select(model).where(col(model.org_id) == viewer.org_id, tombstone, FILTERS[model](viewer))
+
+
+async def get_visible(session: AsyncSession, viewer: Viewer, model: type[R], record_id: uuid.UUID, what: str) -> R:
+    """A record the viewer may see, or 404: what they may not see is not found, as another organisation's is."""
+    found: R | None = (await session.scalars(visible(viewer, model).where(col(model.id) == record_id))).first()
+    if found is None:
+        raise NotFound(f"No such {what}.")
+    return found
+
+
+async def get_writable(session: AsyncSession, viewer: Viewer, model: type[R], record_id: uuid.UUID, what: str) -> R:
+    """A record the viewer may change: visible, and the viewer is not read-only."""
+    if viewer.read_only:
+        raise Forbidden("Your role can read clients and deals but not change them.")
+    return await get_visible(session, viewer, model, record_id, what)
+
+
+def ensure_owner(viewer: Viewer, owner_id: uuid.UUID) -> None:
+    """Deleting or reassigning a record needs its owner in the viewer's charge (a share is not enough)."""
+    if not viewer.owns(owner_id):
+        raise Forbidden("Only the owner, their manager or an admin can do this.")
+
+
+async def check_owner(session: AsyncSession, viewer: Viewer, owner_id: uuid.UUID, pointer: str = "#/owner_id") -> None:
+    """A new owner must be an active colleague the viewer may assign to: themselves for a rep, anyone in their
+    subtree for a manager, anyone for an admin or an integration."""
+    exists = await session.scalar(
+        select(User.id).where(
+            col(User.id) == owner_id, col(User.org_id) == viewer.org_id, col(User.is_active).is_(True)
+        )
+    )
+    if exists is None:
+        raise ValidationFailed.field(pointer, "No such active colleague.")
+    if not viewer.owns(owner_id):
+        raise ValidationFailed.field(pointer, "You can assign records only to yourself or people in your team.")
+
+
+async def ensure_visible_ref(
+    session: AsyncSession, viewer: Viewer, model: type[R], record_id: uuid.UUID, pointer: str
+) -> None:
+    """A reference in a request body must name a record the viewer may see: else 422 on that field (and no hint
+    whether it exists elsewhere)."""
+    stmt = visible(viewer, model).where(col(model.id) == record_id).with_only_columns(col(model.id))
+    if await session.scalar(stmt) is None:
+        raise ValidationFailed.field(pointer, f"No such {model.__tablename__}.")
+
+
+def viewer_of(*roles: Role, scope: str) -> Callable[..., Coroutine[Any, Any, Viewer]]:
+    """A route dependency: the caller (checked like `allow`) with what they may see resolved."""
+
+    async def resolve(
+        principal: Annotated[Principal, Depends(allow(*roles, scope=scope))], session: SessionDep
+    ) -> Viewer:
+        return await viewer_for(session, principal)
+
+    return resolve
