@@ -27,7 +27,7 @@ from api.core.errors import problems
 from api.core.etags import IfMatchDep, set_etag
 from api.core.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from api.core.types import SearchText
-from api.sharing.visibility import Viewer, viewer_of
+from api.sharing.visibility import OwnerQuery, Viewer, owner_filter, viewer_of
 
 ClientReaderDep = Annotated[Viewer, Depends(viewer_of(scope="clients:read"))]
 # Marketing reads clients but does not change them.
@@ -35,7 +35,6 @@ ClientWriterDep = Annotated[Viewer, Depends(viewer_of(Role.admin, Role.manager, 
 ConfirmDuplicate = Annotated[
     bool, Query(description="Create or save even though a client with the same e-mail, phone or domain exists.")
 ]
-OwnerQuery = Annotated[uuid.UUID | None, Query(description="Only this owner's records.")]
 
 
 def _client_router(spec: ClientKindSpec, path: str, create_model: Any, update_model: Any, read_model: Any) -> APIRouter:
@@ -62,7 +61,7 @@ def _client_router(spec: ClientKindSpec, path: str, create_model: Any, update_mo
             viewer=viewer,
             spec=spec,
             q=q,
-            owner_id=owner_id,
+            owner_id=owner_filter(viewer, owner_id),
             tag=tag,
             segment=segment,
             company_id=company_id,

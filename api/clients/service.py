@@ -25,7 +25,7 @@ from api.clients.schemas import (
     DuplicateMatch,
 )
 from api.core import changes
-from api.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from api.core.errors import Conflict, Forbidden, ValidationFailed
 from api.core.etags import ensure_version
 from api.core.ids import new_id
 from api.core.models import get_record, live
@@ -37,6 +37,7 @@ from api.sharing.visibility import (
     check_owner,
     ensure_owner,
     ensure_visible_ref,
+    get_restorable,
     get_visible,
     get_writable,
     visible,
@@ -50,7 +51,8 @@ ClientModel = Company | Contact
 
 @dataclass(frozen=True)
 class ClientKindSpec:
-    model: type[Company] | type[Contact]
+    # Company or Contact. Typed loosely: mypy cannot bind the visibility helpers' TypeVar to a union of classes.
+    model: Any
     kind: ClientKind
     what: str
 
@@ -378,14 +380,7 @@ async def delete_client(
 
 
 async def restore_client(*, session: AsyncSession, viewer: Viewer, spec: ClientKindSpec, client_id: uuid.UUID) -> Any:
-    if viewer.read_only:
-        raise Forbidden("Your role can read clients but not change them.")
-    record = (
-        await session.scalars(visible(viewer, spec.model, deleted=True).where(col(spec.model.id) == client_id))
-    ).first()
-    if record is None:
-        raise NotFound(f"No such deleted {spec.what}.")
-    ensure_owner(viewer, record.owner_id)
+    record = await get_restorable(session, viewer, spec.model, client_id, spec.what)
     await changes.update(session, viewer.principal, spec.kind.value, record, {"deleted_at": None})
     await _write_points(session, spec, record)
     return record

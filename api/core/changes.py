@@ -22,7 +22,9 @@ REDACTED = "[redacted]"
 # Secrets never reach the log: a change to them is shown, their values are not.
 SECRET_FIELDS = frozenset({"password_hash", "key_hash", "invite_hash"})
 # Bookkeeping and derived columns: they change with every write and say nothing to a reader.
-UNTRACKED_FIELDS = frozenset({"id", "org_id", "created_at", "updated_at", "version", "name_folded"})
+UNTRACKED_FIELDS = frozenset(
+    {"id", "org_id", "created_at", "updated_at", "version", "name_folded", "title_folded", "rots_at"}
+)
 
 
 class Change(SQLModel, table=True):

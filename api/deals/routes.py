@@ -11,7 +11,7 @@ from api.core.db import SessionDep
 from api.core.errors import problems
 from api.core.etags import IfMatchDep, set_etag
 from api.core.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
-from api.deals import service
+from api.deals import deal_routes, service
 from api.deals.schemas import (
     LostReasonCreate,
     LostReasonRead,
@@ -281,4 +281,4 @@ async def delete_lost_reason(
     )
 
 
-routers = (pipelines_router, stages_router, products_router, reasons_router)
+routers = (deal_routes.router, pipelines_router, stages_router, products_router, reasons_router)

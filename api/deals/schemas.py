@@ -1,14 +1,15 @@
-"""API shapes for products, pipelines, stages and lost reasons."""
+"""API shapes for deals and their reference data: products, pipelines, stages and lost reasons."""
 
 import uuid
-from typing import Annotated
+from datetime import date, datetime
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic_extra_types.currency_code import ISO4217
 
-from api.core.schemas import Input, RecordRead, optional
+from api.core.schemas import Input, Output, RecordRead, optional
 from api.core.types import Name, no_nul
-from api.deals.models import StageKind
+from api.deals.models import DealStatus, StageKind
 
 Probability = Annotated[int, Field(ge=0, le=100, description="Chance of winning a deal in this stage, in %.")]
 RottenDays = Annotated[int, Field(ge=1, le=3650, description="Days without activity before a deal is rotten.")]
@@ -123,3 +124,114 @@ class LostReasonUpdate(Input):
     name: Name | None = optional()
     is_active: bool | None = optional()
     position: int | None = optional(ge=1)
+
+
+# Deals
+
+Amount = Annotated[int, Field(ge=0, le=10**15, description="In the currency's minor unit (cents).")]
+Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000), AfterValidator(no_nul)]
+
+
+class DealLineIn(Input):
+    product_id: uuid.UUID | None = Field(default=None, description="Name and price default to the product's.")
+    name: Name | None = None
+    quantity: int = Field(default=1, ge=1, le=1_000_000)
+    unit_price_minor: Amount | None = None
+    discount_percent: int = Field(default=0, ge=0, le=100)
+
+
+class DealLineRead(Output):
+    id: uuid.UUID
+    product_id: uuid.UUID | None
+    name: str
+    quantity: int
+    unit_price_minor: int
+    discount_percent: int
+    amount_minor: int
+
+
+class DealRead(RecordRead):
+    title: str
+    company_id: uuid.UUID | None
+    contact_id: uuid.UUID | None
+    pipeline_id: uuid.UUID
+    stage_id: uuid.UUID
+    owner_id: uuid.UUID
+    amount_minor: int
+    currency: str
+    expected_close_on: date | None
+    status: DealStatus
+    lost_reason_id: uuid.UUID | None
+    lost_note: str | None
+    won_at: datetime | None
+    lost_at: datetime | None
+    previous_deal_id: uuid.UUID | None
+    stage_entered_at: datetime
+    last_activity_at: datetime | None
+    rots_at: datetime | None
+    rotten: bool = Field(description="Open, and nothing happened for the stage's `rotten_days`.")
+    custom: dict[str, Any]
+    deleted_at: datetime | None
+
+
+class DealDetail(DealRead):
+    lines: list[DealLineRead]
+
+
+class DealCreate(Input):
+    id: uuid.UUID | None = Field(default=None, description="A UUIDv7 made by the client; one is made when left out.")
+    title: Name
+    company_id: uuid.UUID | None = None
+    contact_id: uuid.UUID | None = None
+    pipeline_id: uuid.UUID | None = Field(default=None, description="Defaults to the default pipeline.")
+    stage_id: uuid.UUID | None = Field(default=None, description="An open stage; defaults to the pipeline's first.")
+    owner_id: uuid.UUID | None = Field(default=None, description="Defaults to you (an API key must name one).")
+    amount_minor: Amount = 0
+    currency: ISO4217 | None = Field(default=None, description="Defaults to the organisation's currency.")
+    expected_close_on: date | None = None
+    previous_deal_id: uuid.UUID | None = Field(default=None, description="The deal this one repeats (a resale).")
+    lines: list[DealLineIn] | None = Field(default=None, max_length=100, description="The amount is their total.")
+    custom: dict[str, Any] = Field(default_factory=dict, max_length=100)
+
+
+class DealUpdate(Input):
+    title: Name | None = optional()
+    company_id: uuid.UUID | None = None
+    contact_id: uuid.UUID | None = None
+    owner_id: uuid.UUID | None = optional(description="Reassign: a manager within their team, an admin anywhere.")
+    amount_minor: Amount | None = optional(description="Only for deals without lines.")
+    currency: ISO4217 | None = optional()
+    expected_close_on: date | None = None
+    previous_deal_id: uuid.UUID | None = None
+    custom: dict[str, Any] | None = optional(max_length=100)
+
+
+class DealMove(Input):
+    stage_id: uuid.UUID = Field(description="An open stage of the deal's pipeline.")
+
+
+class DealLose(Input):
+    lost_reason_id: uuid.UUID
+    note: Note | None = None
+
+
+class DealReopen(Input):
+    stage_id: uuid.UUID | None = Field(default=None, description="Defaults to the stage it was in before closing.")
+
+
+class DealLines(Input):
+    lines: list[DealLineIn] = Field(max_length=100)
+
+
+class StageColumn(BaseModel):
+    stage: StageRead
+    count: int
+    totals: dict[str, int] = Field(description="Sum of amounts per currency, in minor units.")
+    weighted: dict[str, int] = Field(description="Totals weighted by the stage's probability.")
+    items: list[DealRead]
+    next_cursor: str | None = Field(description="For `GET /deals?stage_id=...&cursor=`.")
+
+
+class Board(BaseModel):
+    pipeline_id: uuid.UUID
+    stages: list[StageColumn]

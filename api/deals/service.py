@@ -5,6 +5,7 @@ Everyone in the organisation reads them (pickers, the board); only admins change
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, func, select
@@ -18,7 +19,8 @@ from api.core.models import get_record, live
 from api.core.pagination import keyset_page
 from api.core.schemas import changed_fields
 from api.core.types import fold
-from api.deals.models import LostReason, Pipeline, Product, Stage, StageKind
+from api.deals import rotting
+from api.deals.models import Deal, LostReason, Pipeline, Product, Stage, StageKind
 from api.deals.schemas import (
     LostReasonCreate,
     LostReasonRead,
@@ -199,9 +201,16 @@ async def delete_pipeline(
     await _ensure_pipeline_version(session, principal, pipeline, expected_version)
     if pipeline.is_default:
         raise Conflict("The default pipeline cannot be deleted; make another pipeline the default first.")
+    await _refuse_if_deals(session, principal, col(Deal.pipeline_id) == pipeline.id, "pipeline")
     for stage in await _stages_of(session, principal, [pipeline.id]):
         await changes.delete(session, principal, "stage", stage)
     await changes.delete(session, principal, "pipeline", pipeline)
+
+
+async def _refuse_if_deals(session: AsyncSession, principal: Principal, where: Any, what: str) -> None:
+    count = await session.scalar(select(func.count()).select_from(live(Deal, principal.org_id).where(where).subquery()))
+    if count:
+        raise Conflict(f"{count} deal(s) are in this {what}: move them first.", extra={"deal_count": count})
 
 
 async def _renumber(
@@ -255,7 +264,10 @@ async def update_stage(
         if name in fields and not is_open:
             raise ValidationFailed.field(f"#/{name}", "The won and lost stages keep their place and probability.")
     position = fields.pop("position", None)
+    rotting_changed = "rotten_days" in fields and fields["rotten_days"] != stage.rotten_days
     await changes.update(session, principal, "stage", stage, fields)
+    if rotting_changed:
+        await rotting.restage(session, stage)
     if position is not None:
         open_stages, ends = _split(await _stages_of(session, principal, [stage.pipeline_id]))
         others = [s for s in open_stages if s.id != stage.id]
@@ -274,6 +286,7 @@ async def delete_stage(
     open_stages, ends = _split(await _stages_of(session, principal, [stage.pipeline_id]))
     if len(open_stages) == 1:
         raise Conflict("A pipeline needs at least one open stage.")
+    await _refuse_if_deals(session, principal, col(Deal.stage_id) == stage.id, "stage")
     await changes.delete(session, principal, "stage", stage)
     await _renumber(session, principal, "stage", [*(s for s in open_stages if s.id != stage.id), *ends])
 

@@ -15,10 +15,10 @@ the client or deal it is about: sharing a client shares its card.
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import sqlalchemy as sa
-from fastapi import Depends
+from fastapi import Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -30,11 +30,13 @@ from api.auth.service import team_subtree
 from api.clients.models import Company, Contact
 from api.core.db import SessionDep
 from api.core.errors import Forbidden, NotFound, ValidationFailed
-from api.core.models import R
 from api.deals.models import Deal
 from api.sharing.models import Share
 
 REPS_SEE_TEAM = "reps_see_team"
+
+# The kinds of record visibility rules apply to (all have an owner).
+V = TypeVar("V", Company, Contact, Deal, Activity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,22 +151,35 @@ def activity_filter(viewer: Viewer, activity: Any = Activity) -> sa.ColumnElemen
 FILTERS = {Company: company_filter, Contact: contact_filter, Deal: deal_filter, Activity: activity_filter}
 
 
-def visible(viewer: Viewer, model: type[R], *, deleted: bool = False) -> Any:
+def visible(viewer: Viewer, model: type[V], *, deleted: bool = False) -> Any:
     """The live records of a kind the viewer may see: where every read of clients, deals and activities starts.
     With `deleted`, the deleted ones instead (the bin, to restore from)."""
     tombstone = col(model.deleted_at).is_not(None) if deleted else col(model.deleted_at).is_(None)
     return select(model).where(col(model.org_id) == viewer.org_id, tombstone, FILTERS[model](viewer))
 
 
-async def get_visible(session: AsyncSession, viewer: Viewer, model: type[R], record_id: uuid.UUID, what: str) -> R:
+async def get_visible(session: AsyncSession, viewer: Viewer, model: type[V], record_id: uuid.UUID, what: str) -> V:
     """A record the viewer may see, or 404: what they may not see is not found, as another organisation's is."""
-    found: R | None = (await session.scalars(visible(viewer, model).where(col(model.id) == record_id))).first()
+    found: V | None = (await session.scalars(visible(viewer, model).where(col(model.id) == record_id))).first()
     if found is None:
         raise NotFound(f"No such {what}.")
     return found
 
 
-async def get_writable(session: AsyncSession, viewer: Viewer, model: type[R], record_id: uuid.UUID, what: str) -> R:
+async def get_restorable(session: AsyncSession, viewer: Viewer, model: type[V], record_id: uuid.UUID, what: str) -> V:
+    """A deleted record the viewer may bring back: one they could see, whose owner is in their charge."""
+    if viewer.read_only:
+        raise Forbidden("Your role can read records but not change them.")
+    found: V | None = (
+        await session.scalars(visible(viewer, model, deleted=True).where(col(model.id) == record_id))
+    ).first()
+    if found is None:
+        raise NotFound(f"No such deleted {what}.")
+    ensure_owner(viewer, found.owner_id)
+    return found
+
+
+async def get_writable(session: AsyncSession, viewer: Viewer, model: type[V], record_id: uuid.UUID, what: str) -> V:
     """A record the viewer may change: visible, and the viewer is not read-only."""
     if viewer.read_only:
         raise Forbidden("Your role can read clients and deals but not change them.")
@@ -192,7 +207,7 @@ async def check_owner(session: AsyncSession, viewer: Viewer, owner_id: uuid.UUID
 
 
 async def ensure_visible_ref(
-    session: AsyncSession, viewer: Viewer, model: type[R], record_id: uuid.UUID, pointer: str
+    session: AsyncSession, viewer: Viewer, model: type[V], record_id: uuid.UUID, pointer: str
 ) -> None:
     """A reference in a request body must name a record the viewer may see: else 422 on that field (and no hint
     whether it exists elsewhere)."""
@@ -210,3 +225,25 @@ def viewer_of(*roles: Role, scope: str) -> Callable[..., Coroutine[Any, Any, Vie
         return await viewer_for(session, principal)
 
     return resolve
+
+
+OwnerQuery = Annotated[
+    str | None,
+    Query(
+        alias="owner_id",
+        pattern=r"^(me|[0-9a-fA-F-]{32,36})$",
+        description="Only this owner's records: a user id, or `me`.",
+    ),
+]
+
+
+def owner_filter(viewer: Viewer, value: str | None) -> uuid.UUID | None:
+    if value is None:
+        return None
+    if value == "me":
+        if viewer.user_id is None:
+            raise ValidationFailed(
+                "An API key has no records of its own.", errors=[{"in": "query", "parameter": "owner_id"}]
+            )
+        return viewer.user_id
+    return uuid.UUID(value)

@@ -1,0 +1,527 @@
+"""Deals: created in an open stage, moved along their pipeline, won, lost (with a reason) or reopened.
+
+Every stage entry is a `deal_stage_event` with the time spent in the stage before, which is what funnels and
+cycle times are computed from; wins, losses, reopenings and moves also reach the feed.
+"""
+
+import uuid
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, func, select
+
+from api.auth.models import Organization
+from api.clients.models import Company, Contact
+from api.clients.service import check_custom
+from api.core import changes
+from api.core.errors import Conflict, Forbidden, ValidationFailed
+from api.core.etags import ensure_version
+from api.core.ids import new_id
+from api.core.models import live
+from api.core.pagination import keyset_page
+from api.core.schemas import changed_fields
+from api.core.types import fold, utcnow
+from api.deals.models import Deal, DealLine, DealStageEvent, DealStatus, LostReason, Pipeline, Product, Stage, StageKind
+from api.deals.rotting import rots_at
+from api.deals.schemas import (
+    Board,
+    DealCreate,
+    DealDetail,
+    DealLineIn,
+    DealLineRead,
+    DealRead,
+    DealUpdate,
+    StageColumn,
+    StageRead,
+)
+from api.feed.models import FeedKind
+from api.feed.service import emit
+from api.sharing.visibility import (
+    Viewer,
+    check_owner,
+    ensure_owner,
+    ensure_visible_ref,
+    get_restorable,
+    get_visible,
+    get_writable,
+    visible,
+)
+
+LIST_SCOPE = "deal-list"
+
+
+def present(deal: Deal, now: datetime | None = None) -> DealRead:
+    rotten = deal.rots_at is not None and deal.rots_at <= (now or utcnow())
+    return DealRead.model_validate({**deal.model_dump(), "rotten": rotten})
+
+
+def line_amount(quantity: int, unit_price_minor: int, discount_percent: int) -> int:
+    # Rounded half up to the minor unit, as an invoice would.
+    return (quantity * unit_price_minor * (100 - discount_percent) + 50) // 100
+
+
+def _present_line(line: DealLine) -> DealLineRead:
+    amount = line_amount(line.quantity, line.unit_price_minor, line.discount_percent)
+    return DealLineRead.model_validate({**line.model_dump(), "amount_minor": amount})
+
+
+async def _lines_of(session: AsyncSession, deal: Deal) -> list[DealLine]:
+    stmt = live(DealLine, deal.org_id).where(col(DealLine.deal_id) == deal.id).order_by(col(DealLine.position))
+    return list((await session.scalars(stmt)).all())
+
+
+async def detail(session: AsyncSession, deal: Deal) -> DealDetail:
+    lines = [_present_line(line) for line in await _lines_of(session, deal)]
+    return DealDetail.model_validate({**present(deal).model_dump(), "lines": lines})
+
+
+async def _stage(session: AsyncSession, org_id: uuid.UUID, stage_id: uuid.UUID, pointer: str) -> Stage:
+    stage = await session.scalar(live(Stage, org_id).where(col(Stage.id) == stage_id))
+    if stage is None:
+        raise ValidationFailed.field(pointer, "No such stage.")
+    return stage
+
+
+async def _stages(session: AsyncSession, org_id: uuid.UUID, pipeline_id: uuid.UUID) -> list[Stage]:
+    stmt = live(Stage, org_id).where(col(Stage.pipeline_id) == pipeline_id).order_by(col(Stage.position))
+    return list((await session.scalars(stmt)).all())
+
+
+async def _end_stage(session: AsyncSession, deal: Deal, kind: StageKind) -> Stage:
+    stages = await _stages(session, deal.org_id, deal.pipeline_id)
+    return next(s for s in stages if s.kind == kind.value)
+
+
+# Reads
+
+
+async def get_deal(*, session: AsyncSession, viewer: Viewer, deal_id: uuid.UUID) -> Deal:
+    return await get_visible(session, viewer, Deal, deal_id, "deal")
+
+
+def _filtered(
+    viewer: Viewer,
+    *,
+    owner_id: uuid.UUID | None = None,
+    pipeline_id: uuid.UUID | None = None,
+    stage_id: uuid.UUID | None = None,
+    status: DealStatus | None = None,
+    company_id: uuid.UUID | None = None,
+    contact_id: uuid.UUID | None = None,
+    close_from: date | None = None,
+    close_to: date | None = None,
+    rotten: bool | None = None,
+    q: str | None = None,
+) -> Any:
+    stmt = visible(viewer, Deal)
+    conditions = {
+        col(Deal.owner_id): owner_id,
+        col(Deal.pipeline_id): pipeline_id,
+        col(Deal.stage_id): stage_id,
+        col(Deal.status): status.value if status else None,
+        col(Deal.company_id): company_id,
+        col(Deal.contact_id): contact_id,
+    }
+    for column, value in conditions.items():
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if close_from is not None:
+        stmt = stmt.where(col(Deal.expected_close_on) >= close_from)
+    if close_to is not None:
+        stmt = stmt.where(col(Deal.expected_close_on) <= close_to)
+    if rotten is not None:
+        now = utcnow()
+        is_rotten = sa.and_(col(Deal.rots_at).is_not(None), col(Deal.rots_at) <= now)
+        stmt = stmt.where(is_rotten if rotten else sa.not_(is_rotten))
+    if q:
+        stmt = stmt.where(col(Deal.title_folded).contains(fold(q), autoescape=True))
+    return stmt
+
+
+async def list_deals(
+    *, session: AsyncSession, viewer: Viewer, limit: int, cursor: str | None, **filters: Any
+) -> tuple[list[Deal], str | None]:
+    """Newest first (ids are time-ordered UUIDv7s, so the order is stable while paging)."""
+    return await keyset_page(
+        session,
+        _filtered(viewer, **filters),
+        scope=LIST_SCOPE,
+        keys=[col(Deal.id)],
+        key_of=lambda d: (d.id,),
+        limit=limit,
+        cursor=cursor,
+        descending=True,
+    )
+
+
+async def board(
+    *, session: AsyncSession, viewer: Viewer, pipeline_id: uuid.UUID | None, owner_id: uuid.UUID | None, limit: int
+) -> Board:
+    """Per stage of a pipeline: how many deals, their totals, and the first page of them."""
+    pipeline = await _pipeline(session, viewer.org_id, pipeline_id, "pipeline_id")
+    stages = await _stages(session, viewer.org_id, pipeline.id)
+    base = _filtered(viewer, owner_id=owner_id, pipeline_id=pipeline.id).subquery()
+    sums = await session.execute(
+        select(base.c.stage_id, base.c.currency, func.count(), func.sum(base.c.amount_minor)).group_by(
+            base.c.stage_id, base.c.currency
+        )
+    )
+    counts: dict[uuid.UUID, int] = {}
+    totals: dict[uuid.UUID, dict[str, int]] = {}
+    for stage_id, currency, count, amount in sums:
+        counts[stage_id] = counts.get(stage_id, 0) + count
+        totals.setdefault(stage_id, {})[currency] = int(amount or 0)
+    now = utcnow()
+    columns = []
+    for stage in stages:
+        deals, next_cursor = await list_deals(
+            session=session, viewer=viewer, limit=limit, cursor=None, stage_id=stage.id, owner_id=owner_id
+        )
+        stage_totals = totals.get(stage.id, {})
+        columns.append(
+            StageColumn(
+                stage=StageRead.model_validate(stage),
+                count=counts.get(stage.id, 0),
+                totals=stage_totals,
+                weighted={c: (a * stage.probability + 50) // 100 for c, a in stage_totals.items()},
+                items=[present(d, now) for d in deals],
+                next_cursor=next_cursor,
+            )
+        )
+    return Board(pipeline_id=pipeline.id, stages=columns)
+
+
+# Writes
+
+
+async def _pipeline(session: AsyncSession, org_id: uuid.UUID, pipeline_id: uuid.UUID | None, name: str) -> Pipeline:
+    stmt = live(Pipeline, org_id)
+    stmt = stmt.where(col(Pipeline.id) == pipeline_id) if pipeline_id else stmt.where(col(Pipeline.is_default))
+    pipeline = (await session.scalars(stmt)).first()
+    if pipeline is None:
+        raise ValidationFailed.field(f"#/{name}", "No such pipeline.")
+    return pipeline
+
+
+async def _check_refs(session: AsyncSession, viewer: Viewer, fields: dict[str, Any], deal_id: uuid.UUID) -> None:
+    if fields.get("company_id") is not None:
+        await ensure_visible_ref(session, viewer, Company, fields["company_id"], "#/company_id")
+    if fields.get("contact_id") is not None:
+        await ensure_visible_ref(session, viewer, Contact, fields["contact_id"], "#/contact_id")
+    if fields.get("previous_deal_id") is not None:
+        await ensure_visible_ref(session, viewer, Deal, fields["previous_deal_id"], "#/previous_deal_id")
+    if fields.get("previous_deal_id") == deal_id:
+        raise ValidationFailed.field("#/previous_deal_id", "A deal cannot repeat itself.")
+
+
+async def _priced_lines(
+    session: AsyncSession, org_id: uuid.UUID, deal: Deal, lines: Sequence[DealLineIn]
+) -> list[DealLine]:
+    product_ids = {line.product_id for line in lines if line.product_id}
+    products = {
+        p.id: p for p in (await session.scalars(live(Product, org_id).where(col(Product.id).in_(product_ids)))).all()
+    }
+    priced = []
+    for index, line in enumerate(lines):
+        product = products.get(line.product_id) if line.product_id else None
+        if line.product_id and product is None:
+            raise ValidationFailed.field(f"#/lines/{index}/product_id", "No such product.")
+        if product is not None and line.unit_price_minor is None and product.currency != deal.currency:
+            raise ValidationFailed.field(
+                f"#/lines/{index}/unit_price_minor",
+                f"The product is priced in {product.currency}, the deal in {deal.currency}: give a price.",
+            )
+        name = line.name or (product.name if product else None)
+        if name is None:
+            raise ValidationFailed.field(f"#/lines/{index}/name", "Name the line or pick a product.")
+        price = line.unit_price_minor if line.unit_price_minor is not None else product.price_minor if product else 0
+        priced.append(
+            DealLine(
+                org_id=org_id,
+                deal_id=deal.id,
+                product_id=line.product_id,
+                name=name,
+                quantity=line.quantity,
+                unit_price_minor=price,
+                discount_percent=line.discount_percent,
+                position=index + 1,
+            )
+        )
+    return priced
+
+
+async def _enter_stage(
+    session: AsyncSession, viewer: Viewer, deal: Deal, stage: Stage, at: datetime, previous: Stage | None
+) -> None:
+    seconds = int((at - deal.stage_entered_at).total_seconds()) if previous else None
+    event = DealStageEvent(
+        org_id=deal.org_id,
+        deal_id=deal.id,
+        from_stage_id=previous.id if previous else None,
+        to_stage_id=stage.id,
+        at=at,
+        by_id=viewer.user_id,
+        seconds_in_previous=seconds,
+    )
+    await changes.create(session, viewer.principal, "deal_stage_event", event)
+
+
+async def create_deal(*, session: AsyncSession, viewer: Viewer, data: DealCreate) -> Deal:
+    if viewer.read_only:
+        raise Forbidden("Your role can read deals but not change them.")
+    fields = data.model_dump(exclude={"id", "lines"})
+    deal_id = data.id or new_id()
+    await _check_refs(session, viewer, fields, deal_id)
+    pipeline = await _pipeline(session, viewer.org_id, data.pipeline_id, "pipeline_id")
+    stages = await _stages(session, viewer.org_id, pipeline.id)
+    if data.stage_id is None:
+        stage = stages[0]
+    else:
+        stage = next((s for s in stages if s.id == data.stage_id), None)  # type: ignore[assignment]
+        if stage is None or stage.kind != StageKind.open.value:
+            raise ValidationFailed.field("#/stage_id", "Not an open stage of the deal's pipeline.")
+    owner_id = data.owner_id or viewer.user_id
+    if owner_id is None:
+        raise ValidationFailed.field("#/owner_id", "Name the owner: an API key owns nothing.")
+    await check_owner(session, viewer, owner_id)
+    if data.currency is None:
+        org = await session.get(Organization, viewer.org_id)
+        fields["currency"] = str((org.settings if org else {}).get("currency", "EUR"))
+    fields["custom"] = await check_custom(session, viewer.org_id, "deal", data.custom, None)
+    now = utcnow()
+    deal = Deal(
+        **{**fields, "pipeline_id": pipeline.id, "stage_id": stage.id, "owner_id": owner_id},
+        id=deal_id,
+        org_id=viewer.org_id,
+        title_folded=fold(data.title),
+        stage_entered_at=now,
+    )
+    deal.rots_at = rots_at(deal.status, now, stage)
+    lines = await _priced_lines(session, viewer.org_id, deal, data.lines) if data.lines is not None else []
+    if data.lines:
+        deal.amount_minor = sum(line_amount(x.quantity, x.unit_price_minor, x.discount_percent) for x in lines)
+    await changes.create(session, viewer.principal, "deal", deal)
+    for line in lines:
+        await changes.create(session, viewer.principal, "deal_line", line)
+    await _enter_stage(session, viewer, deal, stage, now, None)
+    await emit(
+        session,
+        viewer.principal,
+        FeedKind.deal_created,
+        at=now,
+        deal_id=deal.id,
+        company_id=deal.company_id,
+        contact_id=deal.contact_id,
+        data={"stage": stage.name, "amount_minor": deal.amount_minor, "currency": deal.currency},
+    )
+    return deal
+
+
+async def _writable(session: AsyncSession, viewer: Viewer, deal_id: uuid.UUID, expected_version: int | None) -> Deal:
+    deal = await get_writable(session, viewer, Deal, deal_id, "deal")
+    ensure_version(deal, expected_version, present)
+    return deal
+
+
+async def update_deal(
+    *, session: AsyncSession, viewer: Viewer, deal_id: uuid.UUID, data: DealUpdate, expected_version: int | None
+) -> Deal:
+    deal = await _writable(session, viewer, deal_id, expected_version)
+    fields = changed_fields(data)
+    await _check_refs(session, viewer, fields, deal.id)
+    if "owner_id" in fields and fields["owner_id"] != deal.owner_id:
+        ensure_owner(viewer, deal.owner_id)
+        await check_owner(session, viewer, fields["owner_id"])
+    if "title" in fields:
+        fields["title_folded"] = fold(fields["title"])
+    if "custom" in fields:
+        fields["custom"] = await check_custom(session, viewer.org_id, "deal", fields["custom"], deal.custom)
+    if ("amount_minor" in fields or "currency" in fields) and await _lines_of(session, deal):
+        name = "amount_minor" if "amount_minor" in fields else "currency"
+        raise ValidationFailed.field(f"#/{name}", "This deal's amount is the total of its lines: change them.")
+    await changes.update(session, viewer.principal, "deal", deal, fields)
+    return deal
+
+
+async def replace_lines(
+    *,
+    session: AsyncSession,
+    viewer: Viewer,
+    deal_id: uuid.UUID,
+    lines: Sequence[DealLineIn],
+    expected_version: int | None,
+) -> Deal:
+    """The deal's products, all at once (what a phone's line editor sends); the amount becomes their total."""
+    deal = await _writable(session, viewer, deal_id, expected_version)
+    for line in await _lines_of(session, deal):
+        await changes.delete(session, viewer.principal, "deal_line", line)
+    priced = await _priced_lines(session, viewer.org_id, deal, lines)
+    for line in priced:
+        await changes.create(session, viewer.principal, "deal_line", line)
+    if priced:
+        total = sum(line_amount(x.quantity, x.unit_price_minor, x.discount_percent) for x in priced)
+        await changes.update(session, viewer.principal, "deal", deal, {"amount_minor": total})
+    return deal
+
+
+async def _change_stage(
+    session: AsyncSession,
+    viewer: Viewer,
+    deal: Deal,
+    stage: Stage,
+    fields: dict[str, Any],
+    feed: FeedKind,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Put the deal in `stage` (with `fields`: the status change, if any), record the move and tell the feed."""
+    previous = await _stage(session, deal.org_id, deal.stage_id, "#/stage_id")
+    now = utcnow()
+    days_in_previous = (now - deal.stage_entered_at).days
+    await _enter_stage(session, viewer, deal, stage, now, previous)
+    status = fields.get("status", deal.status)
+    fields = {**fields, "stage_id": stage.id, "stage_entered_at": now, "rots_at": rots_at(status, now, stage)}
+    await changes.update(session, viewer.principal, "deal", deal, fields)
+    await emit(
+        session,
+        viewer.principal,
+        feed,
+        at=now,
+        deal_id=deal.id,
+        company_id=deal.company_id,
+        contact_id=deal.contact_id,
+        data={
+            "from_stage": previous.name,
+            "to_stage": stage.name,
+            "days_in_previous": days_in_previous,
+            "amount_minor": deal.amount_minor,
+            "currency": deal.currency,
+            **(data or {}),
+        },
+    )
+
+
+async def move_deal(
+    *, session: AsyncSession, viewer: Viewer, deal_id: uuid.UUID, stage_id: uuid.UUID, expected_version: int | None
+) -> Deal:
+    deal = await _writable(session, viewer, deal_id, expected_version)
+    if deal.status != DealStatus.open.value:
+        raise Conflict("This deal is closed: reopen it first.")
+    stage = await _stage(session, viewer.org_id, stage_id, "#/stage_id")
+    if stage.pipeline_id != deal.pipeline_id:
+        raise ValidationFailed.field("#/stage_id", "That stage belongs to another pipeline.")
+    if stage.kind == StageKind.won.value:
+        return await win_deal(session=session, viewer=viewer, deal_id=deal.id, expected_version=None)
+    if stage.kind == StageKind.lost.value:
+        raise ValidationFailed.field("#/stage_id", "To lose a deal, use /lose with a reason.")
+    if stage.id != deal.stage_id:
+        await _change_stage(session, viewer, deal, stage, {}, FeedKind.stage_moved)
+    return deal
+
+
+async def win_deal(*, session: AsyncSession, viewer: Viewer, deal_id: uuid.UUID, expected_version: int | None) -> Deal:
+    deal = await _writable(session, viewer, deal_id, expected_version)
+    if deal.status != DealStatus.open.value:
+        raise Conflict(f"This deal is already {deal.status}: reopen it first.")
+    stage = await _end_stage(session, deal, StageKind.won)
+    fields = {"status": DealStatus.won.value, "won_at": utcnow()}
+    await _change_stage(session, viewer, deal, stage, fields, FeedKind.deal_won, _cycle(deal))
+    return deal
+
+
+def _cycle(deal: Deal) -> dict[str, Any]:
+    return {"days_open": (utcnow() - deal.created_at).days}
+
+
+async def lose_deal(
+    *,
+    session: AsyncSession,
+    viewer: Viewer,
+    deal_id: uuid.UUID,
+    lost_reason_id: uuid.UUID,
+    note: str | None,
+    expected_version: int | None,
+) -> Deal:
+    deal = await _writable(session, viewer, deal_id, expected_version)
+    if deal.status != DealStatus.open.value:
+        raise Conflict(f"This deal is already {deal.status}: reopen it first.")
+    reason = await session.scalar(live(LostReason, viewer.org_id).where(col(LostReason.id) == lost_reason_id))
+    if reason is None:
+        raise ValidationFailed.field("#/lost_reason_id", "No such lost reason.")
+    stage = await _end_stage(session, deal, StageKind.lost)
+    fields = {"status": DealStatus.lost.value, "lost_at": utcnow(), "lost_reason_id": reason.id, "lost_note": note}
+    await _change_stage(
+        session, viewer, deal, stage, fields, FeedKind.deal_lost, {**_cycle(deal), "reason": reason.name}
+    )
+    return deal
+
+
+async def reopen_deal(
+    *,
+    session: AsyncSession,
+    viewer: Viewer,
+    deal_id: uuid.UUID,
+    stage_id: uuid.UUID | None,
+    expected_version: int | None,
+) -> Deal:
+    deal = await _writable(session, viewer, deal_id, expected_version)
+    if deal.status == DealStatus.open.value:
+        raise Conflict("This deal is open already.")
+    requested = stage_id
+    if stage_id is None:
+        # The stage it was closed from.
+        stage_id = await session.scalar(
+            select(DealStageEvent.from_stage_id)
+            .where(col(DealStageEvent.org_id) == viewer.org_id, col(DealStageEvent.deal_id) == deal.id)
+            .where(col(DealStageEvent.to_stage_id) == deal.stage_id)
+            .order_by(col(DealStageEvent.at).desc())
+            .limit(1)
+        )
+    stages = await _stages(session, viewer.org_id, deal.pipeline_id)
+    stage = next((s for s in stages if s.id == stage_id and s.kind == StageKind.open.value), None)
+    if stage is None:
+        if requested is not None:
+            raise ValidationFailed.field("#/stage_id", "Not an open stage of the deal's pipeline.")
+        stage = next(s for s in stages if s.kind == StageKind.open.value)
+    fields = {
+        "status": DealStatus.open.value,
+        "won_at": None,
+        "lost_at": None,
+        "lost_reason_id": None,
+        "lost_note": None,
+    }
+    await _change_stage(session, viewer, deal, stage, fields, FeedKind.deal_reopened)
+    return deal
+
+
+async def delete_deal(
+    *, session: AsyncSession, viewer: Viewer, deal_id: uuid.UUID, expected_version: int | None
+) -> None:
+    deal = await _writable(session, viewer, deal_id, expected_version)
+    ensure_owner(viewer, deal.owner_id)
+    await changes.delete(session, viewer.principal, "deal", deal)
+
+
+async def restore_deal(*, session: AsyncSession, viewer: Viewer, deal_id: uuid.UUID) -> Deal:
+    deal = await get_restorable(session, viewer, Deal, deal_id, "deal")
+    await changes.update(session, viewer.principal, "deal", deal, {"deleted_at": None})
+    return deal
+
+
+async def touch(session: AsyncSession, viewer: Viewer, deal_id: uuid.UUID, at: datetime) -> None:
+    """An activity happened on the deal: it is fresh again (not rotten) until the stage's rotten_days pass."""
+    deal = await session.get(Deal, deal_id)
+    if deal is None or (deal.last_activity_at is not None and deal.last_activity_at >= at):
+        return
+    stage = await session.get(Stage, deal.stage_id)
+    assert stage is not None
+    since = max(at, deal.stage_entered_at)
+    await changes.update(
+        session,
+        viewer.principal,
+        "deal",
+        deal,
+        {"last_activity_at": at, "rots_at": rots_at(deal.status, since, stage)},
+    )
