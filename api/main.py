@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
+from api.activities.routes import routers as activities_routers
 from api.auth.routes import routers as auth_routers
 from api.clients.routes import routers as clients_routers
 from api.core import audit
@@ -59,7 +60,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
     api = APIRouter(prefix=API_PREFIX)
-    for router in (*auth_routers, *clients_routers, *deals_routers, audit.router):
+    for router in (*auth_routers, *clients_routers, *deals_routers, *activities_routers, audit.router):
         api.include_router(router)
     app.include_router(api)
     app.include_router(_health)

@@ -216,7 +216,7 @@ async def ensure_visible_ref(
         raise ValidationFailed.field(pointer, f"No such {model.__tablename__}.")
 
 
-def viewer_of(*roles: Role, scope: str) -> Callable[..., Coroutine[Any, Any, Viewer]]:
+def viewer_of(*roles: Role, scope: str | None = None) -> Callable[..., Coroutine[Any, Any, Viewer]]:
     """A route dependency: the caller (checked like `allow`) with what they may see resolved."""
 
     async def resolve(

@@ -1,0 +1,99 @@
+"""API shapes for activities and the agenda."""
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
+
+from api.activities.models import ActivityKind, CallDirection, CallOutcome
+from api.core.schemas import Input, RecordRead, optional
+from api.core.types import no_nul
+
+Subject = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(no_nul)]
+Body = Annotated[str, StringConstraints(max_length=10_000), AfterValidator(no_nul)]
+Duration = Annotated[int, Field(ge=0, le=86_400, description="Seconds.")]
+Mentions = Annotated[list[uuid.UUID], Field(max_length=20, description="Colleagues to notify (@mentions).")]
+
+
+class ActivityRead(RecordRead):
+    kind: ActivityKind
+    subject: str
+    body: str | None
+    company_id: uuid.UUID | None
+    contact_id: uuid.UUID | None
+    deal_id: uuid.UUID | None
+    owner_id: uuid.UUID
+    assignee_id: uuid.UUID
+    due_at: datetime | None
+    done_at: datetime | None
+    duration_seconds: int | None
+    direction: CallDirection | None
+    outcome: CallOutcome | None
+    next_step_id: uuid.UUID | None
+    mentioned_ids: list[uuid.UUID]
+    overdue: bool = Field(description="Planned, and its due time has passed.")
+
+
+class NextStep(Input):
+    """The follow-up to schedule with the activity being logged ("call back on Tuesday")."""
+
+    kind: ActivityKind = ActivityKind.task
+    subject: Subject | None = None
+    due_at: datetime
+    assignee_id: uuid.UUID | None = Field(default=None, description="Defaults to you.")
+
+
+class ActivityCreate(Input):
+    id: uuid.UUID | None = Field(default=None, description="A UUIDv7 made by the client; one is made when left out.")
+    kind: ActivityKind
+    subject: Subject | None = Field(default=None, description="Defaults to the kind's name (e.g. `Call`).")
+    body: Body | None = None
+    company_id: uuid.UUID | None = None
+    contact_id: uuid.UUID | None = None
+    deal_id: uuid.UUID | None = None
+    owner_id: uuid.UUID | None = Field(default=None, description="Who logged it; defaults to you.")
+    assignee_id: uuid.UUID | None = Field(default=None, description="Who has to do it; defaults to the owner.")
+    due_at: datetime | None = Field(default=None, description="When it is planned (tasks and meetings need one).")
+    done_at: datetime | None = Field(
+        default=None, description="When it happened; calls, e-mails and notes without due_at default to now."
+    )
+    duration_seconds: Duration | None = None
+    direction: CallDirection | None = None
+    outcome: CallOutcome | None = None
+    mentioned_ids: Mentions = Field(default_factory=list)
+    next_step: NextStep | None = None
+
+
+class ActivityUpdate(Input):
+    subject: Subject | None = optional()
+    body: Body | None = None
+    company_id: uuid.UUID | None = None
+    contact_id: uuid.UUID | None = None
+    deal_id: uuid.UUID | None = None
+    assignee_id: uuid.UUID | None = optional()
+    due_at: datetime | None = None
+    duration_seconds: Duration | None = None
+    direction: CallDirection | None = None
+    outcome: CallOutcome | None = None
+
+
+class ActivityComplete(Input):
+    done_at: datetime | None = Field(default=None, description="Defaults to now.")
+    outcome: CallOutcome | None = None
+    duration_seconds: Duration | None = None
+    next_step: NextStep | None = None
+
+
+class Logged(BaseModel):
+    """What one request logged: the activity and, when asked for, its next step."""
+
+    activity: ActivityRead
+    next_step: ActivityRead | None = None
+
+
+class Agenda(BaseModel):
+    time_zone: str
+    overdue: list[ActivityRead]
+    today: list[ActivityRead]
+    upcoming: list[ActivityRead]
