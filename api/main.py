@@ -18,6 +18,7 @@ from api.core.db import Database, get_database, make_engine
 from api.core.errors import ServiceUnavailable, document_problems, install_error_handlers, problems
 from api.core.limits import BodySizeLimit
 from api.deals.routes import routers as deals_routers
+from api.feed.routes import routers as feed_routers
 from api.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
@@ -60,7 +61,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
     api = APIRouter(prefix=API_PREFIX)
-    for router in (*auth_routers, *clients_routers, *deals_routers, *activities_routers, audit.router):
+    for router in (*auth_routers, *clients_routers, *deals_routers, *activities_routers, *feed_routers, audit.router):
         api.include_router(router)
     app.include_router(api)
     app.include_router(_health)

@@ -18,7 +18,7 @@ from api.activities.schemas import (
     Agenda,
     NextStep,
 )
-from api.auth.models import Organization, User
+from api.auth.models import Organization
 from api.clients.models import Company, Contact
 from api.core import changes
 from api.core.errors import Conflict, Forbidden, ValidationFailed
@@ -33,6 +33,7 @@ from api.feed.models import FeedKind
 from api.feed.service import emit
 from api.sharing.visibility import (
     Viewer,
+    check_colleagues,
     check_owner,
     ensure_owner,
     ensure_visible_ref,
@@ -50,8 +51,12 @@ PLANNED = (ActivityKind.task, ActivityKind.meeting)
 AGENDA_LIMIT = 100
 
 
+def _overdue(due_at: datetime | None, done_at: datetime | None, now: datetime) -> bool:
+    return done_at is None and due_at is not None and due_at < now
+
+
 def present(activity: Activity, now: datetime | None = None) -> ActivityRead:
-    overdue = activity.done_at is None and activity.due_at is not None and activity.due_at < (now or utcnow())
+    overdue = _overdue(activity.due_at, activity.done_at, now or utcnow())
     return ActivityRead.model_validate({**activity.model_dump(), "overdue": overdue})
 
 
@@ -63,20 +68,6 @@ async def _org_settings(session: AsyncSession, org_id: uuid.UUID) -> dict[str, A
 async def _default_subject(session: AsyncSession, org_id: uuid.UUID, kind: ActivityKind) -> str:
     language = str((await _org_settings(session, org_id)).get("locale", "en")).split("-")[0]
     return KIND_NAMES.get(language, KIND_NAMES["en"])[kind.value]
-
-
-async def _check_colleagues(session: AsyncSession, viewer: Viewer, ids: list[uuid.UUID], pointer: str) -> None:
-    """Every id must be an active user of the organisation (a colleague from the picker)."""
-    found = set(
-        await session.scalars(
-            select(User.id).where(
-                col(User.org_id) == viewer.org_id, col(User.is_active).is_(True), col(User.id).in_(ids)
-            )
-        )
-    )
-    for index, user_id in enumerate(ids):
-        if user_id not in found:
-            raise ValidationFailed.field(pointer.format(index=index), "No such active colleague.")
 
 
 async def _links(session: AsyncSession, viewer: Viewer, fields: dict[str, Any]) -> None:
@@ -123,7 +114,7 @@ async def _done(session: AsyncSession, viewer: Viewer, activity: Activity) -> No
 
 async def _schedule(session: AsyncSession, viewer: Viewer, parent: Activity, step: NextStep) -> Activity:
     assignee_id = step.assignee_id or viewer.user_id or parent.assignee_id
-    await _check_colleagues(session, viewer, [assignee_id], "#/next_step/assignee_id")
+    await check_colleagues(session, viewer, [assignee_id], "#/next_step/assignee_id")
     follow_up = Activity(
         org_id=viewer.org_id,
         kind=step.kind.value,
@@ -154,8 +145,8 @@ async def create_activity(
         await check_owner(session, viewer, owner_id)
     fields["owner_id"] = owner_id
     fields["assignee_id"] = data.assignee_id or owner_id
-    await _check_colleagues(session, viewer, [fields["assignee_id"]], "#/assignee_id")
-    await _check_colleagues(session, viewer, data.mentioned_ids, "#/mentioned_ids/{index}")
+    await check_colleagues(session, viewer, [fields["assignee_id"]], "#/assignee_id")
+    await check_colleagues(session, viewer, data.mentioned_ids, "#/mentioned_ids/{index}")
     await _links(session, viewer, fields)
     if data.done_at is None and data.due_at is None:
         if data.kind in PLANNED:
@@ -214,7 +205,7 @@ async def update_activity(
     fields = changed_fields(data)
     _check_call_fields(ActivityKind(activity.kind), fields)
     if "assignee_id" in fields:
-        await _check_colleagues(session, viewer, [fields["assignee_id"]], "#/assignee_id")
+        await check_colleagues(session, viewer, [fields["assignee_id"]], "#/assignee_id")
     if {"company_id", "contact_id", "deal_id"} & fields.keys():
         links = {name: fields.get(name, getattr(activity, name)) for name in ("company_id", "contact_id", "deal_id")}
         await _links(session, viewer, links)
@@ -352,3 +343,9 @@ async def agenda(*, session: AsyncSession, viewer: Viewer, tz: str | None, days:
         today=await between(now, end_of_today),
         upcoming=await between(end_of_today, horizon),
     )
+
+
+def present_row(row: Any, now: datetime) -> ActivityRead:
+    """An activity read as a Core row (hot read paths: cards)."""
+    values = dict(row._mapping)
+    return ActivityRead.model_validate({**values, "overdue": _overdue(values["due_at"], values["done_at"], now)})

@@ -75,6 +75,22 @@ def decode_cursor(scope: str, token: str, *, size: int) -> list[Any]:
         ) from exc
 
 
+def _ordered(stmt: Any, scope: str, keys: Sequence[Any], limit: int, cursor: str | None, descending: bool) -> Any:
+    if cursor:
+        after = decode_cursor(scope, cursor, size=len(keys))
+        bound = sa.tuple_(*(sa.literal(v, k.type) for k, v in zip(keys, after, strict=True)))
+        row_key = sa.tuple_(*keys)
+        stmt = stmt.where(row_key < bound if descending else row_key > bound)
+    return stmt.order_by(*(k.desc() if descending else k.asc() for k in keys)).limit(limit + 1)
+
+
+def _cut(rows: list[T], scope: str, key_of: Callable[[T], Sequence[Any]], limit: int) -> tuple[list[T], str | None]:
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, encode_cursor(scope, key_of(rows[-1]))
+
+
 async def keyset_page(
     session: AsyncSession,
     stmt: SelectOfScalar[T],
@@ -88,14 +104,21 @@ async def keyset_page(
     descending: bool = False,
 ) -> tuple[list[T], str | None]:
     """One page of `stmt` ordered by `keys` (unique together), and the cursor of the next page if any."""
-    if cursor:
-        after = decode_cursor(scope, cursor, size=len(keys))
-        bound = sa.tuple_(*(sa.literal(v, k.type) for k, v in zip(keys, after, strict=True)))
-        row_key = sa.tuple_(*keys)
-        stmt = stmt.where(row_key < bound if descending else row_key > bound)
-    stmt = stmt.order_by(*(k.desc() if descending else k.asc() for k in keys)).limit(limit + 1)
-    rows = list((await session.scalars(stmt)).all())
-    if len(rows) <= limit:
-        return rows, None
-    rows = rows[:limit]
-    return rows, encode_cursor(scope, key_of(rows[-1]))
+    ordered = _ordered(stmt, scope, keys, limit, cursor, descending)
+    return _cut(list((await session.scalars(ordered)).all()), scope, key_of, limit)
+
+
+async def keyset_rows(
+    session: AsyncSession,
+    stmt: sa.Select[Any],
+    *,
+    scope: str,
+    keys: Sequence[Any],
+    key_of: Callable[[sa.Row[Any]], Sequence[Any]],
+    limit: int,
+    cursor: str | None,
+    descending: bool = False,
+) -> tuple[list[sa.Row[Any]], str | None]:
+    """`keyset_page` for a Core select of several columns: plain rows, no ORM objects (hot read paths)."""
+    ordered = _ordered(stmt, scope, keys, limit, cursor, descending)
+    return _cut(list((await session.execute(ordered)).all()), scope, key_of, limit)

@@ -53,9 +53,12 @@ from api.sharing.visibility import (
 LIST_SCOPE = "deal-list"
 
 
+def _rotten(rots_at: datetime | None, now: datetime) -> bool:
+    return rots_at is not None and rots_at <= now
+
+
 def present(deal: Deal, now: datetime | None = None) -> DealRead:
-    rotten = deal.rots_at is not None and deal.rots_at <= (now or utcnow())
-    return DealRead.model_validate({**deal.model_dump(), "rotten": rotten})
+    return DealRead.model_validate({**deal.model_dump(), "rotten": _rotten(deal.rots_at, now or utcnow())})
 
 
 def line_amount(quantity: int, unit_price_minor: int, discount_percent: int) -> int:
@@ -525,3 +528,9 @@ async def touch(session: AsyncSession, viewer: Viewer, deal_id: uuid.UUID, at: d
         deal,
         {"last_activity_at": at, "rots_at": rots_at(deal.status, since, stage)},
     )
+
+
+def present_row(row: Any, now: datetime) -> DealRead:
+    """A deal read as a Core row (hot read paths: cards, boards)."""
+    values = dict(row._mapping)
+    return DealRead.model_validate({**values, "rotten": _rotten(values["rots_at"], now)})

@@ -148,6 +148,20 @@ def activity_filter(viewer: Viewer, activity: Any = Activity) -> sa.ColumnElemen
     )
 
 
+def feed_filter(viewer: Viewer, event: Any) -> sa.ColumnElement[bool]:
+    """A feed event is seen by whoever may see the deal, client or activity it is about, and by the colleague it is
+    addressed to (a share, a mention)."""
+    if viewer.everything:
+        return sa.true()
+    return sa.or_(
+        event.user_id == viewer.user_id,
+        event.actor_id == viewer.user_id,
+        event.deal_id.in_(select(Deal.id).where(col(Deal.org_id) == viewer.org_id, deal_filter(viewer))),
+        event.company_id.in_(_visible_ids(Company, viewer, company_filter(viewer))),
+        event.contact_id.in_(_visible_ids(Contact, viewer, contact_filter(viewer))),
+    )
+
+
 FILTERS = {Company: company_filter, Contact: contact_filter, Deal: deal_filter, Activity: activity_filter}
 
 
@@ -247,3 +261,17 @@ def owner_filter(viewer: Viewer, value: str | None) -> uuid.UUID | None:
             )
         return viewer.user_id
     return uuid.UUID(value)
+
+
+async def check_colleagues(session: AsyncSession, viewer: Viewer, ids: list[uuid.UUID], pointer: str) -> None:
+    """Every id must be an active user of the organisation (a colleague from the picker)."""
+    found = set(
+        await session.scalars(
+            select(User.id).where(
+                col(User.org_id) == viewer.org_id, col(User.is_active).is_(True), col(User.id).in_(ids)
+            )
+        )
+    )
+    for index, user_id in enumerate(ids):
+        if user_id not in found:
+            raise ValidationFailed.field(pointer.format(index=index), "No such active colleague.")

@@ -31,7 +31,9 @@ async def test_contact_is_normalised_and_a_duplicate_needs_confirming(
     assert again.json()["duplicates"][0]["matched"] == "phone"
 
     confirmed = await client.post(
-        "/api/v1/contacts?confirm_duplicate=true", json={"name": "J. Perez", "phones": ["+34 611-22-33-44"]}, headers=rep
+        "/api/v1/contacts?confirm_duplicate=true",
+        json={"name": "J. Perez", "phones": ["+34 611-22-33-44"]},
+        headers=rep,
     )
     assert confirmed.status_code == 201, confirmed.text
 
@@ -45,9 +47,7 @@ async def test_company_domain_custom_fields_and_bin(session: AsyncSession, clien
     )
     assert field.status_code == 201, field.text
     rep = await sign_in(client, tenant.rep)
-    bad = await client.post(
-        "/api/v1/companies", json={"name": "Acme", "custom": {"tier": "Z"}}, headers=rep
-    )
+    bad = await client.post("/api/v1/companies", json={"name": "Acme", "custom": {"tier": "Z"}}, headers=rep)
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["pointer"] == "#/custom/tier"
     made = await client.post(

@@ -40,9 +40,7 @@ async def test_a_deal_moves_along_its_pipeline(session: AsyncSession, client: ht
     won = await client.post(f"/api/v1/deals/{deal['id']}/win", headers=rep)
     assert won.status_code == 200 and won.json()["status"] == "won"
 
-    product = await client.post(
-        "/api/v1/products", json={"name": "Van", "price_minor": 100000}, headers=tenant.headers
-    )
+    product = await client.post("/api/v1/products", json={"name": "Van", "price_minor": 100000}, headers=tenant.headers)
     other = await client.post("/api/v1/deals", json={"title": "Vans", "previous_deal_id": deal["id"]}, headers=rep)
     lines = await client.put(
         f"/api/v1/deals/{other.json()['id']}/lines",

@@ -1,0 +1,136 @@
+"""Reading the feed: one Core query (no ORM objects) joining each event to the names of what it is about,
+filtered by what the reader may see, newest first with a keyset cursor."""
+
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from api.activities.models import Activity
+from api.auth.models import Role, User
+from api.auth.service import team_subtree
+from api.clients.models import Company, Contact
+from api.core.pagination import keyset_rows
+from api.deals.models import Deal
+from api.feed.models import FeedEvent
+from api.feed.schemas import ONLY_KINDS, ActivityRef, ClientRef, DealRef, FeedItem, Only
+from api.sharing.visibility import Viewer, feed_filter
+
+event = FeedEvent.__table__.c  # type: ignore[attr-defined]
+company = Company.__table__.alias("feed_company")  # type: ignore[attr-defined]
+contact = Contact.__table__.alias("feed_contact")  # type: ignore[attr-defined]
+deal = Deal.__table__.alias("feed_deal")  # type: ignore[attr-defined]
+activity = Activity.__table__.alias("feed_activity")  # type: ignore[attr-defined]
+
+ACTIVITY_COLUMNS = ("kind", "subject", "body", "direction", "outcome", "duration_seconds", "due_at", "done_at")
+
+
+def _base(viewer: Viewer) -> sa.Select[Any]:
+    return (
+        sa.select(
+            event.id,
+            event.kind,
+            event.at,
+            event.actor_id,
+            event.user_id,
+            event.data,
+            company.c.id.label("company_id"),
+            company.c.name.label("company_name"),
+            contact.c.id.label("contact_id"),
+            contact.c.name.label("contact_name"),
+            deal.c.id.label("deal_id"),
+            deal.c.title.label("deal_title"),
+            deal.c.status.label("deal_status"),
+            deal.c.amount_minor.label("deal_amount_minor"),
+            deal.c.currency.label("deal_currency"),
+            activity.c.id.label("activity_id"),
+            *(activity.c[name].label(f"activity_{name}") for name in ACTIVITY_COLUMNS),
+        )
+        .select_from(FeedEvent.__table__)  # type: ignore[attr-defined]
+        .outerjoin(company, sa.and_(company.c.id == event.company_id, company.c.deleted_at.is_(None)))
+        .outerjoin(contact, sa.and_(contact.c.id == event.contact_id, contact.c.deleted_at.is_(None)))
+        .outerjoin(deal, sa.and_(deal.c.id == event.deal_id, deal.c.deleted_at.is_(None)))
+        .outerjoin(activity, sa.and_(activity.c.id == event.activity_id, activity.c.deleted_at.is_(None)))
+        .where(
+            event.org_id == viewer.org_id,
+            feed_filter(viewer, event),
+            # What a deleted deal or activity did leaves the feed with it.
+            sa.or_(event.deal_id.is_(None), deal.c.id.is_not(None)),
+            sa.or_(event.activity_id.is_(None), activity.c.id.is_not(None)),
+        )
+    )
+
+
+def _item(row: sa.Row[Any]) -> FeedItem:
+    r = row._mapping
+    return FeedItem(
+        id=r["id"],
+        kind=r["kind"],
+        at=r["at"],
+        actor_id=r["actor_id"],
+        user_id=r["user_id"],
+        data=r["data"] or {},
+        company=ClientRef(id=r["company_id"], name=r["company_name"]) if r["company_id"] else None,
+        contact=ClientRef(id=r["contact_id"], name=r["contact_name"]) if r["contact_id"] else None,
+        deal=DealRef(
+            id=r["deal_id"],
+            title=r["deal_title"],
+            status=r["deal_status"],
+            amount_minor=r["deal_amount_minor"],
+            currency=r["deal_currency"],
+        )
+        if r["deal_id"]
+        else None,
+        activity=ActivityRef(id=r["activity_id"], **{n: r[f"activity_{n}"] for n in ACTIVITY_COLUMNS})
+        if r["activity_id"]
+        else None,
+    )
+
+
+async def page(
+    session: AsyncSession,
+    viewer: Viewer,
+    *,
+    scope: str,
+    where: list[sa.ColumnElement[bool]],
+    only: Only | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[FeedItem], str | None]:
+    stmt = _base(viewer).where(*where)
+    if only is not None:
+        stmt = stmt.where(event.kind.in_([k.value for k in ONLY_KINDS[only]]))
+    rows, next_cursor = await keyset_rows(
+        session,
+        stmt,
+        scope=scope,
+        keys=[event.at, event.id],
+        key_of=lambda r: (r.at, r.id),
+        limit=limit,
+        cursor=cursor,
+        descending=True,
+    )
+    return [_item(r) for r in rows], next_cursor
+
+
+async def by_ids(session: AsyncSession, viewer: Viewer, ids: list[uuid.UUID]) -> list[FeedItem]:
+    """The events among `ids` the viewer may see (the live stream's fan-out), oldest first."""
+    rows = await session.execute(_base(viewer).where(event.id.in_(ids)).order_by(event.at, event.id))
+    return [_item(r) for r in rows]
+
+
+def team_actors(viewer: Viewer) -> sa.ColumnElement[bool]:
+    """Events whose actor is in the viewer's team (a manager's: their subtree)."""
+    mine: sa.ColumnElement[bool] = event.actor_id == viewer.user_id
+    if viewer.principal.team_id is None:
+        return mine
+    teams: Any = (
+        team_subtree(viewer.org_id, viewer.principal.team_id)
+        if viewer.principal.role is Role.manager
+        else sa.select(sa.literal(viewer.principal.team_id))
+    )
+    members = sa.select(col(User.id)).where(col(User.org_id) == viewer.org_id, col(User.team_id).in_(teams))
+    in_team: sa.ColumnElement[bool] = event.actor_id.in_(members)
+    return in_team
