@@ -12,6 +12,7 @@ from sqlmodel import SQLModel
 
 import api.models  # noqa: F401  (registers every table)
 from api.core.db import make_engine
+from api.core.migrate import include_object
 from api.core.types import UTCDateTime
 from api.settings import get_settings
 
@@ -47,6 +48,7 @@ def _configure(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         render_item=_render_item,
         compare_type=True,
+        include_object=include_object,
     )
 
 

@@ -49,7 +49,7 @@ async def load(session: AsyncSession) -> DemoLogin:
         session,
         org_id=DEMO_ORG_ID,
         name="Demo Comercial S.L.",
-        settings={"default_region": "ES", "currency": "EUR", "locale": "es-ES", "time_zone": "Europe/Madrid"},
+        settings={"phone_region": "ES", "currency": "EUR", "locale": "es-ES", "time_zone": "Europe/Madrid"},
     )
     system = Principal.system(DEMO_ORG_ID)
 

@@ -10,12 +10,15 @@ from sqlmodel import SQLModel
 
 import api.models  # noqa: F401  (registers every table)
 from api.core.db import make_engine
-from api.core.migrate import alembic_config, upgrade
+from api.core.migrate import alembic_config, include_object, upgrade
 
 
 def _diff(connection: Connection) -> list[object]:
     return list(
-        compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}), SQLModel.metadata)
+        compare_metadata(
+            MigrationContext.configure(connection, opts={"compare_type": True, "include_object": include_object}),
+            SQLModel.metadata,
+        )
     )
 
 

@@ -28,6 +28,7 @@ class Organization(SQLModel, table=True):
     # The change log's counter: taken with UPDATE ... RETURNING, whose row lock orders changes by commit.
     change_seq: int = Field(default=0, sa_type=sa.BigInteger)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    version: int = Field(default=1)
 
 
 class Team(Record, table=True):

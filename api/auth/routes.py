@@ -18,6 +18,7 @@ from api.auth.schemas import (
     LoginRequest,
     Me,
     OrganizationRead,
+    OrganizationUpdate,
     RefreshRequest,
     TeamCreate,
     TeamRead,
@@ -39,6 +40,7 @@ UsersReader = Annotated[Principal, Depends(allow(scope="users:read"))]
 
 auth_router = APIRouter(prefix="/auth", tags=["auth"])
 me_router = APIRouter(tags=["me"])
+org_router = APIRouter(prefix="/organization", tags=["organization"], responses=problems(401, 403))
 users_router = APIRouter(prefix="/users", tags=["users"], responses=problems(401, 403))
 teams_router = APIRouter(prefix="/teams", tags=["teams"], responses=problems(401, 403))
 keys_router = APIRouter(prefix="/api-keys", tags=["api-keys"], responses=problems(401, 403))
@@ -107,6 +109,20 @@ async def me(principal: PrincipalDep, session: SessionDep) -> Me:
     assert principal.id is not None
     user = await service.get_user(session, principal, principal.id)
     return Me(kind="user", organization=org, user=user_read(user))
+
+
+@org_router.patch(
+    "",
+    name="update",
+    summary="Rename the organisation or change its defaults and visibility setting (admin)",
+    responses=problems(412, 422),
+)
+async def update_organization(
+    data: OrganizationUpdate, principal: AdminDep, session: SessionDep, response: Response, if_match: IfMatchDep
+) -> OrganizationRead:
+    org = await service.update_organization(session=session, principal=principal, data=data, expected_version=if_match)
+    set_etag(response, org.version)
+    return OrganizationRead.model_validate(org)
 
 
 # Users
@@ -294,4 +310,4 @@ async def revoke_api_key(key_id: uuid.UUID, principal: AdminDep, session: Sessio
     await service.revoke_api_key(session=session, principal=principal, key_id=key_id)
 
 
-routers = (auth_router, me_router, users_router, teams_router, keys_router)
+routers = (auth_router, me_router, org_router, users_router, teams_router, keys_router)

@@ -3,8 +3,11 @@
 import uuid
 from datetime import datetime
 from typing import Annotated, Literal, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic_extra_types.country import CountryAlpha2
+from pydantic_extra_types.currency_code import ISO4217
 
 from api.auth.models import Role, User
 from api.core.schemas import Input, Output, optional
@@ -105,10 +108,38 @@ class Invitation(BaseModel):
     invite_expires_at: datetime
 
 
+def _time_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError("not an IANA time zone (e.g. Europe/Madrid)") from exc
+    return value
+
+
+TimeZone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_time_zone)]
+Locale = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")]
+
+
+class OrganizationSettings(Input):
+    """The organisation's defaults. Every field may be left out; an update changes only what it names."""
+
+    locale: Locale | None = optional(description="Language of defaults (stage names, activity subjects): `es-ES`.")
+    currency: ISO4217 | None = optional(description="Currency of new deals and products.")
+    phone_region: CountryAlpha2 | None = optional(description="Country assumed for phones typed without a prefix.")
+    time_zone: TimeZone | None = optional(description="What 'today' means on agendas: `Europe/Madrid`.")
+    reps_see_team: bool | None = optional(description="Reps see their team's clients and deals, not only their own.")
+
+
 class OrganizationRead(Output):
     id: uuid.UUID
     name: str
     settings: dict[str, object]
+    version: int
+
+
+class OrganizationUpdate(Input):
+    name: Name | None = optional()
+    settings: OrganizationSettings | None = optional()
 
 
 class Me(BaseModel):

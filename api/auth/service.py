@@ -13,6 +13,7 @@ from api.auth.models import ApiKey, Organization, Role, Team, User
 from api.auth.principals import Principal
 from api.auth.schemas import (
     ApiKeyCreate,
+    OrganizationUpdate,
     TeamCreate,
     TeamRead,
     TeamUpdate,
@@ -22,7 +23,7 @@ from api.auth.schemas import (
 )
 from api.auth.security import digest, expires_in, hash_password, new_api_key, new_secret
 from api.core import changes
-from api.core.errors import Conflict, NotFound, ValidationFailed
+from api.core.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from api.core.etags import ensure_version
 from api.core.models import get_record, live
 from api.core.pagination import keyset_page
@@ -51,6 +52,37 @@ async def get_organization(session: AsyncSession, principal: Principal) -> Organ
     org = await session.get(Organization, principal.org_id)
     if org is None:
         raise NotFound("Organisation not found.")
+    return org
+
+
+async def update_organization(
+    *, session: AsyncSession, principal: Principal, data: OrganizationUpdate, expected_version: int | None
+) -> Organization:
+    org = await get_organization(session, principal)
+    if expected_version is not None and expected_version != org.version:
+        raise PreconditionFailed(
+            f"The organisation changed since you read it (you had version {expected_version}, it is {org.version}).",
+            headers={"ETag": f'"{org.version}"'},
+        )
+    fields = changed_fields(data)
+    settings = fields.get("settings") or {}
+    if data.settings is not None:
+        changed_fields(data.settings, at="#/settings")  # refuses a setting sent as null
+    after = {"name": fields.get("name", org.name), "settings": {**org.settings, **settings}}
+    changed = changes.diff({"name": org.name, "settings": org.settings}, after)
+    if changed:
+        org.name, org.settings = after["name"], after["settings"]
+        org.version += 1
+        await session.flush()
+        await changes.record_change(
+            session,
+            principal=principal,
+            entity="organization",
+            entity_id=org.id,
+            op="update",
+            version=org.version,
+            fields=changed,
+        )
     return org
 
 

@@ -2,13 +2,14 @@
 by `_client_router`."""
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 
 from api.auth.deps import AdminDep, allow
 from api.auth.models import Role
 from api.auth.principals import Principal
+from api.clients import search as search_service
 from api.clients import service
 from api.clients.schemas import (
     CompanyCreate,
@@ -21,6 +22,7 @@ from api.clients.schemas import (
     CustomFieldRead,
     CustomFieldUpdate,
 )
+from api.clients.search import SearchHit
 from api.clients.service import COMPANY, CONTACT, ClientKindSpec
 from api.core.db import SessionDep
 from api.core.errors import problems
@@ -220,4 +222,30 @@ async def delete_custom_field(
     )
 
 
-routers = (companies_router, contacts_router, fields_router)
+search_router = APIRouter(prefix="/search", tags=["search"], responses=problems(401, 403))
+
+
+@search_router.get(
+    "",
+    name="search",
+    summary="Find companies, contacts and deals by name (typos forgiven), e-mail, phone or domain",
+    responses=problems(422),
+)
+async def search(
+    viewer: ClientReaderDep,
+    session: SessionDep,
+    q: Annotated[SearchText, Query(min_length=1)],
+    kinds: Annotated[
+        list[Literal["company", "contact", "deal"]] | None, Query(description="What to look for; all by default.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=50)] = 20,
+) -> Page[SearchHit]:
+    wanted = set(kinds or ("company", "contact", "deal"))
+    principal = viewer.principal
+    if principal.kind == "api_key" and "deals:read" not in principal.scopes:
+        wanted.discard("deal")
+    hits = await search_service.search(session=session, viewer=viewer, q=q, kinds=wanted, limit=limit)
+    return Page(items=hits)
+
+
+routers = (companies_router, contacts_router, fields_router, search_router)

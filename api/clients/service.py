@@ -182,7 +182,7 @@ async def check_custom(
 # Normalisation and duplicates
 
 
-async def _region(session: AsyncSession, org_id: uuid.UUID) -> str | None:
+async def phone_region(session: AsyncSession, org_id: uuid.UUID) -> str | None:
     org_settings = await session.scalar(select(Organization.settings).where(col(Organization.id) == org_id))
     region = (org_settings or {}).get("phone_region")
     return str(region) if region else None
@@ -202,7 +202,7 @@ async def _normalise(
         fields["tags"] = _unique(fields["tags"])
     if fields.get("domain") is not None:
         fields["domain"] = normalise.domain(fields["domain"], "#/domain")
-    region = await _region(session, viewer.org_id) if fields.get("phone") or fields.get("phones") else None
+    region = await phone_region(session, viewer.org_id) if fields.get("phone") or fields.get("phones") else None
     if fields.get("phone") is not None:
         fields["phone"] = normalise.phone(fields["phone"], region, "#/phone")
     if fields.get("phones") is not None:

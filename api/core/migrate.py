@@ -24,3 +24,13 @@ def alembic_config(url: str | None = None) -> Config:
 
 def upgrade(url: str | None = None, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
+
+
+def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    """What autogenerate compares: not the search indexes, which are made by hand (FTS5 tables and triggers on
+    SQLite, trigram GIN indexes on PostgreSQL) and which no model describes."""
+    if name is None:
+        return True
+    if type_ == "table":
+        return not (name.endswith("_fts") or "_fts_" in name)
+    return not (type_ == "index" and name.endswith("_trgm"))

@@ -40,10 +40,10 @@ def optional(**kwargs: Any) -> Any:
     return Field(default=None, json_schema_extra=_not_null, **kwargs)
 
 
-def changed_fields(data: BaseModel) -> dict[str, Any]:
+def changed_fields(data: BaseModel, at: str = "#") -> dict[str, Any]:
     """The fields a PATCH body sets. An `optional()` field sent as null is refused with a 422 naming it."""
     fields = data.model_dump(exclude_unset=True)
     for name, info in type(data).model_fields.items():
         if name in fields and fields[name] is None and info.json_schema_extra is _not_null:
-            raise ValidationFailed.field(f"#/{name}", "must not be null")
+            raise ValidationFailed.field(f"{at}/{name}", "must not be null")
     return fields

@@ -1,0 +1,173 @@
+"""One search box over companies, contacts and deals: typo-tolerant on names, exact on e-mails, phones and
+domains in any formatting, ranked, and only over what the caller may see.
+
+Names: PostgreSQL ranks by trigram word similarity through a GIN index (pg_trgm); SQLite narrows candidates with
+an FTS5 trigram index and ranks them with rapidfuzz (the same kind of score, computed in Python).
+"""
+
+import re
+import uuid
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+import sqlalchemy as sa
+from pydantic import BaseModel, Field
+from rapidfuzz import fuzz
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from api.clients import normalise
+from api.clients.models import Company, Contact, ContactPoint
+from api.clients.service import phone_region
+from api.core.errors import ValidationFailed
+from api.core.types import fold, prefix_pattern
+from api.deals.models import Deal
+from api.sharing.visibility import Viewer, visible
+
+Kind = Literal["company", "contact", "deal"]
+# Below this (out of 1) a name is not a match.
+PG_THRESHOLD = 0.4
+FUZZY_THRESHOLD = 0.6
+SQLITE_CANDIDATES = 200
+
+
+class SearchHit(BaseModel):
+    kind: Kind
+    id: uuid.UUID
+    name: str = Field(description="The company's or contact's name, or the deal's title.")
+    matched: Literal["name", "email", "phone", "domain"]
+    score: float = Field(ge=0, le=1, description="1 is an exact match.")
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: Kind
+    model: Any
+    name: Any
+    folded: Any
+
+
+TARGETS = (
+    Target("company", Company, Company.name, Company.name_folded),
+    Target("contact", Contact, Contact.name, Contact.name_folded),
+    Target("deal", Deal, Deal.title, Deal.title_folded),
+)
+
+
+async def _handles(session: AsyncSession, viewer: Viewer, q: str) -> list[tuple[str, str]]:
+    """The contact points the query could be, normalised: (kind, value)."""
+    found = []
+    # A query that is not an e-mail or a domain is still a fine name query: no error.
+    if "@" in q:
+        with suppress(ValidationFailed):
+            found.append(("email", normalise.email(q, "#")))
+    elif "." in q and " " not in q:
+        with suppress(ValidationFailed):
+            found.append(("domain", normalise.domain(q, "#")))
+    phone = normalise.phone_or_none(q, await phone_region(session, viewer.org_id))
+    if phone:
+        found.append(("phone", phone))
+    return found
+
+
+async def _exact(session: AsyncSession, viewer: Viewer, q: str, kinds: set[Kind], limit: int) -> list[SearchHit]:
+    handles = await _handles(session, viewer, q)
+    hits: list[SearchHit] = []
+    if not handles:
+        return hits
+    for target in TARGETS[:2]:
+        if target.kind not in kinds:
+            continue
+        stmt = (
+            visible(viewer, target.model)
+            .join(ContactPoint, col(ContactPoint.client_id) == target.model.id)
+            .where(sa.tuple_(col(ContactPoint.kind), col(ContactPoint.value)).in_(handles))
+            .with_only_columns(target.model.id, target.name, col(ContactPoint.kind))
+            .limit(limit)
+        )
+        for record_id, name, kind in await session.execute(stmt):
+            hits.append(SearchHit(kind=target.kind, id=record_id, name=name, matched=kind, score=1.0))
+    return hits
+
+
+async def _names_postgres(
+    session: AsyncSession, viewer: Viewer, term: str, target: Target, limit: int
+) -> list[SearchHit]:
+    score = sa.func.word_similarity(term, target.folded)
+    stmt = (
+        visible(viewer, target.model)
+        .where(sa.or_(sa.literal(term).op("<%")(target.folded), target.folded.like(prefix_pattern(term), escape="\\")))
+        .with_only_columns(target.model.id, target.name, score.label("score"), target.folded)
+        .order_by(score.desc(), target.folded)
+        .limit(limit)
+    )
+    hits = []
+    for record_id, name, raw_similarity, raw_folded in await session.execute(stmt):
+        similarity, folded = cast(float, raw_similarity), cast(str, raw_folded)
+        value = 1.0 if folded == term else max(float(similarity), 0.9 if folded.startswith(term) else 0.0)
+        hits.append(SearchHit(kind=target.kind, id=record_id, name=name, matched="name", score=round(value, 3)))
+    return hits
+
+
+def _trigram_query(term: str) -> str | None:
+    """An FTS5 query matching any trigram of the term's words (a typo keeps most of them)."""
+    grams = {word[i : i + 3] for word in re.findall(r"\w+", term) for i in range(len(word) - 2)}
+    if not grams:
+        return None
+    return " OR ".join('"' + gram.replace('"', '""') + '"' for gram in sorted(grams))
+
+
+def _fuzzy_score(term: str, folded: str) -> float:
+    if folded == term:
+        return 1.0
+    if folded.startswith(term):
+        return 0.9
+    return max(fuzz.ratio(term, folded), fuzz.partial_ratio(term, folded), fuzz.token_sort_ratio(term, folded)) / 100
+
+
+async def _names_sqlite(
+    session: AsyncSession, viewer: Viewer, term: str, target: Target, limit: int
+) -> list[SearchHit]:
+    table = target.model.__tablename__
+    fts = sa.table(f"{table}_fts", sa.column("rowid"), sa.column("rank"))
+    query = _trigram_query(term)
+    stmt = visible(viewer, target.model).with_only_columns(target.model.id, target.name, target.folded)
+    if query is None:
+        # Shorter than a trigram: names starting with it.
+        stmt = stmt.where(target.folded.like(prefix_pattern(term), escape="\\")).order_by(target.folded)
+    else:
+        stmt = (
+            stmt.join(fts, fts.c.rowid == sa.literal_column(f"{table}.rowid"))
+            .where(sa.literal_column(f"{table}_fts").op("MATCH")(query))
+            .order_by(fts.c.rank)
+        )
+    rows = (await session.execute(stmt.limit(SQLITE_CANDIDATES))).all()
+    scored = [(_fuzzy_score(term, str(folded)), record_id, name) for record_id, name, folded in rows]
+    scored = sorted((s for s in scored if s[0] >= FUZZY_THRESHOLD), key=lambda s: -s[0])[:limit]
+    return [
+        SearchHit(kind=target.kind, id=record_id, name=name, matched="name", score=round(score, 3))
+        for score, record_id, name in scored
+    ]
+
+
+async def search(*, session: AsyncSession, viewer: Viewer, q: str, kinds: set[Kind], limit: int) -> list[SearchHit]:
+    term = fold(q).strip()
+    if not term:
+        return []
+    hits = await _exact(session, viewer, q.strip(), kinds, limit)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        await session.execute(
+            sa.select(sa.func.set_config("pg_trgm.word_similarity_threshold", str(PG_THRESHOLD), True))
+        )
+    for target in TARGETS:
+        if target.kind in kinds:
+            find = _names_postgres if postgres else _names_sqlite
+            hits += await find(session, viewer, term, target, limit)
+    best: dict[tuple[str, uuid.UUID], SearchHit] = {}
+    for hit in hits:
+        key = (hit.kind, hit.id)
+        if key not in best or hit.score > best[key].score:
+            best[key] = hit
+    return sorted(best.values(), key=lambda h: (-h.score, h.name.casefold()))[:limit]
