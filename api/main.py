@@ -18,6 +18,7 @@ from api.core.db import Database, get_database, make_engine
 from api.core.errors import ServiceUnavailable, document_problems, install_error_handlers, problems
 from api.core.limits import BodySizeLimit
 from api.deals.routes import routers as deals_routers
+from api.feed.live import Broker
 from api.feed.routes import routers as feed_routers
 from api.settings import Settings, get_settings
 
@@ -36,13 +37,17 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if database is not None:
             app.state.db = database
-            yield
+            try:
+                yield
+            finally:
+                await app.state.broker.close()
             return
         engine = make_engine(settings.database_url, pool_pre_ping=True)
         app.state.db = Database(engine)
         try:
             yield
         finally:
+            await app.state.broker.close()
             await engine.dispose()
 
     app = FastAPI(
@@ -57,6 +62,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
     if database is not None:
         app.state.db = database
+    app.state.broker = Broker()
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 

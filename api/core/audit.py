@@ -16,7 +16,24 @@ from api.core.db import SessionDep
 from api.core.errors import NotFound, problems
 from api.core.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, keyset_page
 
-EntityName = Literal["user", "team", "api_key", "product", "pipeline", "stage", "lost_reason"]
+EntityName = Literal[
+    "organization",
+    "user",
+    "team",
+    "api_key",
+    "product",
+    "pipeline",
+    "stage",
+    "lost_reason",
+    "custom_field",
+    "company",
+    "contact",
+    "deal",
+    "deal_line",
+    "deal_stage_event",
+    "activity",
+    "share",
+]
 
 
 class FieldChange(BaseModel):

@@ -4,7 +4,7 @@ One AsyncSession per request: it commits when the route succeeds and rolls back 
 response is sent (so a failed commit is reported, never hidden). Services flush, never commit.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 import sqlalchemy as sa
@@ -18,6 +18,18 @@ from api.core.errors import AppError
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _IMMEDIATE = "fieldbook_begin_immediate"
+_BEFORE_COMMIT = "fieldbook_before_commit"
+_AFTER_COMMIT = "fieldbook_after_commit"
+
+
+def before_commit(session: AsyncSession, hook: Callable[[AsyncSession], Awaitable[None]]) -> None:
+    """Run `hook` in the request's transaction just before it commits (e.g. a NOTIFY, delivered by the commit)."""
+    session.info.setdefault(_BEFORE_COMMIT, []).append(hook)
+
+
+def after_commit(session: AsyncSession, hook: Callable[[Any], None]) -> None:
+    """Run `hook(app)` once the request's transaction has committed (never if it rolls back)."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(hook)
 
 
 def make_engine(url: str, *, null_pool: bool = False, **kwargs: Any) -> AsyncEngine:
@@ -100,7 +112,14 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.rollback()
             raise
         else:
+            for hook in session.info.pop(_BEFORE_COMMIT, []):
+                await hook(session)
             await session.commit()
+            for after in session.info.pop(_AFTER_COMMIT, []):
+                after(request.app)
+        finally:
+            session.info.pop(_BEFORE_COMMIT, None)
+            session.info.pop(_AFTER_COMMIT, None)
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -1,23 +1,29 @@
 """HTTP routes for the feed, client and deal timelines, and shares."""
 
+import asyncio
 import uuid
+from collections.abc import AsyncIterable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from api.auth.models import Role
 from api.clients import card as cards
-from api.core.db import SessionDep
+from api.core.db import SessionDep, get_database
 from api.core.errors import problems
 from api.core.pagination import CursorQuery, LimitQuery, Page
 from api.deals.models import Deal
 from api.feed import queries
+from api.feed.live import Broker
 from api.feed.schemas import FeedItem, Only, Scope
 from api.sharing import service as sharing
 from api.sharing.schemas import ShareCreate, SharedEntity, ShareRead
 from api.sharing.visibility import Viewer, get_visible, viewer_of
 
 FEED_PAGE = 30
+KEEPALIVE_SECONDS = 15
+RETRY_MS = 5000
 
 # The feed carries activities: marketing reads them only on client cards.
 FeedReaderDep = Annotated[Viewer, Depends(viewer_of(Role.admin, Role.manager, Role.rep, scope="activities:read"))]
@@ -54,6 +60,30 @@ async def feed(
         session, viewer, scope=f"feed:{scope.value}", where=where, only=only, limit=limit, cursor=cursor
     )
     return Page(items=items, next_cursor=next_cursor)
+
+
+@feed_router.get(
+    "/stream",
+    name="stream",
+    summary="The feed, live: server-sent events, one `feed` event per new item you may see",
+    response_class=EventSourceResponse,
+)
+async def stream(request: Request, viewer: FeedReaderDep) -> AsyncIterable[ServerSentEvent]:
+    database = get_database(request)
+    broker: Broker = request.app.state.broker
+    async with broker.subscribe(database.engine, viewer.org_id) as queue:
+        # Say so at once: the client knows the stream is open (and proxies flush their buffers).
+        yield ServerSentEvent(comment="connected", retry=RETRY_MS)
+        while True:
+            try:
+                ids = await asyncio.wait_for(queue.get(), timeout=KEEPALIVE_SECONDS)
+            except TimeoutError:
+                yield ServerSentEvent(comment="keep-alive")
+                continue
+            async with database.reader() as session:
+                items = await queries.by_ids(session, viewer, ids)
+            for item in items:
+                yield ServerSentEvent(event="feed", id=str(item.id), data=item)
 
 
 @clients_router.get(
