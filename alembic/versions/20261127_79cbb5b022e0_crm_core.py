@@ -191,9 +191,9 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_deal_org_id'), ['org_id'], unique=False)
         batch_op.create_index('ix_deal_org_id_company_id', ['org_id', 'company_id'], unique=False)
         batch_op.create_index('ix_deal_org_id_contact_id', ['org_id', 'contact_id'], unique=False)
-        batch_op.create_index('ix_deal_org_id_owner_id_status_updated_at', ['org_id', 'owner_id', 'status', 'updated_at'], unique=False)
-        batch_op.create_index('ix_deal_org_id_stage_id_updated_at_id', ['org_id', 'stage_id', 'updated_at', 'id'], unique=False)
-        batch_op.create_index('ix_deal_org_id_updated_at_id', ['org_id', 'updated_at', 'id'], unique=False)
+        batch_op.create_index('ix_deal_org_id_owner_id_id', ['org_id', 'owner_id', 'id'], unique=False)
+        batch_op.create_index('ix_deal_org_id_stage_id_id', ['org_id', 'stage_id', 'id'], unique=False)
+        batch_op.create_index('ix_deal_org_id_id', ['org_id', 'id'], unique=False)
 
     op.create_table('activity',
     sa.Column('id', sa.Uuid(), nullable=False),
@@ -238,6 +238,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_activity_org_id_contact_id_done_at', ['org_id', 'contact_id', 'done_at'], unique=False)
         batch_op.create_index('ix_activity_org_id_deal_id_done_at', ['org_id', 'deal_id', 'done_at'], unique=False)
         batch_op.create_index('ix_activity_org_id_owner_id_done_at', ['org_id', 'owner_id', 'done_at'], unique=False)
+        batch_op.create_index('ix_activity_org_id_id', ['org_id', 'id'], unique=False)
 
     op.create_table('deal_line',
     sa.Column('id', sa.Uuid(), nullable=False),
@@ -349,6 +350,7 @@ def downgrade() -> None:
 
     op.drop_table('deal_line')
     with op.batch_alter_table('activity', schema=None) as batch_op:
+        batch_op.drop_index('ix_activity_org_id_id')
         batch_op.drop_index('ix_activity_org_id_owner_id_done_at')
         batch_op.drop_index('ix_activity_org_id_deal_id_done_at')
         batch_op.drop_index('ix_activity_org_id_contact_id_done_at')
@@ -358,9 +360,9 @@ def downgrade() -> None:
 
     op.drop_table('activity')
     with op.batch_alter_table('deal', schema=None) as batch_op:
-        batch_op.drop_index('ix_deal_org_id_updated_at_id')
-        batch_op.drop_index('ix_deal_org_id_stage_id_updated_at_id')
-        batch_op.drop_index('ix_deal_org_id_owner_id_status_updated_at')
+        batch_op.drop_index('ix_deal_org_id_id')
+        batch_op.drop_index('ix_deal_org_id_stage_id_id')
+        batch_op.drop_index('ix_deal_org_id_owner_id_id')
         batch_op.drop_index('ix_deal_org_id_contact_id')
         batch_op.drop_index('ix_deal_org_id_company_id')
         batch_op.drop_index(batch_op.f('ix_deal_org_id'))

@@ -51,6 +51,7 @@ class Activity(Record, table=True):
         sa.Index("ix_activity_org_id_contact_id_done_at", "org_id", "contact_id", "done_at"),
         sa.Index("ix_activity_org_id_deal_id_done_at", "org_id", "deal_id", "done_at"),
         sa.Index("ix_activity_org_id_owner_id_done_at", "org_id", "owner_id", "done_at"),
+        sa.Index("ix_activity_org_id_id", "org_id", "id"),
     )
 
     kind: str = Field(max_length=10)

@@ -77,9 +77,10 @@ class Deal(Record, table=True):
         sa.CheckConstraint("status IN ('open', 'won', 'lost')", name="status"),
         sa.CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
         sa.CheckConstraint("status <> 'lost' OR lost_reason_id IS NOT NULL", name="lost_has_reason"),
-        sa.Index("ix_deal_org_id_owner_id_status_updated_at", "org_id", "owner_id", "status", "updated_at"),
-        sa.Index("ix_deal_org_id_stage_id_updated_at_id", "org_id", "stage_id", "updated_at", "id"),
-        sa.Index("ix_deal_org_id_updated_at_id", "org_id", "updated_at", "id"),
+        # Lists and board columns page newest first by id (time-ordered UUIDv7).
+        sa.Index("ix_deal_org_id_id", "org_id", "id"),
+        sa.Index("ix_deal_org_id_owner_id_id", "org_id", "owner_id", "id"),
+        sa.Index("ix_deal_org_id_stage_id_id", "org_id", "stage_id", "id"),
         sa.Index("ix_deal_org_id_company_id", "org_id", "company_id"),
         sa.Index("ix_deal_org_id_contact_id", "org_id", "contact_id"),
     )
