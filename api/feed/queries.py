@@ -16,7 +16,14 @@ from api.core.pagination import keyset_rows
 from api.deals.models import Deal
 from api.feed.models import FeedEvent
 from api.feed.schemas import ONLY_KINDS, ActivityRef, ClientRef, DealRef, FeedItem, Only
-from api.sharing.visibility import Viewer, feed_filter
+from api.sharing.visibility import (
+    Viewer,
+    activity_filter,
+    company_filter,
+    contact_filter,
+    deal_filter,
+    feed_filter,
+)
 
 event = FeedEvent.__table__.c  # type: ignore[attr-defined]
 company = Company.__table__.alias("feed_company")  # type: ignore[attr-defined]
@@ -25,6 +32,10 @@ deal = Deal.__table__.alias("feed_deal")  # type: ignore[attr-defined]
 activity = Activity.__table__.alias("feed_activity")  # type: ignore[attr-defined]
 
 ACTIVITY_COLUMNS = ("kind", "subject", "body", "direction", "outcome", "duration_seconds", "due_at", "done_at")
+
+
+def _shown(table: Any, ref: Any, condition: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
+    return sa.and_(table.c.id == ref, table.c.deleted_at.is_(None), condition)
 
 
 def _base(viewer: Viewer) -> sa.Select[Any]:
@@ -49,14 +60,16 @@ def _base(viewer: Viewer) -> sa.Select[Any]:
             *(activity.c[name].label(f"activity_{name}") for name in ACTIVITY_COLUMNS),
         )
         .select_from(FeedEvent.__table__)  # type: ignore[attr-defined]
-        .outerjoin(company, sa.and_(company.c.id == event.company_id, company.c.deleted_at.is_(None)))
-        .outerjoin(contact, sa.and_(contact.c.id == event.contact_id, contact.c.deleted_at.is_(None)))
-        .outerjoin(deal, sa.and_(deal.c.id == event.deal_id, deal.c.deleted_at.is_(None)))
-        .outerjoin(activity, sa.and_(activity.c.id == event.activity_id, activity.c.deleted_at.is_(None)))
+        # What the item mentions is shown only as far as the reader may see it (a company moved to another team
+        # stays out of the reader's view even in old entries).
+        .outerjoin(company, _shown(company, event.company_id, company_filter(viewer, company.c)))
+        .outerjoin(contact, _shown(contact, event.contact_id, contact_filter(viewer, contact.c)))
+        .outerjoin(deal, _shown(deal, event.deal_id, deal_filter(viewer, deal.c)))
+        .outerjoin(activity, _shown(activity, event.activity_id, activity_filter(viewer, activity.c)))
         .where(
             event.org_id == viewer.org_id,
             feed_filter(viewer, event),
-            # What a deleted deal or activity did leaves the feed with it.
+            # What a deleted (or hidden) deal or activity did leaves the feed with it.
             sa.or_(event.deal_id.is_(None), deal.c.id.is_not(None)),
             sa.or_(event.activity_id.is_(None), activity.c.id.is_not(None)),
         )
@@ -129,7 +142,7 @@ def team_actors(viewer: Viewer) -> sa.ColumnElement[bool]:
     teams: Any = (
         team_subtree(viewer.org_id, viewer.principal.team_id)
         if viewer.principal.role is Role.manager
-        else sa.select(sa.literal(viewer.principal.team_id))
+        else sa.select(sa.literal(viewer.principal.team_id, sa.Uuid))
     )
     members = sa.select(col(User.id)).where(col(User.org_id) == viewer.org_id, col(User.team_id).in_(teams))
     in_team: sa.ColumnElement[bool] = event.actor_id.in_(members)

@@ -80,7 +80,7 @@ async def viewer_for(session: AsyncSession, principal: Principal) -> Viewer:
         return Viewer(principal, everything=False, owner_ids=me | team, charge_ids=me | team)
     org_settings = await session.scalar(select(Organization.settings).where(col(Organization.id) == principal.org_id))
     if (org_settings or {}).get(REPS_SEE_TEAM):
-        team = await _members(session, principal, select(sa.literal(principal.team_id)))
+        team = await _members(session, principal, select(sa.literal(principal.team_id, sa.Uuid)))
         return Viewer(principal, everything=False, owner_ids=me | team, charge_ids=me)
     return Viewer(principal, everything=False, owner_ids=me, charge_ids=me)
 
