@@ -119,7 +119,25 @@ def user_create(
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed on the same day gives the same data.")] = (
+        demo_data.DEFAULT_SEED
+    ),
+    scale: Annotated[
+        float, typer.Option(min=0.001, max=10, help="Size relative to the full demo (2,000 companies, 3,000 deals).")
+    ] = 1.0,
+) -> None:
     """Load the demo organisation (idempotent) and print how to sign in."""
-    login = _in_transaction(demo_data.load)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    # Progress goes to stderr: stdout keeps only the sign-in line, the same on every run.
+    columns = (TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True)) as bars:
+
+        def phase(name: str, total: int) -> Callable[[int], object]:
+            task = bars.add_task(name, total=total)
+            return lambda done: bars.advance(task, done)
+
+        login = _in_transaction(lambda session: demo_data.load(session, seed=seed, scale=scale, progress=phase))
     typer.echo(f"Demo organisation ready. Sign in as {login.email} with password {login.password}")

@@ -33,8 +33,10 @@ from api.feed.models import FeedKind
 from api.feed.service import emit
 from api.sharing.visibility import (
     Viewer,
+    can_see,
     check_colleagues,
     check_owner,
+    company_of_contact,
     ensure_owner,
     ensure_visible_ref,
     get_visible,
@@ -73,20 +75,26 @@ async def _default_subject(session: AsyncSession, org_id: uuid.UUID, kind: Activ
 async def _links(session: AsyncSession, viewer: Viewer, fields: dict[str, Any]) -> None:
     """Check the company, contact and deal an activity is about, and fill in what they imply (a contact's company,
     a deal's client) so that every card the activity belongs to finds it by one column."""
+    given_company = fields.get("company_id")
+    if given_company is not None:
+        await ensure_visible_ref(session, viewer, Company, given_company, "#/company_id")
+    if fields.get("contact_id") is not None:
+        await ensure_visible_ref(session, viewer, Contact, fields["contact_id"], "#/contact_id")
     if fields.get("deal_id") is not None:
         await ensure_visible_ref(session, viewer, Deal, fields["deal_id"], "#/deal_id")
         deal = await session.get(Deal, fields["deal_id"])
         assert deal is not None
-        fields["company_id"] = fields.get("company_id") or deal.company_id
-        fields["contact_id"] = fields.get("contact_id") or deal.contact_id
-    if fields.get("contact_id") is not None:
-        await ensure_visible_ref(session, viewer, Contact, fields["contact_id"], "#/contact_id")
-        if fields.get("company_id") is None:
-            fields["company_id"] = await session.scalar(
-                select(Contact.company_id).where(col(Contact.id) == fields["contact_id"])
-            )
-    if fields.get("company_id") is not None:
-        await ensure_visible_ref(session, viewer, Company, fields["company_id"], "#/company_id")
+        # The deal's client, as far as the viewer sees it (the deal is visible; its client may not be).
+        if (
+            fields.get("contact_id") is None
+            and deal.contact_id
+            and await can_see(session, viewer, Contact, deal.contact_id)
+        ):
+            fields["contact_id"] = deal.contact_id
+        if given_company is None and deal.company_id and await can_see(session, viewer, Company, deal.company_id):
+            fields["company_id"] = deal.company_id
+    if fields.get("company_id") is None and fields.get("contact_id") is not None:
+        fields["company_id"] = await company_of_contact(session, viewer, fields["contact_id"])
 
 
 def _check_call_fields(kind: ActivityKind, fields: dict[str, Any]) -> None:

@@ -47,6 +47,8 @@ class DealCounts(BaseModel):
 
 
 class ClientCard(BaseModel):
+    """Deal sections are empty for an API key without `deals:read`, touches and tasks without `activities:read`."""
+
     kind: ClientKind
     company: CompanyRead | None = Field(description="The company, or the contact's company.")
     contact: ContactRead | None = Field(description="The contact (contact cards only).")
@@ -115,11 +117,13 @@ async def _deals(
         _about(client, table),
         deal_filter(viewer, table.c),
     )
-    rank = sa.func.row_number().over(partition_by=table.c.status, order_by=table.c.id.desc()).label("rank")
-    ranked = sa.select(*table.c, rank).where(scope).subquery()
+    # Most recent first in each list: open by creation, won and lost by when they closed.
+    recency = sa.func.coalesce(table.c.won_at, table.c.lost_at, table.c.created_at)
+    rank = sa.func.row_number().over(partition_by=table.c.status, order_by=(recency.desc(), table.c.id.desc()))
+    ranked = sa.select(*table.c, rank.label("rank")).where(scope).subquery()
     columns = [ranked.c[c.name] for c in table.c]
     rows = await session.execute(
-        sa.select(*columns).where(ranked.c.rank <= DEALS_SHOWN).order_by(ranked.c.status, ranked.c.id.desc())
+        sa.select(*columns).where(ranked.c.rank <= DEALS_SHOWN).order_by(ranked.c.status, ranked.c.rank)
     )
     by_status: dict[str, list[DealRead]] = {s.value: [] for s in DealStatus}
     for row in rows:
@@ -210,9 +214,14 @@ async def timeline(
     cursor: str | None,
 ) -> tuple[list[FeedItem], str | None]:
     event = feed.event
-    about = event.company_id == client.id if isinstance(client, Company) else event.contact_id == client.id
+    where = [event.company_id == client.id if isinstance(client, Company) else event.contact_id == client.id]
+    # An API key sees the kinds of record its scopes name, in the timeline as everywhere else.
+    if not viewer.may_read("deals:read"):
+        where.append(event.deal_id.is_(None))
+    if not viewer.may_read("activities:read"):
+        where.append(event.activity_id.is_(None))
     return await feed.page(
-        session, viewer, scope=f"timeline:{client.id}", where=[about], only=only, limit=limit, cursor=cursor
+        session, viewer, scope=f"timeline:{client.id}", where=where, only=only, limit=limit, cursor=cursor
     )
 
 
@@ -220,8 +229,14 @@ async def card(*, session: AsyncSession, viewer: Viewer, client_id: uuid.UUID) -
     client = await resolve(session, viewer, client_id)
     now = utcnow()
     contacts, contact_count = await _contacts(session, viewer, client)
-    by_status, counts, lifetime = await _deals(session, viewer, client, now)
-    last_touch, next_touch, open_tasks = await _touches(session, viewer, client, now)
+    by_status: dict[str, list[DealRead]] = {s.value: [] for s in DealStatus}
+    counts, lifetime = DealCounts(), dict[str, int]()
+    if viewer.may_read("deals:read"):
+        by_status, counts, lifetime = await _deals(session, viewer, client, now)
+    last_touch = next_touch = None
+    open_tasks: list[ActivityRead] = []
+    if viewer.may_read("activities:read"):
+        last_touch, next_touch, open_tasks = await _touches(session, viewer, client, now)
     items, next_cursor = await timeline(session, viewer, client, only=None, limit=TIMELINE_PAGE, cursor=None)
     company: CompanyRead | None
     contact: ContactRead | None

@@ -26,7 +26,7 @@ from api.deals.models import Deal
 from api.sharing.visibility import Viewer, visible
 
 Kind = Literal["company", "contact", "deal"]
-# Below this (out of 1) a name is not a match.
+# Below this similarity (out of 1) a name is not a match.
 PG_THRESHOLD = 0.4
 FUZZY_THRESHOLD = 0.6
 SQLITE_CANDIDATES = 200
@@ -94,19 +94,19 @@ async def _exact(session: AsyncSession, viewer: Viewer, q: str, kinds: set[Kind]
 async def _names_postgres(
     session: AsyncSession, viewer: Viewer, term: str, target: Target, limit: int
 ) -> list[SearchHit]:
-    score = sa.func.word_similarity(term, target.folded)
+    similarity = sa.func.word_similarity(term, target.folded)
+    starts = target.folded.like(prefix_pattern(term), escape="\\")
     stmt = (
         visible(viewer, target.model)
-        .where(sa.or_(sa.literal(term).op("<%")(target.folded), target.folded.like(prefix_pattern(term), escape="\\")))
-        .with_only_columns(target.model.id, target.name, score.label("score"), target.folded)
-        .order_by(score.desc(), target.folded)
+        .where(sa.or_(sa.literal(term).op("<%")(target.folded), starts))
+        .with_only_columns(target.model.id, target.name, similarity.label("similarity"), target.folded)
+        .order_by((target.folded == term).desc(), starts.desc(), similarity.desc(), target.folded)
         .limit(limit)
     )
     hits = []
     for record_id, name, raw_similarity, raw_folded in await session.execute(stmt):
-        similarity, folded = cast(float, raw_similarity), cast(str, raw_folded)
-        value = 1.0 if folded == term else max(float(similarity), 0.9 if folded.startswith(term) else 0.0)
-        hits.append(SearchHit(kind=target.kind, id=record_id, name=name, matched="name", score=round(value, 3)))
+        score = _score(term, cast(str, raw_folded), cast(float, raw_similarity))
+        hits.append(SearchHit(kind=target.kind, id=record_id, name=name, matched="name", score=score))
     return hits
 
 
@@ -118,12 +118,22 @@ def _trigram_query(term: str) -> str | None:
     return " OR ".join('"' + gram.replace('"', '""') + '"' for gram in sorted(grams))
 
 
-def _fuzzy_score(term: str, folded: str) -> float:
+def _score(term: str, folded: str, similarity: float) -> float:
+    """1 for the exact name, 0.95 for a name that starts with the query, else the similarity scaled below those."""
     if folded == term:
         return 1.0
     if folded.startswith(term):
-        return 0.9
-    return max(fuzz.ratio(term, folded), fuzz.partial_ratio(term, folded), fuzz.token_sort_ratio(term, folded)) / 100
+        return 0.95
+    return round(0.9 * similarity, 3)
+
+
+def _similarity(term: str, folded: str) -> float:
+    """Like pg_trgm's word_similarity: how well the query matches the name or a part of it (never a query that
+    merely contains the name: "acme copr" is not a perfect match for "Acme")."""
+    best = max(fuzz.ratio(term, folded), fuzz.token_sort_ratio(term, folded))
+    if len(folded) > len(term):
+        best = max(best, fuzz.partial_ratio(term, folded))
+    return best / 100
 
 
 async def _names_sqlite(
@@ -143,12 +153,14 @@ async def _names_sqlite(
             .order_by(fts.c.rank)
         )
     rows = (await session.execute(stmt.limit(SQLITE_CANDIDATES))).all()
-    scored = [(_fuzzy_score(term, str(folded)), record_id, name) for record_id, name, folded in rows]
-    scored = sorted((s for s in scored if s[0] >= FUZZY_THRESHOLD), key=lambda s: -s[0])[:limit]
-    return [
-        SearchHit(kind=target.kind, id=record_id, name=name, matched="name", score=round(score, 3))
-        for score, record_id, name in scored
-    ]
+    hits = []
+    for record_id, name, raw_folded in rows:
+        folded = cast(str, raw_folded)
+        similarity = _similarity(term, folded)
+        if similarity >= FUZZY_THRESHOLD or folded.startswith(term):
+            score = _score(term, folded, similarity)
+            hits.append(SearchHit(kind=target.kind, id=record_id, name=name, matched="name", score=score))
+    return sorted(hits, key=lambda h: -h.score)[:limit]
 
 
 async def search(*, session: AsyncSession, viewer: Viewer, q: str, kinds: set[Kind], limit: int) -> list[SearchHit]:

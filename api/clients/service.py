@@ -32,6 +32,7 @@ from api.core.models import get_record, live
 from api.core.pagination import keyset_page
 from api.core.schemas import changed_fields
 from api.core.types import fold, json_array_has, no_nul, prefix_pattern
+from api.deals.models import Deal
 from api.sharing.visibility import (
     Viewer,
     check_owner,
@@ -123,10 +124,19 @@ async def update_custom_field(
 async def delete_custom_field(
     *, session: AsyncSession, principal: Principal, field_id: uuid.UUID, expected_version: int | None
 ) -> None:
-    """The definition goes; values already stored stay in the records' JSON but are no longer shown or checked."""
+    """The definition goes, and so do its values (each record that had one is changed, and logged as such)."""
     field = await get_record(session, CustomField, principal.org_id, field_id, "custom field")
     ensure_version(field, expected_version, CustomFieldRead.model_validate)
     await changes.delete(session, principal, "custom_field", field)
+    model: Any = {"company": Company, "contact": Contact, "deal": Deal}[field.entity]
+    holders = await session.scalars(
+        select(model).where(
+            col(model.org_id) == principal.org_id, col(model.custom)[field.key].as_string().is_not(None)
+        )
+    )
+    for record in holders.all():
+        custom = {k: v for k, v in record.custom.items() if k != field.key}
+        await changes.update(session, principal, field.entity, record, {"custom": custom})
 
 
 def _custom_value(field: CustomField, value: Any, pointer: str) -> Any:
@@ -230,8 +240,9 @@ def _points_of(record: ClientModel) -> list[tuple[str, str]]:
     return [("email", e) for e in record.emails] + [("phone", p) for p in record.phones]
 
 
-async def _duplicates(session: AsyncSession, spec: ClientKindSpec, record: ClientModel) -> list[DuplicateMatch]:
-    points = _points_of(record)
+async def _duplicates(
+    session: AsyncSession, spec: ClientKindSpec, record: ClientModel, points: list[tuple[str, str]]
+) -> list[DuplicateMatch]:
     if not points:
         return []
     model = spec.model
@@ -253,8 +264,11 @@ async def _duplicates(session: AsyncSession, spec: ClientKindSpec, record: Clien
     ]
 
 
-async def _refuse_duplicates(session: AsyncSession, spec: ClientKindSpec, record: ClientModel) -> None:
-    found = await _duplicates(session, spec, record)
+async def _refuse_duplicates(
+    session: AsyncSession, spec: ClientKindSpec, record: ClientModel, points: list[tuple[str, str]]
+) -> None:
+    """409 when another live client already has one of `points` (the handles being added)."""
+    found = await _duplicates(session, spec, record, points)
     if found:
         raise Conflict(
             f"A {spec.what} with the same {found[0].matched} exists. Send confirm_duplicate=true to create it anyway.",
@@ -332,7 +346,7 @@ async def create_client(
     await _normalise(session, viewer, spec, fields, None)
     record = spec.model(id=data.id or new_id(), org_id=viewer.org_id, **fields)
     if not confirm_duplicate:
-        await _refuse_duplicates(session, spec, record)
+        await _refuse_duplicates(session, spec, record, _points_of(record))
     await changes.create(session, viewer.principal, spec.kind.value, record)
     await _write_points(session, spec, record)
     return record
@@ -355,10 +369,13 @@ async def update_client(
     await _normalise(session, viewer, spec, fields, record)
     if fields.get("company_id") == record.id:
         raise ValidationFailed.field("#/company_id", "A contact cannot be its own company.")
-    touched = {"domain", "phone", "emails", "phones"} & fields.keys()
-    if await changes.update(session, viewer.principal, spec.kind.value, record, fields) and touched:
+    before = set(_points_of(record))
+    await changes.update(session, viewer.principal, spec.kind.value, record, fields)
+    after = _points_of(record)
+    if set(after) != before:
+        # Only the handles this update adds are checked: a duplicate confirmed earlier stays confirmed.
         if not confirm_duplicate:
-            await _refuse_duplicates(session, spec, record)
+            await _refuse_duplicates(session, spec, record, [p for p in after if p not in before])
         await _write_points(session, spec, record)
     return record
 

@@ -42,6 +42,7 @@ from api.feed.service import emit
 from api.sharing.visibility import (
     Viewer,
     check_owner,
+    company_of_contact,
     ensure_owner,
     ensure_visible_ref,
     get_restorable,
@@ -209,11 +210,17 @@ async def _pipeline(session: AsyncSession, org_id: uuid.UUID, pipeline_id: uuid.
     return pipeline
 
 
-async def _check_refs(session: AsyncSession, viewer: Viewer, fields: dict[str, Any], deal_id: uuid.UUID) -> None:
+async def _check_refs(
+    session: AsyncSession, viewer: Viewer, fields: dict[str, Any], deal_id: uuid.UUID, *, fill_company: bool
+) -> None:
+    """Check the records a deal points at. With `fill_company`, a deal for a contact also belongs to the contact's
+    company (whose card then counts it)."""
     if fields.get("company_id") is not None:
         await ensure_visible_ref(session, viewer, Company, fields["company_id"], "#/company_id")
     if fields.get("contact_id") is not None:
         await ensure_visible_ref(session, viewer, Contact, fields["contact_id"], "#/contact_id")
+        if fill_company:
+            fields["company_id"] = await company_of_contact(session, viewer, fields["contact_id"])
     if fields.get("previous_deal_id") is not None:
         await ensure_visible_ref(session, viewer, Deal, fields["previous_deal_id"], "#/previous_deal_id")
     if fields.get("previous_deal_id") == deal_id:
@@ -277,7 +284,7 @@ async def create_deal(*, session: AsyncSession, viewer: Viewer, data: DealCreate
         raise Forbidden("Your role can read deals but not change them.")
     fields = data.model_dump(exclude={"id", "lines"})
     deal_id = data.id or new_id()
-    await _check_refs(session, viewer, fields, deal_id)
+    await _check_refs(session, viewer, fields, deal_id, fill_company=fields["company_id"] is None)
     pipeline = await _pipeline(session, viewer.org_id, data.pipeline_id, "pipeline_id")
     stages = await _stages(session, viewer.org_id, pipeline.id)
     if data.stage_id is None:
@@ -334,7 +341,8 @@ async def update_deal(
 ) -> Deal:
     deal = await _writable(session, viewer, deal_id, expected_version)
     fields = changed_fields(data)
-    await _check_refs(session, viewer, fields, deal.id)
+    fill_company = "company_id" not in fields and deal.company_id is None
+    await _check_refs(session, viewer, fields, deal.id, fill_company=fill_company)
     if "owner_id" in fields and fields["owner_id"] != deal.owner_id:
         ensure_owner(viewer, deal.owner_id)
         await check_owner(session, viewer, fields["owner_id"])

@@ -63,6 +63,10 @@ class Viewer:
     def read_only(self) -> bool:
         return self.principal.kind == "user" and self.principal.role is Role.marketing
 
+    def may_read(self, scope: str) -> bool:
+        """Whether a section of another kind may be shown (an API key's card holds deals only with `deals:read`)."""
+        return self.principal.kind != "api_key" or scope in self.principal.scopes
+
     def owns(self, owner_id: uuid.UUID) -> bool:
         """Whether the record's owner is in the viewer's charge: deleting and reassigning need this."""
         return (self.everything and not self.read_only) or owner_id in self.charge_ids
@@ -225,9 +229,13 @@ async def ensure_visible_ref(
 ) -> None:
     """A reference in a request body must name a record the viewer may see: else 422 on that field (and no hint
     whether it exists elsewhere)."""
-    stmt = visible(viewer, model).where(col(model.id) == record_id).with_only_columns(col(model.id))
-    if await session.scalar(stmt) is None:
+    if not await can_see(session, viewer, model, record_id):
         raise ValidationFailed.field(pointer, f"No such {model.__tablename__}.")
+
+
+async def can_see(session: AsyncSession, viewer: Viewer, model: type[V], record_id: uuid.UUID) -> bool:
+    stmt = visible(viewer, model).where(col(model.id) == record_id).with_only_columns(col(model.id))
+    return await session.scalar(stmt) is not None
 
 
 def viewer_of(*roles: Role, scope: str | None = None) -> Callable[..., Coroutine[Any, Any, Viewer]]:
@@ -275,3 +283,15 @@ async def check_colleagues(session: AsyncSession, viewer: Viewer, ids: list[uuid
     for index, user_id in enumerate(ids):
         if user_id not in found:
             raise ValidationFailed.field(pointer.format(index=index), "No such active colleague.")
+
+
+async def company_of_contact(session: AsyncSession, viewer: Viewer, contact_id: uuid.UUID) -> uuid.UUID | None:
+    """The contact's company, if the viewer may see it: what a deal or activity about the contact is filed under."""
+    stmt = (
+        visible(viewer, Company)
+        .join(Contact, col(Contact.company_id) == col(Company.id))
+        .where(col(Contact.id) == contact_id)
+        .with_only_columns(col(Company.id))
+    )
+    found: uuid.UUID | None = await session.scalar(stmt)
+    return found
