@@ -746,7 +746,6 @@ class _Demo:
         while len(homes) < size.contacts:
             homes.append(self.rng.choice(self.companies) if self.rng.random() < 0.96 else None)
         self.contacts = [self._contact(home) for home in homes]
-        self.rows[Contact].sort(key=lambda c: c["id"])
         advance(size.contacts)
 
     def _contact(self, company: Row | None) -> Row:
@@ -794,8 +793,6 @@ class _Demo:
         )
         if company is not None:
             self.contacts_of[company["id"]].append(contact)
-        else:
-            self.owner_of[contact["id"]] = owner
         return contact
 
     # Deals
@@ -1194,7 +1191,7 @@ class _Demo:
             on_deals = sum(len(d.activities) for d in self.deals)
         advance(on_deals)
         self._client_activities(max(0, target - on_deals))
-        advance(target - on_deals)
+        advance(max(0, target - on_deals))
 
     # Derived values, contact points, feed and change log
 
@@ -1208,7 +1205,8 @@ class _Demo:
             row = deal.row
             done = [a["done_at"] for a in deal.activities if a["done_at"] is not None]
             row["last_activity_at"] = max(done) if done else None
-            row["updated_at"] = max(row["stage_entered_at"], row["last_activity_at"] or row["created_at"])
+            # Activities do not change a deal (last_activity_at and rots_at are derived): its last stage move did.
+            row["updated_at"] = row["stage_entered_at"]
             rotten_days = self.stages[deal.path[-1][0]]["rotten_days"]
             if row["status"] == DealStatus.open.value and rotten_days is not None:
                 row["rots_at"] = max(row["stage_entered_at"], row["last_activity_at"] or row["created_at"])

@@ -5,10 +5,12 @@ The matrix is built from the app's own OpenAPI document, so a new route with a p
 it exists, or the suite fails until someone says how to get the other organisation's id for that parameter.
 """
 
+import functools
 import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -16,15 +18,33 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, func, select
 
+from api.activities.models import Activity
 from api.auth.models import ApiKey, Organization, Team, User
+from api.clients import service as clients
+from api.clients.models import Company, Contact, ContactPoint, CustomField, FieldKind
+from api.clients.schemas import CustomFieldCreate
 from api.core.changes import Change
-from api.core.db import Database
 from api.core.models import live
+from api.core.types import utcnow
 from api.deals import service as deals
-from api.deals.models import LostReason, Pipeline, Product, Stage
+from api.deals.models import Deal, DealLine, DealStageEvent, LostReason, Pipeline, Product, Stage
 from api.deals.schemas import ProductCreate
+from api.feed.models import FeedEvent
 from api.main import create_app
-from tests.factories import Tenant, make_api_key, make_team, make_tenant, system
+from api.sharing.models import Share
+from tests.factories import (
+    Tenant,
+    make_activity,
+    make_api_key,
+    make_company,
+    make_contact,
+    make_deal,
+    make_team,
+    make_tenant,
+    share_with,
+    sign_in,
+    system,
+)
 
 
 @dataclass(frozen=True)
@@ -42,6 +62,15 @@ class Records:
     stage: Stage
     product: Product
     lost_reason: LostReason
+    # The CRM records, all owned by the tenant's rep: a company, a contact of it, a deal with both, a planned task
+    # on the deal (so that completing and then reopening it both succeed), the company shared with the admin, and
+    # a custom field of companies.
+    company: Company
+    contact: Contact
+    deal: Deal
+    activity: Activity
+    share: Share
+    custom_field: CustomField
 
 
 # How to get an organisation's id for each path parameter. A route with a parameter not listed here fails the suite.
@@ -54,10 +83,33 @@ ID_OF: dict[str, Callable[[Records], uuid.UUID]] = {
     "stage_id": lambda r: r.stage.id,
     "product_id": lambda r: r.product.id,
     "lost_reason_id": lambda r: r.lost_reason.id,
+    # A company: the client routes take a company's or a contact's id (contacts' routes are told apart in ID_AT).
+    "client_id": lambda r: r.company.id,
+    "deal_id": lambda r: r.deal.id,
+    "activity_id": lambda r: r.activity.id,
+    "field_id": lambda r: r.custom_field.id,
+    "share_id": lambda r: r.share.id,
 }
 
-# A minimal valid body for each operation that takes one (keyed by method and path template).
-BODY_OF: dict[tuple[str, str], dict[str, Any]] = {
+# Where one parameter names a different kind of record on some routes: (path prefix, parameter) -> id.
+ID_AT: dict[tuple[str, str], Callable[[Records], uuid.UUID]] = {
+    ("/api/v1/contacts/", "client_id"): lambda r: r.contact.id,
+}
+
+
+def id_of(path: str, name: str, records: Records) -> uuid.UUID:
+    """The organisation's id for the path parameter `name` of the route `path`."""
+    for (prefix, param), get in ID_AT.items():
+        if param == name and path.startswith(prefix):
+            return get(records)
+    return ID_OF[name](records)
+
+
+# A minimal valid body for each operation that takes one (keyed by method and path template); a function of the
+# calling organisation's records when the body names one of them (so the control call on the caller's own record
+# is a valid call, and the call on the other organisation's record differs from it only by the path's id).
+BodyOf = dict[str, Any] | Callable[[Records], dict[str, Any]]
+BODY_OF: dict[tuple[str, str], BodyOf] = {
     ("PATCH", "/api/v1/users/{user_id}"): {"name": "x"},
     ("PATCH", "/api/v1/teams/{team_id}"): {"name": "x"},
     ("PATCH", "/api/v1/pipelines/{pipeline_id}"): {"name": "x"},
@@ -65,6 +117,17 @@ BODY_OF: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/v1/stages/{stage_id}"): {"name": "x"},
     ("PATCH", "/api/v1/products/{product_id}"): {"name": "x"},
     ("PATCH", "/api/v1/lost-reasons/{lost_reason_id}"): {"name": "x"},
+    ("PATCH", "/api/v1/companies/{client_id}"): {"name": "x"},
+    ("PATCH", "/api/v1/contacts/{client_id}"): {"name": "x"},
+    ("PATCH", "/api/v1/custom-fields/{field_id}"): {"label": "x"},
+    ("PATCH", "/api/v1/deals/{deal_id}"): {"title": "x"},
+    ("PUT", "/api/v1/deals/{deal_id}/lines"): {"lines": [{"name": "x"}]},
+    # To the stage the deal is in: a valid move that changes nothing.
+    ("POST", "/api/v1/deals/{deal_id}/move"): lambda r: {"stage_id": str(r.deal.stage_id)},
+    ("POST", "/api/v1/deals/{deal_id}/lose"): lambda r: {"lost_reason_id": str(r.lost_reason.id)},
+    ("POST", "/api/v1/deals/{deal_id}/reopen"): {},
+    ("PATCH", "/api/v1/activities/{activity_id}"): {"subject": "x"},
+    ("POST", "/api/v1/activities/{activity_id}/complete"): {},
 }
 
 # Routes known to exist today: a check that the enumeration itself works (new routes are found without this list).
@@ -82,11 +145,38 @@ KNOWN_OPERATIONS = {
     ("DELETE", "/api/v1/stages/{stage_id}"),
     ("DELETE", "/api/v1/products/{product_id}"),
     ("DELETE", "/api/v1/lost-reasons/{lost_reason_id}"),
+    ("GET", "/api/v1/companies/{client_id}"),
+    ("PATCH", "/api/v1/companies/{client_id}"),
+    ("DELETE", "/api/v1/companies/{client_id}"),
+    ("POST", "/api/v1/companies/{client_id}/restore"),
+    ("GET", "/api/v1/contacts/{client_id}"),
+    ("PATCH", "/api/v1/contacts/{client_id}"),
+    ("DELETE", "/api/v1/contacts/{client_id}"),
+    ("POST", "/api/v1/contacts/{client_id}/restore"),
+    ("PATCH", "/api/v1/custom-fields/{field_id}"),
+    ("DELETE", "/api/v1/custom-fields/{field_id}"),
+    ("GET", "/api/v1/clients/{client_id}/card"),
+    ("GET", "/api/v1/clients/{client_id}/timeline"),
+    ("GET", "/api/v1/deals/{deal_id}"),
+    ("PATCH", "/api/v1/deals/{deal_id}"),
+    ("DELETE", "/api/v1/deals/{deal_id}"),
+    ("PUT", "/api/v1/deals/{deal_id}/lines"),
+    ("POST", "/api/v1/deals/{deal_id}/move"),
+    ("POST", "/api/v1/deals/{deal_id}/win"),
+    ("POST", "/api/v1/deals/{deal_id}/lose"),
+    ("POST", "/api/v1/deals/{deal_id}/reopen"),
+    ("POST", "/api/v1/deals/{deal_id}/restore"),
+    ("GET", "/api/v1/deals/{deal_id}/timeline"),
+    ("GET", "/api/v1/activities/{activity_id}"),
+    ("PATCH", "/api/v1/activities/{activity_id}"),
+    ("DELETE", "/api/v1/activities/{activity_id}"),
+    ("POST", "/api/v1/activities/{activity_id}/complete"),
+    ("POST", "/api/v1/activities/{activity_id}/reopen"),
+    ("DELETE", "/api/v1/shares/{share_id}"),
 }
 
 _PARAM = re.compile(r"{(\w+)}")
-# Deletes last, so that the same-organisation control calls see every record still there.
-_METHOD_ORDER = {"get": 0, "post": 1, "patch": 2, "put": 3, "delete": 4}
+_METHOD_ORDER = {"GET": 0, "POST": 1, "PATCH": 2, "PUT": 3, "DELETE": 4}
 
 
 @dataclass(frozen=True)
@@ -95,18 +185,45 @@ class Operation:
     path: str
     params: tuple[str, ...]
     body: dict[str, Any] | None
+    # Query parameters to send (None: none).
+    query: dict[str, Any] | None = None
 
     def url(self, records: Records) -> str:
-        return self.path.format(**{name: ID_OF[name](records) for name in self.params})
+        return self.path.format(**{name: id_of(self.path, name, records) for name in self.params})
 
     async def call(self, client: httpx.AsyncClient, records: Records, headers: dict[str, str]) -> httpx.Response:
-        return await client.request(self.method, self.url(records), json=self.body, headers=headers)
+        return await client.request(self.method, self.url(records), json=self.body, params=self.query, headers=headers)
 
 
-def operations_with_ids(db: Database) -> list[Operation]:
-    """Every operation of the app whose path has a parameter; fails on a parameter or body it cannot fill."""
+def _call_order(ops: list[Operation]) -> list[Operation]:
+    """Reads, then writes, then deletes, then restores, so that every same-organisation control call finds the
+    record it addresses: deletes come last, in reverse route order (a share goes before the client it is on, an
+    activity before its deal), and restores after them (they need a deleted record, and put it back)."""
+
+    def key(indexed: tuple[int, Operation]) -> tuple[int, int]:
+        index, op = indexed
+        if op.method == "POST" and op.path.endswith("/restore"):
+            return 6, index
+        if op.method == "DELETE":
+            return 5, -index
+        return _METHOD_ORDER.get(op.method, 9), index
+
+    return [op for _, op in sorted(enumerate(ops), key=key)]
+
+
+@functools.cache
+def api_paths() -> dict[str, Any]:
+    """The `paths` of the app's OpenAPI document. Made once per test process: the routes do not depend on the
+    database, and building the document takes over a second (once per test, it was most of the suites' time)."""
+    paths: dict[str, Any] = create_app().openapi()["paths"]
+    return paths
+
+
+def operations_with_ids(caller: Records | None = None) -> list[Operation]:
+    """Every operation of the app whose path has a parameter, in call order; fails on a parameter or body it cannot
+    fill. Bodies that name records are made from `caller`'s (left out when there is no caller)."""
     found: list[Operation] = []
-    for path, item in create_app(database=db).openapi()["paths"].items():
+    for path, item in api_paths().items():
         params = tuple(_PARAM.findall(path))
         if not params:
             continue
@@ -116,15 +233,17 @@ def operations_with_ids(db: Database) -> list[Operation]:
                 f"{path} has path parameter(s) {unknown} with no tenant-isolation coverage: "
                 "add them to ID_OF in tests/test_tenant_isolation.py"
             )
-        for method, operation in sorted(item.items(), key=lambda kv: _METHOD_ORDER.get(kv[0], 9)):
+        for method, operation in item.items():
             body = BODY_OF.get((method.upper(), path))
             if "requestBody" in operation and body is None:
                 pytest.fail(
                     f"{method.upper()} {path} takes a body and has no tenant-isolation coverage: "
                     "add a minimal valid body to BODY_OF in tests/test_tenant_isolation.py"
                 )
+            if callable(body):
+                body = body(caller) if caller is not None else None
             found.append(Operation(method.upper(), path, params, body))
-    return found
+    return _call_order(found)
 
 
 async def _first_audit_id(client: httpx.AsyncClient, tenant: Tenant) -> uuid.UUID:
@@ -147,7 +266,41 @@ async def _records(session: AsyncSession, client: httpx.AsyncClient, name: str) 
     assert reason is not None
     await session.commit()
     audit_id = await _first_audit_id(client, tenant)
-    return Records(tenant, tenant.rep, team, tenant.key, audit_id, pipeline, won, product, reason)
+    slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+    rep = tenant.rep
+    company = await make_company(session, rep, name=f"{name} Client Co", domain=f"{slug.replace('_', '-')}.example")
+    contact = await make_contact(
+        session, rep, name=f"{name} Buyer", company_id=company.id, emails=[f"buyer@{slug.replace('_', '-')}.example"]
+    )
+    deal = await make_deal(session, rep, title=f"{name} Fleet Deal", company_id=company.id, contact_id=contact.id)
+    activity = await make_activity(
+        session, rep, kind="task", subject=f"{name} follow-up", deal_id=deal.id, due_at=utcnow() + timedelta(days=1)
+    )
+    await share_with(session, rep, "company", company.id, tenant.admin)
+    share = (await session.scalars(live(Share, org_id).where(col(Share.entity_id) == company.id))).one()
+    field = await clients.create_custom_field(
+        session=session,
+        principal=system(tenant.org),
+        data=CustomFieldCreate(entity="company", key=f"{slug}_tier", label=f"{name} Tier", kind=FieldKind.text),
+    )
+    await session.commit()
+    return Records(
+        tenant,
+        rep,
+        team,
+        tenant.key,
+        audit_id,
+        pipeline,
+        won,
+        product,
+        reason,
+        company,
+        contact,
+        deal,
+        activity,
+        share,
+        field,
+    )
 
 
 @pytest.fixture
@@ -174,6 +327,20 @@ def secrets_of(b: Records) -> list[str]:
         b.product.name,
         b.lost_reason.id,
         *(x for user in (t.admin, t.rep) for x in (user.id, user.email, user.name)),
+        b.company.id,
+        b.company.name,
+        b.company.domain,
+        b.contact.id,
+        b.contact.name,
+        *b.contact.emails,
+        b.deal.id,
+        b.deal.title,
+        b.activity.id,
+        b.activity.subject,
+        b.share.id,
+        b.custom_field.id,
+        b.custom_field.key,
+        b.custom_field.label,
     ]
     return [str(v) for v in values]
 
@@ -186,30 +353,50 @@ def assert_mentions_none(response: httpx.Response, secrets: list[str]) -> None:
 async def versions(session: AsyncSession, org_id: uuid.UUID) -> dict[str, Any]:
     """The state of an organisation's records as the database has it (not as the session remembers it)."""
     state: dict[str, Any] = {}
-    for model in (User, Team, ApiKey, Pipeline, Stage, Product, LostReason):
+    for model in (
+        User,
+        Team,
+        ApiKey,
+        Pipeline,
+        Stage,
+        Product,
+        LostReason,
+        Company,
+        Contact,
+        ContactPoint,
+        CustomField,
+        Deal,
+        DealLine,
+        DealStageEvent,
+        Activity,
+        Share,
+    ):
         rows = await session.execute(
             select(model.id, model.version, model.deleted_at).where(col(model.org_id) == org_id)
         )
         state.update({f"{model.__tablename__}:{r.id}": (r.version, r.deleted_at) for r in rows})
+    state["organization"] = await session.scalar(select(Organization.version).where(col(Organization.id) == org_id))
     state["changes"] = await session.scalar(select(func.count()).where(col(Change.org_id) == org_id))
+    state["feed_events"] = await session.scalar(select(func.count()).where(col(FeedEvent.org_id) == org_id))
     return state
 
 
 # The matrix
 
 
-def test_every_path_parameter_of_the_api_has_a_way_to_get_another_orgs_id(db: Database) -> None:
-    ops = operations_with_ids(db)
+def test_every_path_parameter_of_the_api_has_a_way_to_get_another_orgs_id() -> None:
+    ops = operations_with_ids()
 
     assert {p for op in ops for p in op.params} == ID_OF.keys(), "ID_OF lists a parameter no route has any more"
     assert {(op.method, op.path) for op in ops} >= BODY_OF.keys(), "BODY_OF names an operation that no longer exists"
 
 
 async def test_every_route_with_an_id_answers_404_for_another_orgs_record_and_leaks_nothing(
-    session: AsyncSession, client: httpx.AsyncClient, db: Database, orgs: tuple[Records, Records]
+    session: AsyncSession, client: httpx.AsyncClient, orgs: tuple[Records, Records]
 ) -> None:
     a, b = orgs
-    ops = operations_with_ids(db)
+    # Bodies name A's records: the call on B's id differs from A's own control call only by that id.
+    ops = operations_with_ids(caller=a)
     assert {(op.method, op.path) for op in ops} >= KNOWN_OPERATIONS, "the enumeration missed routes it should find"
     before = await versions(session, b.tenant.org.id)
     secrets = secrets_of(b)
@@ -274,7 +461,20 @@ async def test_user_search_finds_none_of_another_orgs_users(
     assert [u["id"] for u in own.json()["items"]] == [str(b.user.id)], "the search term does find B's user for B"
 
 
-@pytest.mark.parametrize("path", ["/api/v1/users", "/api/v1/teams", "/api/v1/api-keys"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/users",
+        "/api/v1/teams",
+        "/api/v1/api-keys",
+        "/api/v1/companies",
+        "/api/v1/contacts",
+        "/api/v1/custom-fields",
+        "/api/v1/deals",
+        "/api/v1/activities",
+        "/api/v1/feed",
+    ],
+)
 async def test_lists_show_none_of_another_orgs_records(
     client: httpx.AsyncClient, orgs: tuple[Records, Records], path: str
 ) -> None:
@@ -286,6 +486,167 @@ async def test_lists_show_none_of_another_orgs_records(
     listed = {item["id"] for item in response.json()["items"]}
     assert listed, "A's own records are listed"
     assert_mentions_none(response, secrets_of(b))
+
+
+@pytest.mark.parametrize(
+    ("path", "shows"), [("/api/v1/deals/board", lambda r: r.deal.id), ("/api/v1/me/agenda", lambda r: r.activity.id)]
+)
+async def test_views_show_none_of_another_orgs_records(
+    client: httpx.AsyncClient, orgs: tuple[Records, Records], path: str, shows: Callable[[Records], uuid.UUID]
+) -> None:
+    a, b = orgs
+    # As A's rep: the deal and the task are theirs, so the views are not empty.
+    response = await client.get(path, headers=await sign_in(client, a.tenant.rep))
+
+    assert response.status_code == 200, response.text
+    assert str(shows(a)) in response.text, "A's own record is shown"
+    assert_mentions_none(response, secrets_of(b))
+
+
+async def test_deleted_records_list_none_of_another_orgs(
+    client: httpx.AsyncClient, orgs: tuple[Records, Records]
+) -> None:
+    a, b = orgs
+    deleted = await client.delete(f"/api/v1/companies/{b.company.id}", headers=b.tenant.headers)
+    assert deleted.status_code == 204, deleted.text
+
+    response = await client.get("/api/v1/companies", params={"deleted": "true"}, headers=a.tenant.headers)
+    own = await client.get("/api/v1/companies", params={"deleted": "true"}, headers=b.tenant.headers)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["items"] == []
+    assert_mentions_none(response, secrets_of(b))
+    assert [c["id"] for c in own.json()["items"]] == [str(b.company.id)], "B's bin does hold the company"
+
+
+# Query parameters naming another organisation's record: answered as for an id that exists nowhere.
+FILTERS: list[tuple[str, str, Callable[[Records], Any]]] = [
+    ("/api/v1/companies", "owner_id", lambda r: r.tenant.rep.id),
+    ("/api/v1/contacts", "company_id", lambda r: r.company.id),
+    ("/api/v1/contacts", "owner_id", lambda r: r.tenant.rep.id),
+    ("/api/v1/deals", "company_id", lambda r: r.company.id),
+    ("/api/v1/deals", "contact_id", lambda r: r.contact.id),
+    ("/api/v1/deals", "pipeline_id", lambda r: r.pipeline.id),
+    ("/api/v1/deals", "stage_id", lambda r: r.deal.stage_id),
+    ("/api/v1/deals", "owner_id", lambda r: r.tenant.rep.id),
+    ("/api/v1/deals/board", "pipeline_id", lambda r: r.pipeline.id),
+    ("/api/v1/deals/board", "owner_id", lambda r: r.tenant.rep.id),
+    ("/api/v1/activities", "company_id", lambda r: r.company.id),
+    ("/api/v1/activities", "contact_id", lambda r: r.contact.id),
+    ("/api/v1/activities", "deal_id", lambda r: r.deal.id),
+    ("/api/v1/activities", "assignee_id", lambda r: r.tenant.rep.id),
+]
+
+
+@pytest.mark.parametrize(("path", "name", "id_of_b"), FILTERS, ids=[f"{p}?{n}" for p, n, _ in FILTERS])
+async def test_filters_by_another_orgs_record_answer_as_for_no_record(
+    client: httpx.AsyncClient, orgs: tuple[Records, Records], path: str, name: str, id_of_b: Callable[[Records], Any]
+) -> None:
+    a, b = orgs
+
+    response = await client.get(path, params={name: str(id_of_b(b))}, headers=a.tenant.headers)
+    nowhere = await client.get(path, params={name: str(uuid.uuid4())}, headers=a.tenant.headers)
+    own = await client.get(path, params={name: str(id_of_b(b))}, headers=b.tenant.headers)
+
+    assert response.status_code == nowhere.status_code, f"{response.text} / {nowhere.text}"
+    assert_mentions_none(response, secrets_of(b))
+    if response.status_code == 200 and "items" in response.json():
+        assert response.json()["items"] == []
+    assert own.status_code == 200, own.text
+
+
+async def test_shares_of_another_orgs_record_are_404(client: httpx.AsyncClient, orgs: tuple[Records, Records]) -> None:
+    a, b = orgs
+    params = {"entity": "company", "entity_id": str(b.company.id)}
+
+    response = await client.get("/api/v1/shares", params=params, headers=a.tenant.headers)
+    own = await client.get("/api/v1/shares", params=params, headers=b.tenant.headers)
+
+    assert response.status_code == 404, response.text
+    assert_mentions_none(response, secrets_of(b))
+    assert [s["id"] for s in own.json()["items"]] == [str(b.share.id)], own.text
+
+
+@pytest.mark.parametrize("entity", ["company", "contact", "deal"])
+async def test_sharing_another_orgs_record_is_404_and_changes_nothing(
+    session: AsyncSession, client: httpx.AsyncClient, orgs: tuple[Records, Records], entity: str
+) -> None:
+    a, b = orgs
+    record = {"company": b.company, "contact": b.contact, "deal": b.deal}[entity]
+    before = await versions(session, b.tenant.org.id)
+
+    response = await client.post(
+        "/api/v1/shares",
+        json={"entity": entity, "entity_id": str(record.id), "user_ids": [str(a.user.id)]},
+        headers=a.tenant.headers,
+    )
+
+    assert response.status_code == 404, response.text
+    assert_mentions_none(response, secrets_of(b))
+    assert await versions(session, b.tenant.org.id) == before
+
+
+@pytest.mark.parametrize("view", ["card", "timeline"])
+async def test_another_orgs_contact_card_is_404(
+    client: httpx.AsyncClient, orgs: tuple[Records, Records], view: str
+) -> None:
+    """The matrix addresses /clients/{client_id} with a company's id; a contact's goes through it too."""
+    a, b = orgs
+
+    response = await client.get(f"/api/v1/clients/{b.contact.id}/{view}", headers=a.tenant.headers)
+    own = await client.get(f"/api/v1/clients/{a.contact.id}/{view}", headers=a.tenant.headers)
+
+    assert response.status_code == 404, response.text
+    assert_mentions_none(response, secrets_of(b))
+    assert own.status_code == 200, own.text
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/companies/{}/restore", "/api/v1/contacts/{}/restore", "/api/v1/deals/{}/restore"]
+)
+async def test_another_orgs_deleted_record_cannot_be_restored(
+    session: AsyncSession, client: httpx.AsyncClient, orgs: tuple[Records, Records], path: str
+) -> None:
+    """The matrix restores B's live records; this one is in B's bin, so only isolation can stop A."""
+    a, b = orgs
+    record = {"companies": b.company, "contacts": b.contact, "deals": b.deal}[path.split("/")[3]]
+    deleted = await client.delete(path.removesuffix("/restore").format(record.id), headers=b.tenant.headers)
+    assert deleted.status_code == 204, deleted.text
+    before = await versions(session, b.tenant.org.id)
+
+    response = await client.post(path.format(record.id), headers=a.tenant.headers)
+
+    assert response.status_code == 404, response.text
+    assert_mentions_none(response, secrets_of(b))
+    assert await versions(session, b.tenant.org.id) == before
+    assert (await client.post(path.format(record.id), headers=b.tenant.headers)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "q",
+    [
+        lambda r: r.company.name,
+        lambda r: r.contact.name,
+        lambda r: r.deal.title,
+        lambda r: r.contact.emails[0],
+        lambda r: r.company.domain,
+    ],
+    ids=["company name", "contact name", "deal title", "contact e-mail", "company domain"],
+)
+async def test_search_finds_none_of_another_orgs_records(
+    client: httpx.AsyncClient, orgs: tuple[Records, Records], q: Callable[[Records], str]
+) -> None:
+    a, b = orgs
+    params = {"q": q(b)}
+
+    response = await client.get("/api/v1/search", params=params, headers=a.tenant.headers)
+    own = await client.get("/api/v1/search", params=params, headers=b.tenant.headers)
+
+    assert response.status_code == 200, response.text
+    # Typos are forgiven, so A's own look-alikes may come up ("Alpha Ltd Client Co" for "Bravo Corp Client Co").
+    assert {hit["id"] for hit in response.json()["items"]} <= {str(r.id) for r in (a.company, a.contact, a.deal)}
+    assert_mentions_none(response, secrets_of(b))
+    assert own.json()["items"], f"the search term does find B's record for B: {own.text}"
 
 
 def _secret_part(key: ApiKey, secret: str) -> str:
@@ -341,6 +702,47 @@ async def test_an_api_key_whose_secret_contains_an_underscore_authenticates(
         ("POST", "/api/v1/teams", {"name": "Led", "head_id": "{user}"}, "head_id"),
         ("PATCH", "/api/v1/teams/{own_team}", {"head_id": "{user}"}, "head_id"),
         ("PATCH", "/api/v1/pipelines/{own_pipeline}", {"team_id": "{team}"}, "team_id"),
+        ("POST", "/api/v1/companies", {"name": "N", "owner_id": "{user}"}, "owner_id"),
+        ("PATCH", "/api/v1/companies/{own_company}", {"owner_id": "{user}"}, "owner_id"),
+        ("POST", "/api/v1/contacts", {"name": "N", "company_id": "{company}"}, "company_id"),
+        ("PATCH", "/api/v1/contacts/{own_contact}", {"company_id": "{company}"}, "company_id"),
+        ("POST", "/api/v1/deals", {"title": "T", "company_id": "{company}"}, "company_id"),
+        ("POST", "/api/v1/deals", {"title": "T", "contact_id": "{contact}"}, "contact_id"),
+        ("POST", "/api/v1/deals", {"title": "T", "previous_deal_id": "{deal}"}, "previous_deal_id"),
+        ("POST", "/api/v1/deals", {"title": "T", "pipeline_id": "{pipeline}"}, "pipeline_id"),
+        ("POST", "/api/v1/deals", {"title": "T", "owner_id": "{user}"}, "owner_id"),
+        ("POST", "/api/v1/deals", {"title": "T", "lines": [{"product_id": "{product}"}]}, "lines/0/product_id"),
+        ("PATCH", "/api/v1/deals/{own_deal}", {"company_id": "{company}"}, "company_id"),
+        ("PATCH", "/api/v1/deals/{own_deal}", {"owner_id": "{user}"}, "owner_id"),
+        ("PUT", "/api/v1/deals/{own_deal}/lines", {"lines": [{"product_id": "{product}"}]}, "lines/0/product_id"),
+        ("POST", "/api/v1/deals/{own_deal}/move", {"stage_id": "{open_stage}"}, "stage_id"),
+        ("POST", "/api/v1/deals/{own_deal}/lose", {"lost_reason_id": "{lost_reason}"}, "lost_reason_id"),
+        ("POST", "/api/v1/activities", {"kind": "note", "deal_id": "{deal}"}, "deal_id"),
+        ("POST", "/api/v1/activities", {"kind": "note", "company_id": "{company}"}, "company_id"),
+        ("POST", "/api/v1/activities", {"kind": "note", "contact_id": "{contact}"}, "contact_id"),
+        ("POST", "/api/v1/activities", {"kind": "note", "owner_id": "{user}"}, "owner_id"),
+        ("POST", "/api/v1/activities", {"kind": "note", "assignee_id": "{user}"}, "assignee_id"),
+        ("POST", "/api/v1/activities", {"kind": "note", "mentioned_ids": ["{user}"]}, "mentioned_ids/0"),
+        (
+            "POST",
+            "/api/v1/activities",
+            {"kind": "note", "next_step": {"due_at": "2030-01-01T09:00:00Z", "assignee_id": "{user}"}},
+            "next_step/assignee_id",
+        ),
+        ("PATCH", "/api/v1/activities/{own_activity}", {"deal_id": "{deal}"}, "deal_id"),
+        ("PATCH", "/api/v1/activities/{own_activity}", {"assignee_id": "{user}"}, "assignee_id"),
+        (
+            "POST",
+            "/api/v1/activities/{own_activity}/complete",
+            {"next_step": {"due_at": "2030-01-01T09:00:00Z", "assignee_id": "{user}"}},
+            "next_step/assignee_id",
+        ),
+        (
+            "POST",
+            "/api/v1/shares",
+            {"entity": "company", "entity_id": "{own_company}", "user_ids": ["{user}"]},
+            "user_ids/0",
+        ),
     ],
 )
 async def test_references_to_another_orgs_records_are_refused(
@@ -349,26 +751,45 @@ async def test_references_to_another_orgs_records_are_refused(
     orgs: tuple[Records, Records],
     method: str,
     path: str,
-    payload: dict[str, str],
+    payload: dict[str, Any],
     pointer: str,
 ) -> None:
     a, b = orgs
+    open_stage = (await session.scalars(live(Stage, b.tenant.org.id).where(col(Stage.id) == b.deal.stage_id))).one()
     ids = {
         "team": str(b.team.id),
         "user": str(b.user.id),
+        "company": str(b.company.id),
+        "contact": str(b.contact.id),
+        "deal": str(b.deal.id),
+        "pipeline": str(b.pipeline.id),
+        "open_stage": str(open_stage.id),
+        "product": str(b.product.id),
+        "lost_reason": str(b.lost_reason.id),
         "own_user": str(a.user.id),
         "own_team": str(a.team.id),
         "own_pipeline": str(a.pipeline.id),
+        "own_company": str(a.company.id),
+        "own_contact": str(a.contact.id),
+        "own_deal": str(a.deal.id),
+        "own_activity": str(a.activity.id),
     }
     before = await versions(session, a.tenant.org.id)
 
-    response = await client.request(
-        method,
-        path.format(**ids),
-        json={k: v.format(**ids) for k, v in payload.items()},
-        headers=a.tenant.headers,
-    )
+    response = await client.request(method, path.format(**ids), json=_filled(payload, ids), headers=a.tenant.headers)
 
     assert response.status_code == 422, response.text
     assert f"#/{pointer}" in [e.get("pointer") for e in response.json()["errors"]]
+    assert_mentions_none(response, secrets_of(b))
     assert await versions(session, a.tenant.org.id) == before
+
+
+def _filled(value: Any, ids: dict[str, str]) -> Any:
+    """`value` with every "{name}" in its strings replaced by that id."""
+    if isinstance(value, str):
+        return value.format(**ids)
+    if isinstance(value, list):
+        return [_filled(v, ids) for v in value]
+    if isinstance(value, dict):
+        return {k: _filled(v, ids) for k, v in value.items()}
+    return value

@@ -8,7 +8,7 @@ from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from api.activities.models import ActivityKind, CallDirection, CallOutcome
 from api.core.schemas import Input, RecordRead, optional
-from api.core.types import no_nul
+from api.core.types import Instant, no_nul
 
 Subject = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(no_nul)]
 Body = Annotated[str, StringConstraints(max_length=10_000), AfterValidator(no_nul)]
@@ -40,7 +40,7 @@ class NextStep(Input):
 
     kind: ActivityKind = ActivityKind.task
     subject: Subject | None = None
-    due_at: datetime
+    due_at: Instant
     assignee_id: uuid.UUID | None = Field(default=None, description="Defaults to you.")
 
 
@@ -54,8 +54,8 @@ class ActivityCreate(Input):
     deal_id: uuid.UUID | None = None
     owner_id: uuid.UUID | None = Field(default=None, description="Who logged it; defaults to you.")
     assignee_id: uuid.UUID | None = Field(default=None, description="Who has to do it; defaults to the owner.")
-    due_at: datetime | None = Field(default=None, description="When it is planned (tasks and meetings need one).")
-    done_at: datetime | None = Field(
+    due_at: Instant | None = Field(default=None, description="When it is planned (tasks and meetings need one).")
+    done_at: Instant | None = Field(
         default=None, description="When it happened; calls, e-mails and notes without due_at default to now."
     )
     duration_seconds: Duration | None = None
@@ -72,14 +72,14 @@ class ActivityUpdate(Input):
     contact_id: uuid.UUID | None = None
     deal_id: uuid.UUID | None = None
     assignee_id: uuid.UUID | None = optional()
-    due_at: datetime | None = None
+    due_at: Instant | None = None
     duration_seconds: Duration | None = None
     direction: CallDirection | None = None
     outcome: CallOutcome | None = None
 
 
 class ActivityComplete(Input):
-    done_at: datetime | None = Field(default=None, description="Defaults to now.")
+    done_at: Instant | None = Field(default=None, description="Defaults to now.")
     outcome: CallOutcome | None = None
     duration_seconds: Duration | None = None
     next_step: NextStep | None = None

@@ -107,7 +107,7 @@ async def _done(session: AsyncSession, viewer: Viewer, activity: Activity) -> No
     """An activity happened: the feed hears of it and its deal is fresh again."""
     assert activity.done_at is not None
     if activity.deal_id is not None:
-        await deals.touch(session, viewer, activity.deal_id, activity.done_at)
+        await deals.touch(session, activity.deal_id, activity.done_at)
     await emit(
         session,
         viewer.principal,

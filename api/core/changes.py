@@ -23,7 +23,17 @@ REDACTED = "[redacted]"
 SECRET_FIELDS = frozenset({"password_hash", "key_hash", "invite_hash"})
 # Bookkeeping and derived columns: they change with every write and say nothing to a reader.
 UNTRACKED_FIELDS = frozenset(
-    {"id", "org_id", "created_at", "updated_at", "version", "name_folded", "title_folded", "rots_at"}
+    {
+        "id",
+        "org_id",
+        "created_at",
+        "updated_at",
+        "version",
+        "name_folded",
+        "title_folded",
+        "last_activity_at",
+        "rots_at",
+    }
 )
 
 
@@ -131,13 +141,20 @@ async def create(session: AsyncSession, principal: Principal, entity: str, obj: 
 
 
 async def update(
-    session: AsyncSession, principal: Principal, entity: str, obj: Record, changes: dict[str, Any]
+    session: AsyncSession,
+    principal: Principal,
+    entity: str,
+    obj: Record,
+    changes: dict[str, Any],
+    *,
+    extra: dict[str, dict[str, Any]] | None = None,
 ) -> bool:
-    """Apply `changes` to a record; when anything really changed, bump its version and log the fields."""
+    """Apply `changes` to a record; when anything really changed, bump its version and log the fields. `extra`
+    logs changes to parts of the record kept in other rows (a deal's lines): they make a new version too."""
     before = values_of(obj)
     for name, value in changes.items():
         setattr(obj, name, value)
-    fields = diff(before, values_of(obj))
+    fields = {**diff(before, values_of(obj)), **(extra or {})}
     if not fields:
         return False
     obj.version += 1

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from pydantic import AfterValidator, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, StringConstraints
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
@@ -88,6 +88,13 @@ def prefix_pattern(term: str) -> str:
     """A LIKE pattern (escape character `\\`) matching values that start with `term`: it can use an index."""
     return f"{_escape_like(term)}%"
 
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+# A moment sent by a client: it must say its offset (a phone's local wall time is ambiguous); kept and echoed in UTC.
+Instant = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(no_nul)]
 ShortText = Annotated[str, StringConstraints(max_length=200), AfterValidator(no_nul)]

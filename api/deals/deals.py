@@ -367,15 +367,32 @@ async def replace_lines(
 ) -> Deal:
     """The deal's products, all at once (what a phone's line editor sends); the amount becomes their total."""
     deal = await _writable(session, viewer, deal_id, expected_version)
-    for line in await _lines_of(session, deal):
-        await changes.delete(session, viewer.principal, "deal_line", line)
+    old = await _lines_of(session, deal)
     priced = await _priced_lines(session, viewer.org_id, deal, lines)
+    before, after = [_line_values(x) for x in old], [_line_values(x) for x in priced]
+    if before == after:
+        return deal
+    for line in old:
+        await changes.delete(session, viewer.principal, "deal_line", line)
     for line in priced:
         await changes.create(session, viewer.principal, "deal_line", line)
-    if priced:
-        total = sum(line_amount(x.quantity, x.unit_price_minor, x.discount_percent) for x in priced)
-        await changes.update(session, viewer.principal, "deal", deal, {"amount_minor": total})
+    # The lines are part of the deal: changing them is a new version of it (an ETag a stale editor fails on),
+    # and the amount becomes their total (cleared lines leave the last amount, for the owner to adjust).
+    fields = {"amount_minor": sum(line_amount(*x[2:]) for x in after)} if after else {}
+    await changes.update(
+        session, viewer.principal, "deal", deal, fields, extra={"lines": {"before": before, "after": after}}
+    )
     return deal
+
+
+def _line_values(line: DealLine) -> tuple[Any, ...]:
+    return (
+        str(line.product_id) if line.product_id else None,
+        line.name,
+        line.quantity,
+        line.unit_price_minor,
+        line.discount_percent,
+    )
 
 
 async def _change_stage(
@@ -458,9 +475,11 @@ async def lose_deal(
     deal = await _writable(session, viewer, deal_id, expected_version)
     if deal.status != DealStatus.open.value:
         raise Conflict(f"This deal is already {deal.status}: reopen it first.")
-    reason = await session.scalar(live(LostReason, viewer.org_id).where(col(LostReason.id) == lost_reason_id))
+    reason = await session.scalar(
+        live(LostReason, viewer.org_id).where(col(LostReason.id) == lost_reason_id, col(LostReason.is_active))
+    )
     if reason is None:
-        raise ValidationFailed.field("#/lost_reason_id", "No such lost reason.")
+        raise ValidationFailed.field("#/lost_reason_id", "No such lost reason (or it is retired).")
     stage = await _end_stage(session, deal, StageKind.lost)
     fields = {"status": DealStatus.lost.value, "lost_at": utcnow(), "lost_reason_id": reason.id, "lost_note": note}
     await _change_stage(
@@ -517,24 +536,34 @@ async def delete_deal(
 
 async def restore_deal(*, session: AsyncSession, viewer: Viewer, deal_id: uuid.UUID) -> Deal:
     deal = await get_restorable(session, viewer, Deal, deal_id, "deal")
-    await changes.update(session, viewer.principal, "deal", deal, {"deleted_at": None})
+    fields: dict[str, Any] = {"deleted_at": None}
+    if await session.scalar(live(Stage, viewer.org_id).where(col(Stage.id) == deal.stage_id)) is None:
+        # Its stage (or pipeline) was deleted while it was in the bin: it comes back to the same kind of stage of
+        # its pipeline, or of the default pipeline.
+        pipeline = await session.scalar(live(Pipeline, viewer.org_id).where(col(Pipeline.id) == deal.pipeline_id))
+        pipeline = pipeline or await _pipeline(session, viewer.org_id, None, "pipeline_id")
+        kind = {"open": StageKind.open, "won": StageKind.won, "lost": StageKind.lost}[deal.status]
+        stage = next(s for s in await _stages(session, viewer.org_id, pipeline.id) if s.kind == kind.value)
+        fields |= {"pipeline_id": pipeline.id, "stage_id": stage.id, "stage_entered_at": utcnow()}
+        fields["rots_at"] = rots_at(deal.status, fields["stage_entered_at"], stage)
+    await changes.update(session, viewer.principal, "deal", deal, fields)
     return deal
 
 
-async def touch(session: AsyncSession, viewer: Viewer, deal_id: uuid.UUID, at: datetime) -> None:
-    """An activity happened on the deal: it is fresh again (not rotten) until the stage's rotten_days pass."""
+async def touch(session: AsyncSession, deal_id: uuid.UUID, at: datetime) -> None:
+    """An activity happened on the deal: it is fresh again (not rotten) until the stage's rotten_days pass.
+    `last_activity_at` and `rots_at` are derived from activities, so this is not a change of the deal: no version
+    bump (logging a call must not make the owner's pending edit of the deal stale) and no change-log entry."""
     deal = await session.get(Deal, deal_id)
     if deal is None or (deal.last_activity_at is not None and deal.last_activity_at >= at):
         return
     stage = await session.get(Stage, deal.stage_id)
     assert stage is not None
-    since = max(at, deal.stage_entered_at)
-    await changes.update(
-        session,
-        viewer.principal,
-        "deal",
-        deal,
-        {"last_activity_at": at, "rots_at": rots_at(deal.status, since, stage)},
+    await session.execute(
+        sa.update(Deal)
+        .where(col(Deal.id) == deal.id)
+        .values(last_activity_at=at, rots_at=rots_at(deal.status, max(at, deal.stage_entered_at), stage))
+        .execution_options(synchronize_session="fetch")
     )
 
 

@@ -65,7 +65,15 @@ def _base(viewer: Viewer) -> sa.Select[Any]:
         .outerjoin(company, _shown(company, event.company_id, company_filter(viewer, company.c)))
         .outerjoin(contact, _shown(contact, event.contact_id, contact_filter(viewer, contact.c)))
         .outerjoin(deal, _shown(deal, event.deal_id, deal_filter(viewer, deal.c)))
-        .outerjoin(activity, _shown(activity, event.activity_id, activity_filter(viewer, activity.c)))
+        # A note that mentions the reader is shown to them, whoever's client it is about.
+        .outerjoin(
+            activity,
+            _shown(
+                activity,
+                event.activity_id,
+                sa.or_(activity_filter(viewer, activity.c), event.user_id == viewer.user_id),
+            ),
+        )
         .where(
             event.org_id == viewer.org_id,
             feed_filter(viewer, event),

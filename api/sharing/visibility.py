@@ -157,9 +157,14 @@ def feed_filter(viewer: Viewer, event: Any) -> sa.ColumnElement[bool]:
     addressed to (a share, a mention)."""
     if viewer.everything:
         return sa.true()
+    own_activities = select(Activity.id).where(
+        col(Activity.org_id) == viewer.org_id,
+        sa.or_(col(Activity.owner_id).in_(viewer.owner_ids), col(Activity.assignee_id).in_(viewer.owner_ids)),
+    )
     return sa.or_(
         event.user_id == viewer.user_id,
         event.actor_id == viewer.user_id,
+        event.activity_id.in_(own_activities),
         event.deal_id.in_(select(Deal.id).where(col(Deal.org_id) == viewer.org_id, deal_filter(viewer))),
         event.company_id.in_(_visible_ids(Company, viewer, company_filter(viewer))),
         event.contact_id.in_(_visible_ids(Contact, viewer, contact_filter(viewer))),

@@ -1,0 +1,226 @@
+"""The live feed end to end: a real uvicorn server (in a thread of this process) serving `create_app()` on a real,
+committed database; streams opened over TCP with httpx; activities logged over HTTP by other users.
+
+httpx's ASGITransport cannot stream an endless response, hence the server. On PostgreSQL the news travels through
+NOTIFY (sent by the writing transaction) and the server's LISTEN connection; on SQLite through the in-process
+broker after the commit. Either way each stream reads the events back with its own reader's visibility."""
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy.engine import make_url
+
+from api.auth.models import Role
+from api.core.db import Database, make_engine
+from api.core.migrate import upgrade
+from api.main import create_app
+from api.settings import Settings
+from tests.factories import PASSWORD, make_company, make_org, make_team, make_user
+
+pytestmark = pytest.mark.asyncio
+
+POSTGRES_URL = os.environ.get(
+    "FIELDBOOK_TEST_POSTGRES_URL", "postgresql+asyncpg://fieldbook:fieldbook@127.0.0.1:5432/postgres"
+)
+STREAM = "/api/v1/feed/stream"
+WAIT = 10.0  # seconds an expected event may take (generous: CI machines stall)
+
+
+async def _admin(sql: str) -> None:
+    dsn = make_url(POSTGRES_URL).set(drivername="postgresql").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(dsn, timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def committed_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of the test's own, migrated, whose writes really commit; a PostgreSQL one is dropped after."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'stream.db'}"
+        upgrade(url)
+        yield url
+        return
+    name = f"fieldbook_stream_{secrets.token_hex(4)}"
+    try:
+        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        message = f"PostgreSQL not reachable at {POSTGRES_URL} ({exc})"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+        upgrade(url)
+        yield url
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def server(committed_url: str) -> Iterator[str]:
+    """uvicorn serving the app on a free port of 127.0.0.1, stopped (and its thread joined) however the test ends."""
+    app = create_app(Settings(database_url=committed_url))
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
+    instance = uvicorn.Server(config)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    thread = threading.Thread(target=instance.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not instance.started:
+            assert thread.is_alive(), "the server stopped while starting"
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        instance.should_exit = True
+        thread.join(10)
+        if thread.is_alive():
+            instance.force_exit = True
+            thread.join(5)
+        sock.close()
+        assert not thread.is_alive(), "the server did not stop"
+
+
+class Stream:
+    """One open `GET /feed/stream`, its server-sent events parsed into a queue by a background task."""
+
+    def __init__(self, http: httpx.AsyncClient, headers: dict[str, str]) -> None:
+        self.events: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+        self.status: int | None = None
+        self.content_type = ""
+        self._task = asyncio.create_task(self._read(http, headers))
+
+    async def _read(self, http: httpx.AsyncClient, headers: dict[str, str]) -> None:
+        async with http.stream("GET", STREAM, headers=headers, timeout=httpx.Timeout(10, read=None)) as response:
+            self.status, self.content_type = response.status_code, response.headers.get("content-type", "")
+            fields: dict[str, str] = {}
+            async for line in response.aiter_lines():
+                if not line:
+                    if fields:
+                        await self.events.put(fields)
+                    fields = {}
+                    continue
+                name, _, value = line.partition(":")
+                value = value.removeprefix(" ")
+                name = name or "comment"
+                fields[name] = f"{fields[name]}\n{value}" if name in fields else value
+
+    async def next(self, timeout: float = WAIT) -> dict[str, str]:
+        get = asyncio.ensure_future(self.events.get())
+        done, _ = await asyncio.wait({get, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if get in done:
+            return get.result()
+        get.cancel()
+        if self._task in done:
+            self._task.result()  # the stream failed: say why
+            raise AssertionError(f"the stream ended (status {self.status})")
+        raise AssertionError(f"no event within {timeout} s")
+
+    async def opened(self) -> None:
+        """Wait for the server's first comment: from then on this stream is subscribed."""
+        first = await self.next()
+        assert self.status == 200 and self.content_type.startswith("text/event-stream"), self.content_type
+        assert first.get("comment") == "connected", first
+
+    async def next_item(self, timeout: float = WAIT) -> dict[str, Any]:
+        """The next feed item (keep-alive comments skipped)."""
+        while True:
+            event = await self.next(timeout)
+            if event.get("event") == "feed":
+                item: dict[str, Any] = json.loads(event["data"])
+                assert event["id"] == item["id"]
+                return item
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
+            await self._task
+
+
+@contextlib.asynccontextmanager
+async def streams(http: httpx.AsyncClient, *headers: dict[str, str]) -> AsyncIterator[list[Stream]]:
+    opened = [Stream(http, h) for h in headers]
+    try:
+        for stream in opened:
+            await stream.opened()
+        yield opened
+    finally:
+        for stream in opened:
+            await stream.close()
+
+
+async def _sign_in(http: httpx.AsyncClient, email: str) -> dict[str, str]:
+    response = await http.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+async def _log(http: httpx.AsyncClient, headers: dict[str, str], **body: Any) -> dict[str, Any]:
+    response = await http.post("/api/v1/activities", json=body, headers=headers)
+    assert response.status_code == 201, response.text
+    activity: dict[str, Any] = response.json()["activity"]
+    return activity
+
+
+async def test_a_logged_call_reaches_the_streams_of_those_who_may_see_it(committed_url: str, server: str) -> None:
+    # The cast, committed for real: a manager over the rep's team, a rep of another team, another organisation.
+    engine = make_engine(committed_url)
+    try:
+        async with Database(engine).writer() as session:
+            org = await make_org(session, "Acme")
+            sales = await make_team(session, org, name="Sales")
+            manager = await make_user(session, org, role=Role.manager, team=sales)
+            rep = await make_user(session, org, role=Role.rep, team=sales)
+            outsider = await make_user(session, org, role=Role.rep, team=await make_team(session, org, name="Other"))
+            client_of_rep = await make_company(session, rep, name="Transportes Núñez")
+            rival = await make_user(session, await make_org(session, "Rival"), role=Role.rep)
+    finally:
+        await engine.dispose()
+
+    async with httpx.AsyncClient(base_url=server, timeout=10) as http:
+        manager_h, rep_h, outsider_h, rival_h = [
+            await _sign_in(http, user.email) for user in (manager, rep, outsider, rival)
+        ]
+        unauthenticated = await http.get(STREAM)
+        assert unauthenticated.status_code == 401
+
+        async with streams(http, manager_h, outsider_h) as (manager_stream, outsider_stream):
+            call = await _log(
+                http, rep_h, kind="call", company_id=str(client_of_rep.id), direction="outbound", outcome="connected"
+            )
+            item = await manager_stream.next_item()
+            assert (item["kind"], item["actor_id"]) == ("activity", str(rep.id))
+            assert item["activity"]["id"] == call["id"] and item["activity"]["outcome"] == "connected"
+            assert item["company"]["name"] == "Transportes Núñez"
+
+            # News the manager may not see (an outsider's own note, another organisation's call) never reaches
+            # them: the next thing they hear of is the rep's second call.
+            note = await _log(http, outsider_h, kind="note", subject="Outsider's note")
+            await _log(http, rival_h, kind="call", subject="Rival's call")
+            second = await _log(http, rep_h, kind="call", subject="Second call", company_id=str(client_of_rep.id))
+            assert (await manager_stream.next_item())["activity"]["id"] == second["id"]
+
+            # And the outsider heard of their own note only: never of the rep's calls, which they may not see.
+            heard = await outsider_stream.next_item()
+            assert heard["activity"]["id"] == note["id"]
+            with pytest.raises(AssertionError, match="no event"):
+                await outsider_stream.next_item(timeout=1.0)
