@@ -203,8 +203,10 @@ async def test_deal_writes_moves_wins_and_lines_are_audited(session: AsyncSessio
     assert won["status"] == ("open", "won")
     assert won["stage_id"] == (open_stages[1]["id"], won_stage["id"])
     assert won["won_at"][0] is None and won["won_at"][1]
-    assert second_total == {"amount_minor": (1300, 4000)}
-    assert first_total == {"amount_minor": (2000, 1300)}
+    # The lines are part of the deal: each replacement is a version of it, with the lines before and after.
+    truck, van, bus = [None, "Truck", 2, 500, 0], [None, "Van", 1, 300, 0], [None, "Bus", 1, 4000, 0]
+    assert second_total == {"amount_minor": (1300, 4000), "lines": ([truck, van], [bus])}
+    assert first_total == {"amount_minor": (2000, 1300), "lines": ([], [truck, van])}
     assert moved["stage_id"] == (open_stages[0]["id"], open_stages[1]["id"]) and "stage_entered_at" in moved
     assert edited == {"title": ("Fleet", "Fleet renewal"), "amount_minor": (1000, 2000)}
     assert made["title"] == (None, "Fleet") and made["status"] == (None, "open")
