@@ -11,7 +11,7 @@ from api.core.db import SessionDep
 from api.core.errors import problems
 from api.core.etags import IfMatchDep, set_etag
 from api.core.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
-from api.core.types import SearchText, utcnow
+from api.core.types import SearchText
 from api.deals import deals as service
 from api.deals.models import Deal, DealStatus
 from api.deals.schemas import (
@@ -71,8 +71,7 @@ async def list_deals(
         rotten=rotten,
         q=q,
     )
-    now = utcnow()
-    return Page(items=[service.present(d, now) for d in deals], next_cursor=next_cursor)
+    return Page(items=deals, next_cursor=next_cursor)
 
 
 @router.get(

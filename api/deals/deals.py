@@ -21,7 +21,7 @@ from api.core.errors import Conflict, Forbidden, ValidationFailed
 from api.core.etags import ensure_version
 from api.core.ids import new_id
 from api.core.models import live
-from api.core.pagination import keyset_page
+from api.core.pagination import keyset_rows
 from api.core.schemas import changed_fields
 from api.core.types import fold, utcnow
 from api.deals.models import Deal, DealLine, DealStageEvent, DealStatus, LostReason, Pipeline, Product, Stage, StageKind
@@ -147,18 +147,22 @@ def _filtered(
 
 async def list_deals(
     *, session: AsyncSession, viewer: Viewer, limit: int, cursor: str | None, **filters: Any
-) -> tuple[list[Deal], str | None]:
-    """Newest first (ids are time-ordered UUIDv7s, so the order is stable while paging)."""
-    return await keyset_page(
+) -> tuple[list[DealRead], str | None]:
+    """Newest first (ids are time-ordered UUIDv7s, so the order is stable while paging). Core rows, not ORM
+    objects: this is a hot read path."""
+    table = Deal.__table__  # type: ignore[attr-defined]
+    rows, next_cursor = await keyset_rows(
         session,
-        _filtered(viewer, **filters),
+        _filtered(viewer, **filters).with_only_columns(*table.c),
         scope=LIST_SCOPE,
-        keys=[col(Deal.id)],
-        key_of=lambda d: (d.id,),
+        keys=[table.c.id],
+        key_of=lambda r: (r.id,),
         limit=limit,
         cursor=cursor,
         descending=True,
     )
+    now = utcnow()
+    return [present_row(r, now) for r in rows], next_cursor
 
 
 async def board(
@@ -178,7 +182,6 @@ async def board(
     for stage_id, currency, count, amount in sums:
         counts[stage_id] = counts.get(stage_id, 0) + count
         totals.setdefault(stage_id, {})[currency] = int(amount or 0)
-    now = utcnow()
     columns = []
     for stage in stages:
         deals, next_cursor = await list_deals(
@@ -191,7 +194,7 @@ async def board(
                 count=counts.get(stage.id, 0),
                 totals=stage_totals,
                 weighted={c: (a * stage.probability + 50) // 100 for c, a in stage_totals.items()},
-                items=[present(d, now) for d in deals],
+                items=deals,
                 next_cursor=next_cursor,
             )
         )
