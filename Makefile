@@ -38,3 +38,11 @@ test: lint
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache fieldbook.db fieldbook.db-wal fieldbook.db-shm
+
+# Not part of `make test` or CI: (re)create the PostgreSQL database fieldbook_bench with ~2.5M rows (a few minutes),
+# then time the hot read paths against raw asyncpg and write bench/RESULTS.md. Needs the server of
+# .ci/postgres-setup. Options: BENCH_LOAD_ARGS="--scale 0.1", BENCH_ARGS="--iterations 50".
+.PHONY: bench
+bench: install
+	$(BIN)/python -m bench.load $(BENCH_LOAD_ARGS)
+	$(BIN)/python -m bench.read_paths $(BENCH_ARGS)

@@ -35,6 +35,11 @@ def after_commit(session: AsyncSession, hook: Callable[[Any], None]) -> None:
 def make_engine(url: str, *, null_pool: bool = False, **kwargs: Any) -> AsyncEngine:
     if null_pool:
         kwargs["poolclass"] = NullPool
+    if url.startswith("postgresql"):
+        # PostgreSQL's JIT compiles any query whose estimated cost is high, which costs 0.5-2 s per statement on
+        # the visibility-filtered reads (measured in bench/RESULTS.md) and never pays back on short OLTP queries.
+        server_settings = kwargs.setdefault("connect_args", {}).setdefault("server_settings", {})
+        server_settings.setdefault("jit", "off")
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
