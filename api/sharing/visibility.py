@@ -12,6 +12,7 @@ A contact is also visible through its company, a deal through its company or con
 the client or deal it is about: sharing a client shares its card.
 """
 
+import functools
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -97,20 +98,51 @@ async def _members(session: AsyncSession, principal: Principal, team_ids: sa.Sel
 
 
 def _shared(viewer: Viewer, entity: str, id_column: Any) -> sa.ColumnElement[bool]:
-    # `id IN (the viewer's few shares)`, not a correlated EXISTS: the planner can then read both sides of the
-    # OR through indexes (owner index, primary key) instead of walking every record of the organisation.
-    shared_ids = select(Share.entity_id).where(
-        col(Share.org_id) == viewer.org_id,
-        col(Share.user_id) == viewer.user_id,
-        col(Share.entity) == entity,
-        col(Share.deleted_at).is_(None),
+    # A probe of the share key (org, entity, entity_id, user) for the row at hand, not `id IN (the viewer's
+    # shares)`: the latter is a hashed subplan that PostgreSQL builds by walking every record of the organisation.
+    shared: sa.ColumnElement[bool] = (
+        select(sa.literal(1))
+        .where(
+            col(Share.org_id) == viewer.org_id,
+            col(Share.entity) == entity,
+            col(Share.entity_id) == id_column,
+            col(Share.user_id) == viewer.user_id,
+            col(Share.deleted_at).is_(None),
+        )
+        .exists()
     )
-    condition: sa.ColumnElement[bool] = id_column.in_(shared_ids)
-    return condition
+    return shared
 
 
-def _visible_ids(model: type[Company] | type[Contact], viewer: Viewer, condition: sa.ColumnElement[bool]) -> Any:
-    return select(model.id).where(col(model.org_id) == viewer.org_id, condition)
+# One alias per kind, made once (an alias builds a proxy of every column). A probe never nests inside a probe of the
+# same kind (deal → company or contact, contact → company), so the names cannot collide.
+_PROBED = {
+    model: sa.inspect(model).local_table.alias(f"visible_{model.__tablename__}")
+    for model in (Company, Contact, Deal, Activity)
+}
+
+
+@functools.lru_cache(maxsize=4096)
+def _probe(viewer: Viewer, model: type[V], condition: Callable[[Viewer, Any], sa.ColumnElement[bool]]) -> Any:
+    # Kept across requests: the nested probes are most of a filter's expression tree, and building it again for
+    # every statement cost more than running the statement (Viewer is immutable and hashable).
+    other = _PROBED[model]
+    return (
+        select(sa.literal(1))
+        .select_from(other)
+        .where(other.c.org_id == viewer.org_id, condition(viewer, other.c))
+        .offset(0)
+    )
+
+
+def _through(
+    viewer: Viewer, model: type[V], ref: Any, condition: Callable[[Viewer, Any], sa.ColumnElement[bool]]
+) -> sa.ColumnElement[bool]:
+    """Whether the record `ref` points at passes `condition`: a correlated EXISTS, so each row costs one primary-key
+    probe. OFFSET 0 keeps PostgreSQL from turning it into a hashed `ref IN (every visible record)`, which it builds
+    by walking the whole organisation (see bench/RESULTS.md)."""
+    found: sa.ColumnElement[bool] = _probe(viewer, model, condition).where(_PROBED[model].c.id == ref).exists()
+    return found
 
 
 def company_filter(viewer: Viewer, company: Any = Company) -> sa.ColumnElement[bool]:
@@ -126,10 +158,7 @@ def _own_contact(viewer: Viewer, contact: Any) -> sa.ColumnElement[bool]:
 def contact_filter(viewer: Viewer, contact: Any = Contact) -> sa.ColumnElement[bool]:
     if viewer.everything:
         return sa.true()
-    return sa.or_(
-        _own_contact(viewer, contact),
-        contact.company_id.in_(_visible_ids(Company, viewer, company_filter(viewer))),
-    )
+    return sa.or_(_own_contact(viewer, contact), _through(viewer, Company, contact.company_id, company_filter))
 
 
 def deal_filter(viewer: Viewer, deal: Any = Deal) -> sa.ColumnElement[bool]:
@@ -138,20 +167,23 @@ def deal_filter(viewer: Viewer, deal: Any = Deal) -> sa.ColumnElement[bool]:
     return sa.or_(
         deal.owner_id.in_(viewer.owner_ids),
         _shared(viewer, "deal", deal.id),
-        deal.company_id.in_(_visible_ids(Company, viewer, company_filter(viewer))),
-        deal.contact_id.in_(_visible_ids(Contact, viewer, _own_contact(viewer, Contact))),
+        _through(viewer, Company, deal.company_id, company_filter),
+        _through(viewer, Contact, deal.contact_id, _own_contact),
     )
+
+
+def _own_activity(viewer: Viewer, activity: Any) -> sa.ColumnElement[bool]:
+    return sa.or_(activity.owner_id.in_(viewer.owner_ids), activity.assignee_id.in_(viewer.owner_ids))
 
 
 def activity_filter(viewer: Viewer, activity: Any = Activity) -> sa.ColumnElement[bool]:
     if viewer.everything:
         return sa.true()
     return sa.or_(
-        activity.owner_id.in_(viewer.owner_ids),
-        activity.assignee_id.in_(viewer.owner_ids),
-        activity.company_id.in_(_visible_ids(Company, viewer, company_filter(viewer))),
-        activity.contact_id.in_(_visible_ids(Contact, viewer, contact_filter(viewer))),
-        activity.deal_id.in_(select(Deal.id).where(col(Deal.org_id) == viewer.org_id, deal_filter(viewer))),
+        _own_activity(viewer, activity),
+        _through(viewer, Company, activity.company_id, company_filter),
+        _through(viewer, Contact, activity.contact_id, contact_filter),
+        _through(viewer, Deal, activity.deal_id, deal_filter),
     )
 
 
@@ -160,17 +192,13 @@ def feed_filter(viewer: Viewer, event: Any) -> sa.ColumnElement[bool]:
     addressed to (a share, a mention)."""
     if viewer.everything:
         return sa.true()
-    own_activities = select(Activity.id).where(
-        col(Activity.org_id) == viewer.org_id,
-        sa.or_(col(Activity.owner_id).in_(viewer.owner_ids), col(Activity.assignee_id).in_(viewer.owner_ids)),
-    )
     return sa.or_(
         event.user_id == viewer.user_id,
         event.actor_id == viewer.user_id,
-        event.activity_id.in_(own_activities),
-        event.deal_id.in_(select(Deal.id).where(col(Deal.org_id) == viewer.org_id, deal_filter(viewer))),
-        event.company_id.in_(_visible_ids(Company, viewer, company_filter(viewer))),
-        event.contact_id.in_(_visible_ids(Contact, viewer, contact_filter(viewer))),
+        _through(viewer, Activity, event.activity_id, _own_activity),
+        _through(viewer, Deal, event.deal_id, deal_filter),
+        _through(viewer, Company, event.company_id, company_filter),
+        _through(viewer, Contact, event.contact_id, contact_filter),
     )
 
 
