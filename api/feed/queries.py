@@ -1,6 +1,7 @@
 """Reading the feed: one Core query (no ORM objects) joining each event to the names of what it is about,
 filtered by what the reader may see, newest first with a keyset cursor."""
 
+import functools
 import uuid
 from typing import Any
 
@@ -38,7 +39,9 @@ def _shown(table: Any, ref: Any, condition: sa.ColumnElement[bool]) -> sa.Column
     return sa.and_(table.c.id == ref, table.c.deleted_at.is_(None), condition)
 
 
+@functools.lru_cache(maxsize=1024)
 def _base(viewer: Viewer) -> sa.Select[Any]:
+    # Built once per viewer (a pure function of it): the joined visibility conditions are a large expression tree.
     return (
         sa.select(
             event.id,
