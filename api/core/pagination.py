@@ -12,7 +12,7 @@ from typing import Annotated, Any, Generic, TypeVar
 import sqlalchemy as sa
 from fastapi import Query
 from itsdangerous import BadSignature, URLSafeSerializer
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -33,7 +33,11 @@ T = TypeVar("T")
 
 class Page(BaseModel, Generic[T]):
     items: list[T]
-    next_cursor: str | None = None
+    next_cursor: str | None = Field(
+        default=None,
+        description="Pass as `cursor` for the next page; null on the last one. A feed or timeline page may hold "
+        "fewer items than `limit`, even none, and still have a cursor: keep going until it is null.",
+    )
 
 
 def _tag(value: Any) -> Any:
@@ -118,7 +122,32 @@ async def keyset_rows(
     limit: int,
     cursor: str | None,
     descending: bool = False,
+    until: Sequence[Any] | None = None,
 ) -> tuple[list[sa.Row[Any]], str | None]:
-    """`keyset_page` for a Core select of several columns: plain rows, no ORM objects (hot read paths)."""
+    """`keyset_page` for a Core select of several columns: plain rows, no ORM objects (hot read paths). With `until`
+    (from `scan_end`), rows stop at that key: a short page then still has a cursor, starting after it."""
+    if until is not None:
+        end = sa.tuple_(*(sa.literal(v, k.type) for k, v in zip(keys, until, strict=True)))
+        stmt = stmt.where(sa.tuple_(*keys) >= end if descending else sa.tuple_(*keys) <= end)
     ordered = _ordered(stmt, scope, keys, limit, cursor, descending)
-    return _cut(list((await session.execute(ordered)).all()), scope, key_of, limit)
+    rows, next_cursor = _cut(list((await session.execute(ordered)).all()), scope, key_of, limit)
+    if until is not None and next_cursor is None:
+        next_cursor = encode_cursor(scope, until)
+    return rows, next_cursor
+
+
+async def scan_end(
+    session: AsyncSession,
+    stmt: sa.Select[Any],
+    *,
+    scope: str,
+    keys: Sequence[Any],
+    cursor: str | None,
+    size: int,
+    descending: bool = False,
+) -> Sequence[Any] | None:
+    """The key of the `size`-th row of `stmt` after `cursor` (None when fewer remain): where a page filtered by a
+    condition that may reject nearly every row stops looking, so that its cost stays bounded."""
+    ordered = _ordered(stmt.with_only_columns(*keys), scope, keys, 0, cursor, descending).offset(size - 1).limit(1)
+    row = (await session.execute(ordered)).first()
+    return None if row is None else tuple(row)

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth.models import Role
 from api.core.types import utcnow
+from api.feed import queries as feed_queries
 from tests.factories import (
     make_activity,
     make_company,
@@ -186,6 +187,32 @@ async def test_pages_run_newest_first_without_gaps_or_repeats(session: AsyncSess
     refused(await client.get(FEED, params={"cursor": "not-a-cursor"}, headers=rep), 400)
     # A cursor belongs to its list: the org feed's is not the "me" feed's.
     refused(await client.get(FEED, params={"scope": "me", "cursor": first["next_cursor"]}, headers=rep), 400)
+
+
+async def test_a_page_for_someone_who_sees_little_stops_early_and_misses_nothing(
+    session: AsyncSession, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A page of a filtered viewer reads a bounded number of events (a new rep must not make it read them all);
+    # a small window here stands for the real one over a large organisation.
+    monkeypatch.setattr(feed_queries, "SCAN_WINDOW", 4)
+    tenant = await make_tenant(session, client)
+    other = await make_user(session, tenant.org, role=Role.rep, team=tenant.team)
+    mine = await make_company(session, tenant.rep, name="Mine")
+    theirs = await make_company(session, other, name="Theirs")
+    for index in range(30):
+        # One event in five is about the rep's client; the others are a colleague's, hidden from the rep.
+        owner, company = (tenant.rep, mine) if index % 5 == 0 else (other, theirs)
+        await make_activity(session, owner, kind="call", subject=f"call {index}", company_id=company.id)
+    rep = await sign_in(client, tenant.rep)
+
+    seen = await pages(client, rep, FEED, limit=3, short=True)
+    assert [i["activity"]["subject"] for i in seen] == [f"call {i}" for i in range(25, -1, -5)]
+    short = ok(await client.get(FEED, params={"limit": 3}, headers=rep))
+    assert len(short["items"]) < 3 and short["next_cursor"] is not None
+    # The window also bounds pages with `only=` and the "me" scope; an admin's page is never cut short.
+    assert len(await pages(client, rep, FEED, limit=2, short=True, scope="me", only="activities")) == 6
+    admin = ok(await client.get(FEED, params={"limit": 10}, headers=tenant.headers))["items"]
+    assert len(admin) == 10
 
 
 async def test_deleted_deals_and_activities_leave_the_feed(session: AsyncSession, client: httpx.AsyncClient) -> None:
