@@ -17,6 +17,8 @@ ADMIN_EMAIL = f"admin@{MAIN_DOMAIN}"
 # The North team's head, and the rep who owns the biggest companies (so every role sees the big cards).
 MANAGER_EMAIL = f"north.manager@{MAIN_DOMAIN}"
 REP_EMAIL = f"north.rep1@{MAIN_DOMAIN}"
+# A rep hired today, in the North team: owns nothing and is shared nothing, so sees almost nothing.
+NEW_REP_EMAIL = f"north.new@{MAIN_DOMAIN}"
 
 
 def server() -> str:

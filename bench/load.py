@@ -266,6 +266,8 @@ class Generator:
             org.sales += members
             if org.bench_rep is None:
                 org.bench_rep = members[1]
+                # Not among the owners records are drawn from.
+                user(f"{team_name}.new@{plan.domain}", "New Rep", "rep", team[0])
         return teams, users
 
     def owner(self, org: Org) -> uuid.UUID:

@@ -33,6 +33,7 @@ from api.feed.models import FeedKind
 from api.feed.service import emit
 from api.sharing.visibility import (
     Viewer,
+    activity_filter,
     can_see,
     check_colleagues,
     check_owner,
@@ -41,7 +42,8 @@ from api.sharing.visibility import (
     ensure_visible_ref,
     get_visible,
     get_writable,
-    visible,
+    in_org,
+    scan_window,
 )
 
 KIND_NAMES = {
@@ -283,7 +285,7 @@ async def list_activities(
     cursor: str | None,
 ) -> tuple[list[Activity], str | None]:
     """Newest first."""
-    stmt = visible(viewer, Activity)
+    stmt = in_org(viewer, Activity)
     equal = {
         col(Activity.kind): kind.value if kind else None,
         col(Activity.company_id): company_id,
@@ -296,15 +298,17 @@ async def list_activities(
             stmt = stmt.where(column == value)
     if planned is not None:
         stmt = stmt.where(col(Activity.done_at).is_(None) if planned else col(Activity.done_at).is_not(None))
+    scope, keys = "activity-list", [col(Activity.id)]
     return await keyset_page(
         session,
-        stmt,
-        scope="activity-list",
-        keys=[col(Activity.id)],
+        stmt.where(activity_filter(viewer)),
+        scope=scope,
+        keys=keys,
         key_of=lambda a: (a.id,),
         limit=limit,
         cursor=cursor,
         descending=True,
+        until=await scan_window(session, viewer, stmt, scope=scope, keys=keys, cursor=cursor),
     )
 
 

@@ -34,6 +34,7 @@ from api.core.schemas import changed_fields
 from api.core.types import fold, json_array_has, no_nul, prefix_pattern
 from api.deals.models import Deal
 from api.sharing.visibility import (
+    FILTERS,
     Viewer,
     check_owner,
     ensure_owner,
@@ -41,7 +42,8 @@ from api.sharing.visibility import (
     get_restorable,
     get_visible,
     get_writable,
-    visible,
+    in_org,
+    scan_window,
 )
 
 MAX_CUSTOM_FIELDS = 50
@@ -307,7 +309,7 @@ async def list_clients(
     cursor: str | None,
 ) -> tuple[list[Any], str | None]:
     model = spec.model
-    stmt = visible(viewer, model, deleted=deleted)
+    stmt = in_org(viewer, model, deleted=deleted)
     if q:
         stmt = stmt.where(col(model.name_folded).like(prefix_pattern(fold(q)), escape="\\"))
     if owner_id is not None:
@@ -318,14 +320,16 @@ async def list_clients(
         stmt = stmt.where(col(model.segment) == segment)
     if company_id is not None and model is Contact:
         stmt = stmt.where(col(Contact.company_id) == company_id)
+    scope, keys = f"{spec.kind.value}-list", [col(model.name_folded), col(model.id)]
     return await keyset_page(
         session,
-        stmt,
-        scope=f"{spec.kind.value}-list",
-        keys=[col(model.name_folded), col(model.id)],
+        stmt.where(FILTERS[model](viewer)),
+        scope=scope,
+        keys=keys,
         key_of=lambda r: (r.name_folded, r.id),
         limit=limit,
         cursor=cursor,
+        until=await scan_window(session, viewer, stmt, scope=scope, keys=keys, cursor=cursor, descending=False),
     )
 
 

@@ -88,9 +88,19 @@ def _ordered(stmt: Any, scope: str, keys: Sequence[Any], limit: int, cursor: str
     return stmt.order_by(*(k.desc() if descending else k.asc() for k in keys)).limit(limit + 1)
 
 
-def _cut(rows: list[T], scope: str, key_of: Callable[[T], Sequence[Any]], limit: int) -> tuple[list[T], str | None]:
+def _until(stmt: Any, keys: Sequence[Any], until: Sequence[Any] | None, descending: bool) -> Any:
+    if until is None:
+        return stmt
+    end = sa.tuple_(*(sa.literal(v, k.type) for k, v in zip(keys, until, strict=True)))
+    return stmt.where(sa.tuple_(*keys) >= end if descending else sa.tuple_(*keys) <= end)
+
+
+def _cut(
+    rows: list[T], scope: str, key_of: Callable[[T], Sequence[Any]], limit: int, until: Sequence[Any] | None
+) -> tuple[list[T], str | None]:
     if len(rows) <= limit:
-        return rows, None
+        # Rows stopped at `until`: the next page starts after it (this one may be short, even empty).
+        return rows, None if until is None else encode_cursor(scope, until)
     rows = rows[:limit]
     return rows, encode_cursor(scope, key_of(rows[-1]))
 
@@ -106,10 +116,12 @@ async def keyset_page(
     limit: int,
     cursor: str | None,
     descending: bool = False,
+    until: Sequence[Any] | None = None,
 ) -> tuple[list[T], str | None]:
-    """One page of `stmt` ordered by `keys` (unique together), and the cursor of the next page if any."""
-    ordered = _ordered(stmt, scope, keys, limit, cursor, descending)
-    return _cut(list((await session.scalars(ordered)).all()), scope, key_of, limit)
+    """One page of `stmt` ordered by `keys` (unique together), and the cursor of the next page if any. With `until`
+    (from `scan_end`), rows stop at that key: a short page then still has a cursor, starting after it."""
+    ordered = _ordered(_until(stmt, keys, until, descending), scope, keys, limit, cursor, descending)
+    return _cut(list((await session.scalars(ordered)).all()), scope, key_of, limit, until)
 
 
 async def keyset_rows(
@@ -124,16 +136,9 @@ async def keyset_rows(
     descending: bool = False,
     until: Sequence[Any] | None = None,
 ) -> tuple[list[sa.Row[Any]], str | None]:
-    """`keyset_page` for a Core select of several columns: plain rows, no ORM objects (hot read paths). With `until`
-    (from `scan_end`), rows stop at that key: a short page then still has a cursor, starting after it."""
-    if until is not None:
-        end = sa.tuple_(*(sa.literal(v, k.type) for k, v in zip(keys, until, strict=True)))
-        stmt = stmt.where(sa.tuple_(*keys) >= end if descending else sa.tuple_(*keys) <= end)
-    ordered = _ordered(stmt, scope, keys, limit, cursor, descending)
-    rows, next_cursor = _cut(list((await session.execute(ordered)).all()), scope, key_of, limit)
-    if until is not None and next_cursor is None:
-        next_cursor = encode_cursor(scope, until)
-    return rows, next_cursor
+    """`keyset_page` for a Core select of several columns: plain rows, no ORM objects (hot read paths)."""
+    ordered = _ordered(_until(stmt, keys, until, descending), scope, keys, limit, cursor, descending)
+    return _cut(list((await session.execute(ordered)).all()), scope, key_of, limit, until)
 
 
 async def scan_end(

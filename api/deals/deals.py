@@ -43,12 +43,14 @@ from api.sharing.visibility import (
     Viewer,
     check_owner,
     company_of_contact,
+    deal_filter,
     ensure_owner,
     ensure_visible_ref,
     get_restorable,
     get_visible,
     get_writable,
-    visible,
+    in_org,
+    scan_window,
 )
 
 LIST_SCOPE = "deal-list"
@@ -120,7 +122,8 @@ def _filtered(
     rotten: bool | None = None,
     q: str | None = None,
 ) -> Any:
-    stmt = visible(viewer, Deal)
+    """The deals matching the filters, before visibility (`deal_filter`)."""
+    stmt = in_org(viewer, Deal)
     conditions = {
         col(Deal.owner_id): owner_id,
         col(Deal.pipeline_id): pipeline_id,
@@ -151,15 +154,17 @@ async def list_deals(
     """Newest first (ids are time-ordered UUIDv7s, so the order is stable while paging). Core rows, not ORM
     objects: this is a hot read path."""
     table = Deal.__table__  # type: ignore[attr-defined]
+    stmt, keys = _filtered(viewer, **filters), [table.c.id]
     rows, next_cursor = await keyset_rows(
         session,
-        _filtered(viewer, **filters).with_only_columns(*table.c),
+        stmt.where(deal_filter(viewer)).with_only_columns(*table.c),
         scope=LIST_SCOPE,
-        keys=[table.c.id],
+        keys=keys,
         key_of=lambda r: (r.id,),
         limit=limit,
         cursor=cursor,
         descending=True,
+        until=await scan_window(session, viewer, stmt, scope=LIST_SCOPE, keys=keys, cursor=cursor),
     )
     now = utcnow()
     return [present_row(r, now) for r in rows], next_cursor
@@ -171,7 +176,7 @@ async def board(
     """Per stage of a pipeline: how many deals, their totals, and the first page of them."""
     pipeline = await _pipeline(session, viewer.org_id, pipeline_id, "pipeline_id")
     stages = await _stages(session, viewer.org_id, pipeline.id)
-    base = _filtered(viewer, owner_id=owner_id, pipeline_id=pipeline.id).subquery()
+    base = _filtered(viewer, owner_id=owner_id, pipeline_id=pipeline.id).where(deal_filter(viewer)).subquery()
     sums = await session.execute(
         select(base.c.stage_id, base.c.currency, func.count(), func.sum(base.c.amount_minor)).group_by(
             base.c.stage_id, base.c.currency

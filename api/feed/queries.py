@@ -13,7 +13,7 @@ from api.activities.models import Activity
 from api.auth.models import Role, User
 from api.auth.service import team_subtree
 from api.clients.models import Company, Contact
-from api.core.pagination import keyset_rows, scan_end
+from api.core.pagination import keyset_rows
 from api.deals.models import Deal
 from api.feed.models import FeedEvent
 from api.feed.schemas import ONLY_KINDS, ActivityRef, ClientRef, DealRef, FeedItem, Only
@@ -24,6 +24,7 @@ from api.sharing.visibility import (
     contact_filter,
     deal_filter,
     feed_filter,
+    scan_window,
 )
 
 event = FeedEvent.__table__.c  # type: ignore[attr-defined]
@@ -31,9 +32,6 @@ company = Company.__table__.alias("feed_company")  # type: ignore[attr-defined]
 contact = Contact.__table__.alias("feed_contact")  # type: ignore[attr-defined]
 deal = Deal.__table__.alias("feed_deal")  # type: ignore[attr-defined]
 activity = Activity.__table__.alias("feed_activity")  # type: ignore[attr-defined]
-
-# Events a page of a filtered viewer reads at most (see `page`).
-SCAN_WINDOW = 2_000
 
 ACTIVITY_COLUMNS = ("kind", "subject", "body", "direction", "outcome", "duration_seconds", "due_at", "done_at")
 
@@ -129,21 +127,8 @@ async def page(
     if only is not None:
         where = [*where, event.kind.in_([k.value for k in ONLY_KINDS[only]])]
     keys = [event.at, event.id]
-    # A viewer who sees little of the organisation (a new rep) would make the page read every event before it
-    # found `limit` they may see: look at most SCAN_WINDOW events per page, and hand out a cursor past them.
-    until = (
-        None
-        if viewer.everything
-        else await scan_end(
-            session,
-            sa.select(event.id).where(event.org_id == viewer.org_id, *where),
-            scope=scope,
-            keys=keys,
-            cursor=cursor,
-            size=SCAN_WINDOW,
-            descending=True,
-        )
-    )
+    scan = sa.select(event.id).where(event.org_id == viewer.org_id, *where)
+    until = await scan_window(session, viewer, scan, scope=scope, keys=keys, cursor=cursor)
     rows, next_cursor = await keyset_rows(
         session,
         _base(viewer).where(*where),

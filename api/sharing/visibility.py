@@ -14,7 +14,7 @@ the client or deal it is about: sharing a client shares its card.
 
 import functools
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
@@ -31,6 +31,7 @@ from api.auth.service import team_subtree
 from api.clients.models import Company, Contact
 from api.core.db import SessionDep
 from api.core.errors import Forbidden, NotFound, ValidationFailed
+from api.core.pagination import scan_end
 from api.deals.models import Deal
 from api.sharing.models import Share
 
@@ -205,11 +206,38 @@ def feed_filter(viewer: Viewer, event: Any) -> sa.ColumnElement[bool]:
 FILTERS = {Company: company_filter, Contact: contact_filter, Deal: deal_filter, Activity: activity_filter}
 
 
+def in_org(viewer: Viewer, model: type[V], *, deleted: bool = False) -> Any:
+    """The organisation's live records of a kind (with `deleted`, those in the bin), before visibility."""
+    tombstone = col(model.deleted_at).is_not(None) if deleted else col(model.deleted_at).is_(None)
+    return select(model).where(col(model.org_id) == viewer.org_id, tombstone)
+
+
 def visible(viewer: Viewer, model: type[V], *, deleted: bool = False) -> Any:
     """The live records of a kind the viewer may see: where every read of clients, deals and activities starts.
     With `deleted`, the deleted ones instead (the bin, to restore from)."""
-    tombstone = col(model.deleted_at).is_not(None) if deleted else col(model.deleted_at).is_(None)
-    return select(model).where(col(model.org_id) == viewer.org_id, tombstone, FILTERS[model](viewer))
+    return in_org(viewer, model, deleted=deleted).where(FILTERS[model](viewer))
+
+
+# Rows a page of a filtered list or feed reads at most.
+SCAN_WINDOW = 2_000
+
+
+async def scan_window(
+    session: AsyncSession,
+    viewer: Viewer,
+    stmt: Any,
+    *,
+    scope: str,
+    keys: list[Any],
+    cursor: str | None,
+    descending: bool = True,
+) -> Sequence[Any] | None:
+    """Where a page of `stmt` (in `keys` order, before the visibility filter) stops looking, for a viewer who may see
+    only a sliver of it: a rep hired today would otherwise make each page probe every record of the organisation to
+    find none. None for viewers who see everything (nothing is filtered out) and near the end of the list."""
+    if viewer.everything:
+        return None
+    return await scan_end(session, stmt, scope=scope, keys=keys, cursor=cursor, size=SCAN_WINDOW, descending=descending)
 
 
 async def get_visible(session: AsyncSession, viewer: Viewer, model: type[V], record_id: uuid.UUID, what: str) -> V:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth.models import Role
 from api.core.types import utcnow
-from api.feed import queries as feed_queries
+from api.sharing import visibility
 from tests.factories import (
     make_activity,
     make_company,
@@ -194,7 +194,7 @@ async def test_a_page_for_someone_who_sees_little_stops_early_and_misses_nothing
 ) -> None:
     # A page of a filtered viewer reads a bounded number of events (a new rep must not make it read them all);
     # a small window here stands for the real one over a large organisation.
-    monkeypatch.setattr(feed_queries, "SCAN_WINDOW", 4)
+    monkeypatch.setattr(visibility, "SCAN_WINDOW", 4)
     tenant = await make_tenant(session, client)
     other = await make_user(session, tenant.org, role=Role.rep, team=tenant.team)
     mine = await make_company(session, tenant.rep, name="Mine")
