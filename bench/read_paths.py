@@ -227,6 +227,7 @@ def paths(roles: dict[str, Role], big: list[uuid.UUID], seed: int) -> dict[str, 
         "card (1k+ activities)": big_cards,
         "deals p1": constant("/api/v1/deals?limit=50"),
         f"deals @{DEEP_DAYS}d": constant(f"/api/v1/deals?limit=50&cursor={deals_deep}"),
+        "board": constant("/api/v1/deals/board?limit=10"),
         "feed p1": constant("/api/v1/feed?scope=org&limit=30"),
         f"feed @{DEEP_DAYS}d": constant(f"/api/v1/feed?scope=org&limit=30&cursor={feed_deep}"),
     }

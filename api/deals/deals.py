@@ -44,6 +44,7 @@ from api.sharing.visibility import (
     check_owner,
     company_of_contact,
     deal_filter,
+    deals_seen,
     ensure_owner,
     ensure_visible_ref,
     get_restorable,
@@ -176,7 +177,7 @@ async def board(
     """Per stage of a pipeline: how many deals, their totals, and the first page of them."""
     pipeline = await _pipeline(session, viewer.org_id, pipeline_id, "pipeline_id")
     stages = await _stages(session, viewer.org_id, pipeline.id)
-    base = _filtered(viewer, owner_id=owner_id, pipeline_id=pipeline.id).where(deal_filter(viewer)).subquery()
+    base = _filtered(viewer, owner_id=owner_id, pipeline_id=pipeline.id).where(deals_seen(viewer)).subquery()
     sums = await session.execute(
         select(base.c.stage_id, base.c.currency, func.count(), func.sum(base.c.amount_minor)).group_by(
             base.c.stage_id, base.c.currency

@@ -173,6 +173,41 @@ def deal_filter(viewer: Viewer, deal: Any = Deal) -> sa.ColumnElement[bool]:
     )
 
 
+def deals_seen(viewer: Viewer) -> sa.ColumnElement[bool]:
+    """`deal_filter` as a set, for totals over many deals (the board): the ids of the deals the viewer sees, gathered
+    through the owner, share and company indexes, which costs what the viewer sees rather than what the organisation
+    has. (Per deal, the probes of `deal_filter` are cheaper; over a pipeline, this.)"""
+    if viewer.everything:
+        return sa.true()
+    deal, company, contact = (sa.inspect(m).local_table for m in (Deal, Company, Contact))
+
+    def shared(entity: str) -> sa.Select[Any]:
+        return select(col(Share.entity_id)).where(
+            col(Share.org_id) == viewer.org_id,
+            col(Share.user_id) == viewer.user_id,
+            col(Share.entity) == entity,
+            col(Share.deleted_at).is_(None),
+        )
+
+    owned_companies = select(company.c.id).where(
+        company.c.org_id == viewer.org_id, company.c.owner_id.in_(viewer.owner_ids)
+    )
+    owned_contacts = select(contact.c.id).where(
+        contact.c.org_id == viewer.org_id, contact.c.owner_id.in_(viewer.owner_ids)
+    )
+    in_org = deal.c.org_id == viewer.org_id
+    ids = sa.union(
+        select(deal.c.id).where(in_org, deal.c.owner_id.in_(viewer.owner_ids)),
+        shared("deal"),
+        select(deal.c.id).where(in_org, deal.c.company_id.in_(owned_companies)),
+        select(deal.c.id).where(in_org, deal.c.company_id.in_(shared("company"))),
+        select(deal.c.id).where(in_org, deal.c.contact_id.in_(owned_contacts)),
+        select(deal.c.id).where(in_org, deal.c.contact_id.in_(shared("contact"))),
+    )
+    seen: sa.ColumnElement[bool] = col(Deal.id).in_(ids)
+    return seen
+
+
 def _own_activity(viewer: Viewer, activity: Any) -> sa.ColumnElement[bool]:
     return sa.or_(activity.owner_id.in_(viewer.owner_ids), activity.assignee_id.in_(viewer.owner_ids))
 
