@@ -11,11 +11,13 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from api.activities.routes import routers as activities_routers
+from api.auth.deps import identify
 from api.auth.routes import routers as auth_routers
 from api.clients.routes import routers as clients_routers
 from api.core import audit
 from api.core.db import Database, get_database, make_engine
 from api.core.errors import ServiceUnavailable, document_problems, install_error_handlers, problems
+from api.core.idempotency import Idempotency
 from api.core.limits import BodySizeLimit
 from api.deals.routes import routers as deals_routers
 from api.feed.live import Broker
@@ -64,6 +66,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         app.state.db = database
     app.state.broker = Broker()
     install_error_handlers(app)
+    app.add_middleware(Idempotency, identify=identify)
+    # Added last, so it runs first: a body over the cap is refused before anything reads it.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
     api = APIRouter(prefix=API_PREFIX)

@@ -4,6 +4,7 @@ from api.activities.models import Activity
 from api.auth.models import ApiKey, AuthSession, LoginFailure, Organization, RefreshToken, Team, User
 from api.clients.models import Company, Contact, ContactPoint, CustomField
 from api.core.changes import Change
+from api.core.idempotency import IdempotencyKey
 from api.deals.models import Deal, DealLine, DealStageEvent, LostReason, Pipeline, Product, Stage
 from api.feed.models import FeedEvent
 from api.sharing.models import Share
@@ -21,6 +22,7 @@ __all__ = [
     "DealLine",
     "DealStageEvent",
     "FeedEvent",
+    "IdempotencyKey",
     "LoginFailure",
     "LostReason",
     "Organization",

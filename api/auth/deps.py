@@ -76,6 +76,18 @@ async def _key_principal(session: AsyncSession, key: str) -> tuple[Principal, Ap
     return principal, api_key
 
 
+async def identify(session: AsyncSession, authorization: str) -> tuple[str, uuid.UUID] | None:
+    """Who sent a request, from its Authorization header, for the idempotency middleware: "<kind>:<id>" and the
+    organisation; None when it carries no bearer credentials. Raises like the route would on bad ones."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    principal = (await _key_principal(session, token))[0] if token.startswith(API_KEY_PREFIX) else None
+    if principal is None:
+        principal = await _user_principal(session, token)
+    return f"{principal.kind}:{principal.id}", principal.org_id
+
+
 async def _touch_key(request: Request, session: AsyncSession, key_id: uuid.UUID, now: datetime) -> None:
     stmt = sa.update(ApiKey).where(col(ApiKey.id) == key_id).values(last_used_at=now)
     if request.method in WRITE_METHODS:

@@ -236,13 +236,28 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": Problem, "description": _DESCRIPTIONS[code]} for code in codes}
 
 
+IDEMPOTENCY_PARAMETER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Any unique string (a UUID): a retry with the same key and body gets the first response again "
+    "(with `Idempotent-Replayed: true`) instead of doing the work twice. The same key with another body answers "
+    "422; while the first request runs, 409. Keys are kept 24 hours, per user or API key.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+
+
 def document_problems(spec: dict[str, Any]) -> dict[str, Any]:
     """Make the OpenAPI document say what the API does: every error is problem+json (FastAPI documents its
     default 422 and our models as application/json), and any operation with a body can answer 400."""
     problem_content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for operations in spec.get("paths", {}).values():
-        for operation in operations.values():
+        for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
+            if method == "post":
+                operation.setdefault("parameters", []).append(IDEMPOTENCY_PARAMETER)
+                responses.setdefault("409", {"description": _DESCRIPTIONS[409]})
+                responses.setdefault("422", {"description": _DESCRIPTIONS[422]})
             if "requestBody" in operation:
                 responses.setdefault("400", {"description": _DESCRIPTIONS[400]})
             for code, response in responses.items():
