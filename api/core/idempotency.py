@@ -92,9 +92,12 @@ class Idempotency:
         self.identify = identify
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":  # lifespan and websocket scopes have no headers
+            await self.app(scope, receive, send)
+            return
         headers = Headers(scope=scope)
         key = headers.get(HEADER)
-        if scope["type"] != "http" or scope["method"] != "POST" or key is None:
+        if key is None:
             await self.app(scope, receive, send)
             return
         if not _valid(key):
