@@ -15,7 +15,7 @@ from sqlmodel import col
 from api.auth.models import Role
 from api.core.types import utcnow
 from api.deals.models import Deal
-from tests.factories import make_company, make_contact, make_deal, make_tenant, make_user, sign_in
+from tests.factories import make_company, make_contact, make_deal, make_tenant, make_user, share_with, sign_in
 from tests.feed.crm import (
     ACTIVITIES,
     API,
@@ -126,6 +126,38 @@ async def test_list_filters_page_through_many_deals(session: AsyncSession, clien
     assert activities["next_cursor"] is None
     page = ok(await client.get(DEALS, params={"limit": 1}, headers=rep))
     refused(await client.get(ACTIVITIES, params={"cursor": page["next_cursor"]}, headers=rep), 400)
+
+
+async def test_the_board_counts_every_deal_the_rep_sees_by_each_route_and_no_other(
+    session: AsyncSession, client: httpx.AsyncClient
+) -> None:
+    # The board's totals gather the rep's deals as a set (owner, share and company indexes), the list filters row by
+    # row: both must agree on every way a deal can be seen.
+    tenant = await make_tenant(session, client)
+    rep = await sign_in(client, tenant.rep)
+    colleague = await make_user(session, tenant.org, role=Role.rep)
+    own_company = await make_company(session, tenant.rep, name="Mine")
+    own_contact = await make_contact(session, tenant.rep, name="My contact")
+    shared_company = await make_company(session, colleague, name="Shared")
+    shared_contact = await make_contact(session, colleague, name="Shared contact")
+    await share_with(session, colleague, "company", shared_company.id, tenant.rep)
+    await share_with(session, colleague, "contact", shared_contact.id, tenant.rep)
+    shared_deal = await make_deal(session, colleague, title="Shared deal", amount_minor=1)
+    await share_with(session, colleague, "deal", shared_deal.id, tenant.rep)
+    await make_deal(session, tenant.rep, title="Own", amount_minor=10)
+    # The colleague's deals on the rep's company and contact (deals are filed under the contact's visible company
+    # only when the colleague sees it, which they do not).
+    await make_deal(session, tenant.admin, title="On my company", company_id=own_company.id, amount_minor=100)
+    await make_deal(session, tenant.admin, title="On my contact", contact_id=own_contact.id, amount_minor=1_000)
+    await make_deal(session, colleague, title="On a shared company", company_id=shared_company.id, amount_minor=10_000)
+    await make_deal(session, colleague, title="On a shared contact", contact_id=shared_contact.id, amount_minor=100_000)
+    await make_deal(session, colleague, title="Not mine", amount_minor=1_000_000)
+
+    listed = ok(await client.get(DEALS, params={"limit": 50}, headers=rep))["items"]
+    assert len(listed) == 6
+    board = ok(await client.get(f"{DEALS}/board", headers=rep))
+    assert sum(c["count"] for c in board["stages"]) == 6
+    assert sum(sum(c["totals"].values()) for c in board["stages"]) == 111_111
 
 
 async def test_the_board_counts_and_pages_each_stage(session: AsyncSession, client: httpx.AsyncClient) -> None:
