@@ -82,8 +82,9 @@ async def identify(session: AsyncSession, authorization: str) -> tuple[str, uuid
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token:
         return None
-    principal = (await _key_principal(session, token))[0] if token.startswith(API_KEY_PREFIX) else None
-    if principal is None:
+    if token.startswith(API_KEY_PREFIX):
+        principal, _ = await _key_principal(session, token)
+    else:
         principal = await _user_principal(session, token)
     return f"{principal.kind}:{principal.id}", principal.org_id
 
