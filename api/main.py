@@ -19,10 +19,11 @@ from api.core.db import Database, get_database, make_engine
 from api.core.errors import ServiceUnavailable, document_problems, install_error_handlers, problems
 from api.core.idempotency import Idempotency
 from api.core.limits import BodySizeLimit
+from api.core.live import FEED, SYNC, Broker
 from api.deals.routes import routers as deals_routers
-from api.feed.live import Broker
 from api.feed.routes import routers as feed_routers
 from api.settings import Settings, get_settings
+from api.sync.routes import routers as sync_routers
 
 API_PREFIX = "/api/v1"
 
@@ -35,6 +36,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     """Build the app. Tests pass a `database` bound to their own connection; otherwise the lifespan opens one."""
     settings = settings or get_settings()
 
+    async def close_brokers(app: FastAPI) -> None:
+        await app.state.broker.close()
+        await app.state.pokes.close()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if database is not None:
@@ -42,14 +47,14 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             try:
                 yield
             finally:
-                await app.state.broker.close()
+                await close_brokers(app)
             return
         engine = make_engine(settings.database_url, pool_pre_ping=True)
         app.state.db = Database(engine)
         try:
             yield
         finally:
-            await app.state.broker.close()
+            await close_brokers(app)
             await engine.dispose()
 
     app = FastAPI(
@@ -64,14 +69,23 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
     if database is not None:
         app.state.db = database
-    app.state.broker = Broker()
+    app.state.broker = Broker(FEED)
+    app.state.pokes = Broker(SYNC)
     install_error_handlers(app)
     app.add_middleware(Idempotency, identify=identify)
     # Added last, so it runs first: a body over the cap is refused before anything reads it.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
     api = APIRouter(prefix=API_PREFIX)
-    for router in (*auth_routers, *clients_routers, *deals_routers, *activities_routers, *feed_routers, audit.router):
+    for router in (
+        *auth_routers,
+        *clients_routers,
+        *deals_routers,
+        *activities_routers,
+        *feed_routers,
+        *sync_routers,
+        audit.router,
+    ):
         api.include_router(router)
     app.include_router(api)
     app.include_router(_health)

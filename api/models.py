@@ -8,6 +8,7 @@ from api.core.idempotency import IdempotencyKey
 from api.deals.models import Deal, DealLine, DealStageEvent, LostReason, Pipeline, Product, Stage
 from api.feed.models import FeedEvent
 from api.sharing.models import Share
+from api.sync.models import SyncClient, SyncView
 
 __all__ = [
     "Activity",
@@ -31,6 +32,8 @@ __all__ = [
     "RefreshToken",
     "Share",
     "Stage",
+    "SyncClient",
+    "SyncView",
     "Team",
     "User",
 ]

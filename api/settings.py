@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     # Argon2id cost (argon2-cffi's defaults, RFC 9106's low-memory profile); tests lower it for speed.
     password_time_cost: int = Field(default=3, ge=1)
     password_memory_kib: int = Field(default=65536, ge=64)
+    # What an app's pull cursor stays valid for: an app offline longer pulls its working set afresh.
+    sync_retention_days: int = Field(default=30, ge=1, le=365)
     log_level: str = "info"
 
     @model_validator(mode="after")

@@ -15,6 +15,7 @@ from sqlmodel import Field, SQLModel, col, select
 from api.auth.models import Organization
 from api.auth.principals import Principal
 from api.core.ids import new_id
+from api.core.live import SYNC, announce
 from api.core.models import Record
 from api.core.types import JSONType, UTCDateTime, jsonable, utcnow
 
@@ -122,6 +123,8 @@ async def record_change(
         fields=fields,
     )
     session.add(change)
+    # Open apps pull once this commits (GET /sync/events).
+    announce(session, SYNC, principal.org_id)
     return change
 
 

@@ -66,6 +66,10 @@ class PreconditionFailed(AppError):
     status, title, slug = 412, "Precondition failed", "precondition-failed"
 
 
+class Gone(AppError):
+    status, title, slug = 410, "Gone", "gone"
+
+
 class ValidationFailed(AppError):
     status, title, slug = 422, "Validation failed", "validation"
 
@@ -73,6 +77,14 @@ class ValidationFailed(AppError):
     def field(cls, pointer: str, detail: str) -> "ValidationFailed":
         """One bad body field, named by its JSON pointer (e.g. "#/team_id")."""
         return cls(detail, errors=[{"pointer": pointer, "detail": detail}])
+
+    @classmethod
+    def of(cls, errors: Sequence[Any]) -> "ValidationFailed":
+        """FastAPI's validation errors (their `loc` starts with body, query, ...) as one problem with an item per
+        bad field."""
+        items = [_validation_item(e) for e in errors]
+        fields = ", ".join(i.get("pointer") or i.get("parameter") or "?" for i in items)
+        return cls(f"Invalid input: {fields}", errors=items)
 
 
 class TooManyRequests(AppError):
@@ -96,23 +108,33 @@ def problem(
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
+    body = problem_body(status, title, slug=slug, detail=detail, errors=errors, extra=extra)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def problem_body(
+    status: int,
+    title: str,
+    *,
+    slug: str,
+    detail: str,
+    errors: Sequence[dict[str, Any]] = (),
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     body: dict[str, Any] = {"type": f"/problems/{slug}", "title": title, "status": status, "detail": detail}
     if errors:
         body["errors"] = list(errors)
     body.update(extra or {})
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+    return body
+
+
+def problem_of(exc: AppError) -> dict[str, Any]:
+    """The problem body of an error, for answers that carry several (a sync push's refused mutations)."""
+    return problem_body(exc.status, exc.title, slug=exc.slug, detail=exc.detail, errors=exc.errors, extra=exc.extra)
 
 
 def problem_response(exc: AppError) -> JSONResponse:
-    return problem(
-        exc.status,
-        exc.title,
-        slug=exc.slug,
-        detail=exc.detail,
-        errors=exc.errors,
-        headers=exc.headers,
-        extra=exc.extra,
-    )
+    return JSONResponse(problem_of(exc), status_code=exc.status, headers=exc.headers, media_type=PROBLEM_JSON)
 
 
 def _pointer(parts: Sequence[Any]) -> str:
@@ -120,7 +142,7 @@ def _pointer(parts: Sequence[Any]) -> str:
     return "#/" + "/".join(escaped) if parts else "#"
 
 
-def _validation_item(err: dict[str, Any]) -> dict[str, Any]:
+def _validation_item(err: Any) -> dict[str, Any]:
     loc = list(err.get("loc", ()))
     where = loc[0] if loc else "body"
     item: dict[str, Any] = {"detail": err.get("msg", "invalid"), "code": err.get("type", "invalid")}
@@ -148,9 +170,7 @@ async def _on_validation_error(_request: Request, exc: Exception) -> JSONRespons
             detail="The request body is not valid JSON.",
             errors=[{"pointer": "#", "detail": "not valid JSON", "code": "json_invalid"}],
         )
-    items = [_validation_item(e) for e in errs]
-    fields = ", ".join(i.get("pointer") or i.get("parameter") or "?" for i in items)
-    return problem(422, "Validation failed", slug="validation", detail=f"Invalid input: {fields}", errors=items)
+    return problem_response(ValidationFailed.of(errs))
 
 
 _METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")

@@ -74,10 +74,15 @@ class StageUpdate(Input):
     position: int | None = optional(ge=1, description="New place among the open stages (open stages only).")
 
 
-class PipelineRead(RecordRead):
+class PipelineSummary(RecordRead):
+    """A pipeline without its stages (sync sends those as records of their own)."""
+
     name: str
     team_id: uuid.UUID | None
     is_default: bool
+
+
+class PipelineRead(PipelineSummary):
     stages: list[StageRead]
 
 

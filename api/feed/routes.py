@@ -1,6 +1,5 @@
 """HTTP routes for the feed, client and deal timelines, and shares."""
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterable
 from typing import Annotated
@@ -10,20 +9,18 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from api.auth.models import Role
 from api.clients import card as cards
+from api.core import live
 from api.core.db import SessionDep, get_database
 from api.core.errors import problems
 from api.core.pagination import CursorQuery, LimitQuery, Page
 from api.deals.models import Deal
 from api.feed import queries
-from api.feed.live import Broker
 from api.feed.schemas import FeedItem, Only, Scope
 from api.sharing import service as sharing
 from api.sharing.schemas import ShareCreate, SharedEntity, ShareRead
 from api.sharing.visibility import Viewer, get_visible, viewer_of
 
 FEED_PAGE = 30
-KEEPALIVE_SECONDS = 15
-RETRY_MS = 5000
 
 # The feed carries activities: marketing reads them only on client cards.
 FeedReaderDep = Annotated[Viewer, Depends(viewer_of(Role.admin, Role.manager, Role.rep, scope="activities:read"))]
@@ -70,20 +67,14 @@ async def feed(
 )
 async def stream(request: Request, viewer: FeedReaderDep) -> AsyncIterable[ServerSentEvent]:
     database = get_database(request)
-    broker: Broker = request.app.state.broker
-    async with broker.subscribe(database.engine, viewer.org_id) as queue:
-        # Say so at once: the client knows the stream is open (and proxies flush their buffers).
-        yield ServerSentEvent(comment="connected", retry=RETRY_MS)
-        while True:
-            try:
-                ids = await asyncio.wait_for(queue.get(), timeout=KEEPALIVE_SECONDS)
-            except TimeoutError:
-                yield ServerSentEvent(comment="keep-alive")
-                continue
-            async with database.reader() as session:
-                items = await queries.by_ids(session, viewer, ids)
-            for item in items:
-                yield ServerSentEvent(event="feed", id=str(item.id), data=item)
+    async for news in live.news(request, live.FEED, viewer.org_id):
+        if isinstance(news, ServerSentEvent):
+            yield news
+            continue
+        async with database.reader() as session:
+            items = await queries.by_ids(session, viewer, news)
+        for item in items:
+            yield ServerSentEvent(event="feed", id=str(item.id), data=item)
 
 
 @clients_router.get(

@@ -9,11 +9,8 @@ from sqlmodel import col, select
 
 from api.auth.principals import Principal
 from api.clients.models import Contact
-from api.core.db import after_commit, before_commit
-from api.feed import live
+from api.core.live import FEED, announce
 from api.feed.models import FeedEvent, FeedKind
-
-PENDING = "fieldbook_feed_events"
 
 
 async def emit(
@@ -44,22 +41,5 @@ async def emit(
         data=data or {},
     )
     session.add(event)
-    _pending(session).append((event.org_id, event.id))
+    announce(session, FEED, event.org_id, event.id)
     return event
-
-
-def _pending(session: AsyncSession) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """This transaction's new feed events, announced to live streams when it commits."""
-    if PENDING not in session.info:
-        pending: list[tuple[uuid.UUID, uuid.UUID]] = []
-        session.info[PENDING] = pending
-
-        def forget() -> list[tuple[uuid.UUID, uuid.UUID]]:
-            return session.info.pop(PENDING, [])  # type: ignore[no-any-return]
-
-        if session.get_bind().dialect.name == "postgresql":
-            before_commit(session, lambda s: live.notify(s, forget()))
-        else:
-            after_commit(session, lambda app: live.deliver(app.state.broker, forget()))
-    found: list[tuple[uuid.UUID, uuid.UUID]] = session.info[PENDING]
-    return found

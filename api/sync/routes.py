@@ -1,0 +1,125 @@
+"""HTTP routes of offline sync (DESIGN §7) and of the changes feed for integrations."""
+
+import uuid
+from collections.abc import AsyncIterable
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from sqlmodel import col, select
+
+from api.auth.deps import allow
+from api.auth.models import Role
+from api.auth.principals import Principal
+from api.core import live
+from api.core.changes import Change
+from api.core.db import SessionDep, get_database
+from api.core.errors import problems
+from api.sharing.visibility import Viewer, viewer_of
+from api.sync import pull as pull_service
+from api.sync import push as push_service
+from api.sync.schemas import (
+    DEFAULT_PULL,
+    MAX_PULL,
+    ChangeItem,
+    ChangesPage,
+    PullPage,
+    PushRequest,
+    PushResult,
+)
+
+# Sync is for people's apps; integrations read the changes feed.
+SyncUserDep = Annotated[Viewer, Depends(viewer_of())]
+ClientIdQuery = Annotated[uuid.UUID, Query(description="This installed app's id (the one its pushes send).")]
+
+router = APIRouter(prefix="/sync", tags=["sync"], responses=problems(401, 403))
+
+
+@router.post(
+    "/push",
+    name="push",
+    summary="Apply an app's outbox: each mutation once, in order, each with its own outcome",
+    responses=problems(413, 422),
+)
+async def push(data: PushRequest, viewer: SyncUserDep, session: SessionDep) -> PushResult:
+    return await push_service.push(session, viewer, data)
+
+
+@router.get(
+    "/pull",
+    name="pull",
+    summary="What changed in your working set since your cursor: records to store and ids to drop",
+    responses=problems(422),
+)
+async def pull(
+    request: Request,
+    client_id: ClientIdQuery,
+    viewer: SyncUserDep,
+    session: SessionDep,
+    cursor: Annotated[
+        str | None, Query(max_length=100, description="The last page's `cursor`; none for a first (or reset) pull.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PULL, description="Records (put or removed) per page.")] = DEFAULT_PULL,
+) -> PullPage:
+    return await pull_service.pull(session, get_database(request), viewer, client_id, cursor, limit)
+
+
+@router.get(
+    "/events",
+    name="events",
+    summary="Server-sent `poke` events: something in your organisation changed, pull now",
+    response_class=EventSourceResponse,
+)
+async def events(request: Request, viewer: SyncUserDep) -> AsyncIterable[ServerSentEvent]:
+    # One poke per committed write of the organisation; an app already pulling pulls once more afterwards.
+    async for news in live.news(request, live.SYNC, viewer.org_id):
+        yield news if isinstance(news, ServerSentEvent) else ServerSentEvent(event="poke", data={})
+
+
+changes_router = APIRouter(prefix="/changes", tags=["changes"], responses=problems(401, 403))
+ChangesReaderDep = Annotated[Principal, Depends(allow(Role.admin, scope="changes:read"))]
+
+
+@changes_router.get(
+    "",
+    name="list",
+    summary="Every create, update and delete in your organisation, in the order they committed",
+    responses=problems(422),
+)
+async def list_changes(
+    principal: ChangesReaderDep,
+    session: SessionDep,
+    cursor: Annotated[
+        str | None,
+        Query(pattern=r"^\d{1,18}$", description="The last page's `next_cursor`; none to start from the beginning."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PULL, description="Changes per page.")] = DEFAULT_PULL,
+) -> ChangesPage:
+    after = int(cursor or 0)
+    rows = (
+        await session.scalars(
+            select(Change)
+            .where(col(Change.org_id) == principal.org_id, col(Change.seq) > after)
+            .order_by(col(Change.seq))
+            .limit(limit + 1)
+        )
+    ).all()
+    items = [
+        ChangeItem(
+            seq=c.seq,
+            entity=c.entity,
+            entity_id=c.entity_id,
+            op=c.op,
+            version=c.version,
+            fields=sorted(c.fields),
+            at=c.at,
+            actor_kind=c.actor_kind,
+            actor_id=c.actor_id,
+        )
+        for c in rows[:limit]
+    ]
+    last = items[-1].seq if items else after
+    return ChangesPage(items=items, next_cursor=str(last), has_more=len(rows) > limit)
+
+
+routers = (router, changes_router)
