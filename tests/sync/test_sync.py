@@ -68,7 +68,7 @@ async def test_a_first_pull_brings_the_working_set_and_nothing_else(
 async def test_pages_add_up_to_one_big_pull_and_an_idle_pull_costs_nothing(
     session: AsyncSession, client: httpx.AsyncClient
 ) -> None:
-    tenant, rep, device = await _rep_device(session, client)
+    _tenant, rep, device = await _rep_device(session, client)
     for i in range(7):
         await make_company(session, rep, name=f"Client {i}")
     whole = Device(device.headers)
@@ -120,7 +120,7 @@ async def test_records_that_leave_the_working_set_are_removed(session: AsyncSess
 async def test_activities_age_out_of_the_window(
     session: AsyncSession, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tenant, rep, device = await _rep_device(session, client)
+    _tenant, rep, device = await _rep_device(session, client)
     call = await make_activity(session, rep, kind="call", done_at=utcnow() - timedelta(days=60))
     await device.pull(client)
     assert str(call.id) in device.held()["activity"]
@@ -131,7 +131,7 @@ async def test_activities_age_out_of_the_window(
 
 
 async def test_a_push_applies_each_mutation_once(session: AsyncSession, client: httpx.AsyncClient) -> None:
-    tenant, rep, device = await _rep_device(session, client)
+    tenant, _rep, device = await _rep_device(session, client)
     company_id, call_id, task_id = device.new_id(), device.new_id(), device.new_id()
     device.queue("company.create", {"id": company_id, "name": "Offline SA", "phone": "+34 600 000 001"})
     device.queue("activity.log", {"id": call_id, "kind": "call", "company_id": company_id, "outcome": "connected"})
@@ -163,7 +163,7 @@ async def test_a_push_applies_each_mutation_once(session: AsyncSession, client: 
 async def test_a_refused_mutation_changes_nothing_and_does_not_block_the_queue(
     session: AsyncSession, client: httpx.AsyncClient
 ) -> None:
-    tenant, rep, device = await _rep_device(session, client)
+    _tenant, rep, device = await _rep_device(session, client)
     good = device.new_id()
     device.queue("company.create", {"id": device.new_id(), "name": "", "size": -1})
     device.queue("deal.win", {"id": device.new_id()})
@@ -218,7 +218,7 @@ async def test_guarded_deal_fields_conflict_and_the_rest_is_applied(
 async def test_the_user_s_own_earlier_changes_are_not_conflicts(
     session: AsyncSession, client: httpx.AsyncClient
 ) -> None:
-    tenant, rep, device = await _rep_device(session, client)
+    _tenant, rep, device = await _rep_device(session, client)
     deal = await make_deal(session, rep, title="Fleet")
     await device.pull(client)
     stages = sorted(device.store["stage"].values(), key=lambda s: s["position"])
@@ -245,7 +245,7 @@ async def test_deletes_win(session: AsyncSession, client: httpx.AsyncClient) -> 
 
 
 async def test_limits_and_bad_requests(session: AsyncSession, client: httpx.AsyncClient) -> None:
-    tenant, rep, device = await _rep_device(session, client)
+    tenant, _rep, device = await _rep_device(session, client)
     too_many = [
         {"id": i, "name": "company.create", "args": {"id": device.new_id(), "name": f"C{i}"}} for i in range(1, 102)
     ]
@@ -293,7 +293,7 @@ async def test_an_unknown_or_expired_cursor_asks_for_a_reset(session: AsyncSessi
 
 
 async def test_another_organisation_sees_and_touches_nothing(session: AsyncSession, client: httpx.AsyncClient) -> None:
-    tenant, rep, device = await _rep_device(session, client)
+    _tenant, rep, _device = await _rep_device(session, client)
     company = await make_company(session, rep, name="Ours SA")
     other_tenant = await make_tenant(session, client, "Other")
     theirs = Device(await sign_in(client, other_tenant.rep))
