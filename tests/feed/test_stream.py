@@ -101,16 +101,17 @@ def server(committed_url: str) -> Iterator[str]:
 
 
 class Stream:
-    """One open `GET /feed/stream`, its server-sent events parsed into a queue by a background task."""
+    """One open `GET /feed/stream` (or another event stream), its server-sent events parsed into a queue by a
+    background task."""
 
-    def __init__(self, http: httpx.AsyncClient, headers: dict[str, str]) -> None:
+    def __init__(self, http: httpx.AsyncClient, headers: dict[str, str], path: str = STREAM) -> None:
         self.events: asyncio.Queue[dict[str, str]] = asyncio.Queue()
         self.status: int | None = None
         self.content_type = ""
-        self._task = asyncio.create_task(self._read(http, headers))
+        self._task = asyncio.create_task(self._read(http, headers, path))
 
-    async def _read(self, http: httpx.AsyncClient, headers: dict[str, str]) -> None:
-        async with http.stream("GET", STREAM, headers=headers, timeout=httpx.Timeout(10, read=None)) as response:
+    async def _read(self, http: httpx.AsyncClient, headers: dict[str, str], path: str) -> None:
+        async with http.stream("GET", path, headers=headers, timeout=httpx.Timeout(10, read=None)) as response:
             self.status, self.content_type = response.status_code, response.headers.get("content-type", "")
             fields: dict[str, str] = {}
             async for line in response.aiter_lines():
@@ -157,8 +158,8 @@ class Stream:
 
 
 @contextlib.asynccontextmanager
-async def streams(http: httpx.AsyncClient, *headers: dict[str, str]) -> AsyncIterator[list[Stream]]:
-    opened = [Stream(http, h) for h in headers]
+async def streams(http: httpx.AsyncClient, *headers: dict[str, str], path: str = STREAM) -> AsyncIterator[list[Stream]]:
+    opened = [Stream(http, h, path) for h in headers]
     try:
         for stream in opened:
             await stream.opened()
@@ -224,3 +225,30 @@ async def test_a_logged_call_reaches_the_streams_of_those_who_may_see_it(committ
             assert heard["activity"]["id"] == note["id"]
             with pytest.raises(AssertionError, match="no event"):
                 await outsider_stream.next_item(timeout=1.0)
+
+
+async def test_a_committed_write_pokes_the_organisation_s_open_apps(committed_url: str, server: str) -> None:
+    engine = make_engine(committed_url)
+    try:
+        async with Database(engine).writer() as session:
+            org = await make_org(session, "Acme")
+            rep = await make_user(session, org, role=Role.rep, team=await make_team(session, org, name="Sales"))
+            colleague = await make_user(session, org, role=Role.rep)
+            rival = await make_user(session, await make_org(session, "Rival"), role=Role.rep)
+    finally:
+        await engine.dispose()
+
+    async with httpx.AsyncClient(base_url=server, timeout=10) as http:
+        rep_h, colleague_h, rival_h = [await _sign_in(http, u.email) for u in (rep, colleague, rival)]
+        async with streams(http, colleague_h, rival_h, path="/api/v1/sync/events") as (colleague_s, rival_s):
+            made = await http.post("/api/v1/companies", json={"name": "Poke SA"}, headers=rep_h)
+            assert made.status_code == 201, made.text
+            poke = await colleague_s.next()
+            assert poke["event"] == "poke"
+            # A refused write commits nothing and pokes no one; the other organisation hears nothing at all.
+            refused = await http.post("/api/v1/companies", json={"name": ""}, headers=rep_h)
+            assert refused.status_code == 422
+            with pytest.raises(AssertionError, match="no event"):
+                await rival_s.next(timeout=1)
+            with pytest.raises(AssertionError, match="no event"):
+                await colleague_s.next(timeout=1)
