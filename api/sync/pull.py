@@ -13,7 +13,6 @@ from collections import defaultdict
 from datetime import timedelta
 
 import sqlalchemy as sa
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -24,7 +23,6 @@ from api.settings import get_settings
 from api.sharing.visibility import Viewer
 from api.sync import working_set
 from api.sync.models import SyncView
-from api.sync.schemas import PullPage, SyncPut, SyncRemove
 
 # {entity: {id hex: version}}
 Held = dict[str, dict[str, int]]
@@ -63,37 +61,51 @@ def _difference(held: Held, current: working_set.Members) -> list[tuple[str, str
     return out
 
 
+def _page(
+    cursor: str | None,
+    *,
+    has_more: bool = False,
+    reset: bool = False,
+    put: dict[str, bytes] | None = None,
+    remove: dict[str, list[str]] | None = None,
+) -> bytes:
+    """A `PullPage` as JSON, written here rather than by a response model: the records in it are JSON already."""
+    put, remove = put or {}, remove or {}
+    records = b",".join(b'"%s":%s' % (e.encode(), put.get(e, b"[]")) for e in working_set.ENTITIES)
+    head = {"cursor": cursor, "has_more": has_more, "reset_required": reset}
+    gone = {e: remove.get(e, []) for e in working_set.ENTITIES}
+    return b'%s,"put":{%s},"remove":%s}' % (json.dumps(head)[:-1].encode(), records, json.dumps(gone).encode())
+
+
 async def pull(
     session: AsyncSession, database: Database, viewer: Viewer, client_id: uuid.UUID, cursor: str | None, limit: int
-) -> PullPage:
+) -> bytes:
     base = await _base(session, viewer, client_id, cursor) if cursor else None
     if cursor and base is None:
-        return PullPage(cursor=None, has_more=True, reset_required=True, put=SyncPut(), remove=SyncRemove())
+        return _page(None, has_more=True, reset=True)
     now = utcnow()
     since = working_set.window_start(now)
     # Read before the working set: a change that commits meanwhile leaves the counter ahead of this view.
     seq = await session.scalar(select(Organization.change_seq).where(col(Organization.id) == viewer.org_id))
     assert seq is not None
     if base is not None and base.complete and base.change_seq == seq and base.window_start == since:
-        return PullPage(cursor=cursor, has_more=False, reset_required=False, put=SyncPut(), remove=SyncRemove())
+        return _page(cursor)
 
     held = _decode(base.entries) if base else {}
     difference = _difference(held, await working_set.members(session, viewer, since))
     page = difference[:limit]
     wanted: dict[str, list[uuid.UUID]] = defaultdict(list)
-    removed: dict[str, list[uuid.UUID]] = defaultdict(list)
+    removed: dict[str, list[str]] = defaultdict(list)
     for entity, key, put in page:
         if put:
             wanted[entity].append(uuid.UUID(key))
         else:
-            removed[entity].append(uuid.UUID(key))
+            removed[entity].append(str(uuid.UUID(key)))
             held[entity].pop(key)
-    sent: dict[str, list[BaseModel]] = {}
+    sent: dict[str, bytes] = {}
     for entity, ids in wanted.items():
-        sent[entity] = await working_set.records(session, viewer, entity, ids, now)
-        have = held.setdefault(entity, {})
-        for record in sent[entity]:
-            have[record.id.hex] = record.version  # type: ignore[attr-defined]
+        sent[entity], versions = await working_set.records(session, viewer, entity, ids, now)
+        held.setdefault(entity, {}).update((record_id.hex, version) for record_id, version in versions)
     has_more = len(difference) > limit
     assert viewer.user_id is not None  # the route admits signed-in users only
     view = SyncView(
@@ -106,13 +118,7 @@ async def pull(
         entries=_encode(held),
     )
     await _remember(database, view, base)
-    return PullPage(
-        cursor=str(view.id),
-        has_more=has_more,
-        reset_required=False,
-        put=SyncPut.model_validate(sent),
-        remove=SyncRemove.model_validate(removed),
-    )
+    return _page(str(view.id), has_more=has_more, put=sent, remove=removed)
 
 
 async def _remember(database: Database, view: SyncView, base: SyncView | None) -> None:

@@ -4,7 +4,7 @@ import uuid
 from collections.abc import AsyncIterable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from sqlmodel import col, select
 
@@ -49,6 +49,7 @@ async def push(data: PushRequest, viewer: SyncUserDep, session: SessionDep) -> P
     "/pull",
     name="pull",
     summary="What changed in your working set since your cursor: records to store and ids to drop",
+    response_model=PullPage,
     responses=problems(422),
 )
 async def pull(
@@ -60,8 +61,9 @@ async def pull(
         str | None, Query(max_length=100, description="The last page's `cursor`; none for a first (or reset) pull.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PULL, description="Records (put or removed) per page.")] = DEFAULT_PULL,
-) -> PullPage:
-    return await pull_service.pull(session, get_database(request), viewer, client_id, cursor, limit)
+) -> Response:
+    page = await pull_service.pull(session, get_database(request), viewer, client_id, cursor, limit)
+    return Response(page, media_type="application/json")
 
 
 @router.get(
