@@ -128,9 +128,19 @@ class Kind:
     partial: bool = False
 
 
-def _clients(
-    spec: clients.ClientKindSpec, create: type[BaseModel], update: type[BaseModel], read: Any
-) -> dict[str, Kind]:
+@dataclass(frozen=True, slots=True)
+class ClientShapes:
+    new: type[BaseModel]
+    change: type[BaseModel]
+    # What the service takes, and what it answers with.
+    create: type[BaseModel]
+    update: type[BaseModel]
+    read: Any
+
+
+def _clients(spec: clients.ClientKindSpec, shapes: ClientShapes) -> dict[str, Kind]:
+    create, update, read = shapes.create, shapes.update, shapes.read
+
     async def run_create(session: AsyncSession, viewer: Viewer, args: Any) -> Record:
         record: Record = await clients.create_client(
             session=session, viewer=viewer, spec=spec, data=_as(create, args), confirm_duplicate=args.confirm_duplicate
@@ -150,10 +160,9 @@ def _clients(
         )
         return record
 
-    new, change = (NewCompany, CompanyChange) if spec is clients.COMPANY else (NewContact, ContactChange)
     return {
-        f"{spec.what}.create": Kind(new, run_create, present=read.model_validate),
-        f"{spec.what}.update": Kind(change, run_update, spec.model, read.model_validate, partial=True),
+        f"{spec.what}.create": Kind(shapes.new, run_create, present=read.model_validate),
+        f"{spec.what}.update": Kind(shapes.change, run_update, spec.model, read.model_validate, partial=True),
     }
 
 
@@ -215,8 +224,8 @@ def _stage_guard(_args: Any) -> frozenset[str]:
 
 
 KINDS: dict[str, Kind] = {
-    **_clients(clients.COMPANY, CompanyCreate, CompanyUpdate, CompanyRead),
-    **_clients(clients.CONTACT, ContactCreate, ContactUpdate, ContactRead),
+    **_clients(clients.COMPANY, ClientShapes(NewCompany, CompanyChange, CompanyCreate, CompanyUpdate, CompanyRead)),
+    **_clients(clients.CONTACT, ClientShapes(NewContact, ContactChange, ContactCreate, ContactUpdate, ContactRead)),
     "deal.create": Kind(NewDeal, _create_deal, present=deals.present),
     "deal.update": Kind(
         DealChange,
@@ -278,12 +287,12 @@ def _shown(kind: Kind, record: Record | None) -> dict[str, Any] | None:
 async def _apply(session: AsyncSession, viewer: Viewer, mutation: Mutation) -> MutationResult:
     kind = KINDS[mutation.name]
     try:
-        args = kind.args.model_validate(mutation.args)
+        args: Any = kind.args.model_validate(mutation.args)
     except ValidationError as exc:
         raise ValidationFailed.of([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from exc
     conflicts: frozenset[str] = frozenset()
     if kind.target is not None:
-        current = await _current(session, viewer, kind, args.id)  # type: ignore[attr-defined]
+        current = await _current(session, viewer, kind, args.id)
         if mutation.base_version is not None and mutation.base_version < current.version:
             changed = await _changed_by_others(session, viewer, kind, current.id, mutation.base_version)
             conflicts = kind.guards(args) & changed
