@@ -178,12 +178,17 @@ EXPECTED: dict[str, frozenset[str]] = {
     "shares-list": SIGNED_IN_USERS,
     "shares-create": SELLERS,
     "shares-delete": SELLERS,
+    # Sync is for people's apps (marketing's mutations are refused one by one); integrations read the changes feed.
+    "sync-push": SIGNED_IN_USERS,
+    "sync-pull": SIGNED_IN_USERS,
+    "sync-events": SIGNED_IN_USERS,
+    "changes-list": ADMIN | {"all_scopes_key", "no_scope_key"},
 }
 
 # Operations whose answer never ends (server-sent events): through the ASGI test transport, which waits for the
 # whole body, an allowed call would hang the suite. Only their refusals are checked here; the stream itself is the
 # feed's tests' business.
-STREAMS = frozenset({"feed-stream"})
+STREAMS = frozenset({"feed-stream", "sync-events"})
 
 
 @dataclass(frozen=True)
@@ -463,11 +468,13 @@ BODIES: dict[str, BodyOf] = {
     "activities-update": static({"subject": "Renamed task"}),
     "activities-complete": static({}),
     "shares-create": share_company,
+    "sync-push": static({"client_id": str(uuid.uuid4()), "mutations": []}),
 }
 
 # Values for each operation's required query parameters, from the records the call addresses.
 QUERIES: dict[str, Callable[[Records], dict[str, str]]] = {
     "search-search": lambda r: {"q": r.company.name},
+    "sync-pull": lambda _r: {"client_id": str(uuid.uuid4())},
     "shares-list": lambda r: {"entity": "company", "entity_id": str(r.company.id)},
 }
 
