@@ -84,7 +84,10 @@ async def serialise_writes(session: AsyncSession, org_id: uuid.UUID) -> None:
     the organisation's writers are already serialised from their first change-log entry to their commit.
     SQLite renders no FOR UPDATE; its write transactions are serialised already.
     """
-    await session.execute(select(Organization.id).where(col(Organization.id) == org_id).with_for_update())
+    # FOR NO KEY UPDATE, the lock next_seq's UPDATE takes: writers queue behind each other, while inserts of rows that
+    # point at the organisation (a pull's sync view, an idempotency key) pass. FOR UPDATE would also block their
+    # foreign-key checks, so every pull and keyed POST would wait for the organisation's open write.
+    await session.execute(select(Organization.id).where(col(Organization.id) == org_id).with_for_update(key_share=True))
 
 
 async def next_seq(session: AsyncSession, org_id: uuid.UUID) -> int:
