@@ -1,6 +1,8 @@
 """Test fixtures: every database test runs on SQLite and on PostgreSQL, each inside a transaction that is rolled
 back, against a schema built by the real Alembic migrations."""
 
+import asyncio
+import contextlib
 import os
 import secrets
 import uuid
@@ -40,19 +42,16 @@ async def _admin(url: str, sql: str) -> None:
         await conn.close()
 
 
-@pytest.fixture(scope="session")
-def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = Path(tmp_path_factory.mktemp("db")) / "fieldbook-test.db"
-    url = f"sqlite+aiosqlite:///{path}"
-    upgrade(url)
-    return url
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh database per test session (so parallel runs never collide), dropped at the end."""
-    import asyncio
-
+@contextlib.contextmanager
+def own_database(dialect: str, directory: Path) -> Iterator[str]:
+    """A migrated database of the caller's own whose writes really commit: a SQLite file in `directory`, or a fresh
+    PostgreSQL database (so parallel runs never collide), dropped afterwards. Without PostgreSQL the test is
+    skipped, except in CI, where it fails."""
+    if dialect == "sqlite":
+        url = f"sqlite+aiosqlite:///{directory / 'fieldbook-test.db'}"
+        upgrade(url)
+        yield url
+        return
     name = f"fieldbook_test_{secrets.token_hex(4)}"
     try:
         asyncio.run(_admin(POSTGRES_URL, f'CREATE DATABASE "{name}"'))
@@ -67,6 +66,25 @@ def postgres_url() -> Iterator[str]:
         yield url
     finally:
         asyncio.run(_admin(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with own_database("sqlite", tmp_path_factory.mktemp("db")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with own_database("postgres", tmp_path_factory.mktemp("db")) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def committed_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """For tests that need real commits (concurrency, live streams): a database of the test's own."""
+    with own_database(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])

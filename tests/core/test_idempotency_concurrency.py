@@ -8,18 +8,13 @@ push's own transaction, under the organisation lock). On SQLite the writers queu
 (BEGIN IMMEDIATE, busy_timeout); on PostgreSQL on the key's unique index and the organisation row lock."""
 
 import asyncio
-import os
-import secrets
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 from sqlmodel import col, func, select
 
 from api.auth.models import Organization, Role, User
@@ -27,7 +22,6 @@ from api.clients.models import Company
 from api.core.changes import Change
 from api.core.db import Database, make_engine
 from api.core.ids import new_id
-from api.core.migrate import upgrade
 from api.main import create_app
 from api.settings import Settings
 from api.sync.models import SyncClient
@@ -36,44 +30,8 @@ from tests.sync.device import PUSH
 
 pytestmark = pytest.mark.asyncio
 
-POSTGRES_URL = os.environ.get(
-    "FIELDBOOK_TEST_POSTGRES_URL", "postgresql+asyncpg://fieldbook:fieldbook@127.0.0.1:5432/postgres"
-)
 COMPANIES = "/api/v1/companies"
 PARALLEL = 20
-
-
-async def _admin(sql: str) -> None:
-    dsn = make_url(POSTGRES_URL).set(drivername="postgresql").render_as_string(hide_password=False)
-    conn = await asyncpg.connect(dsn, timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def committed_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database of the test's own, migrated, whose writes really commit; a PostgreSQL one is dropped after."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'idempotency.db'}"
-        upgrade(url)
-        yield url
-        return
-    name = f"fieldbook_idempotency_{secrets.token_hex(4)}"
-    try:
-        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        message = f"PostgreSQL not reachable at {POSTGRES_URL} ({exc})"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    try:
-        url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-        upgrade(url)
-        yield url
-    finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @dataclass

@@ -8,68 +8,26 @@ broker after the commit. Either way each stream reads the events back with its o
 import asyncio
 import contextlib
 import json
-import os
-import secrets
 import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy.engine import make_url
 
 from api.auth.models import Role
 from api.core.db import Database, make_engine
-from api.core.migrate import upgrade
 from api.main import create_app
 from api.settings import Settings
 from tests.factories import PASSWORD, make_company, make_org, make_team, make_user
 
 pytestmark = pytest.mark.asyncio
 
-POSTGRES_URL = os.environ.get(
-    "FIELDBOOK_TEST_POSTGRES_URL", "postgresql+asyncpg://fieldbook:fieldbook@127.0.0.1:5432/postgres"
-)
 STREAM = "/api/v1/feed/stream"
 WAIT = 10.0  # seconds an expected event may take (generous: CI machines stall)
-
-
-async def _admin(sql: str) -> None:
-    dsn = make_url(POSTGRES_URL).set(drivername="postgresql").render_as_string(hide_password=False)
-    conn = await asyncpg.connect(dsn, timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def committed_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database of the test's own, migrated, whose writes really commit; a PostgreSQL one is dropped after."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'stream.db'}"
-        upgrade(url)
-        yield url
-        return
-    name = f"fieldbook_stream_{secrets.token_hex(4)}"
-    try:
-        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        message = f"PostgreSQL not reachable at {POSTGRES_URL} ({exc})"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    try:
-        url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-        upgrade(url)
-        yield url
-    finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture

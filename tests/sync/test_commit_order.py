@@ -13,18 +13,15 @@ PostgreSQL only: SQLite has one writer at a time (BEGIN IMMEDIATE), so two write
 
 import asyncio
 import contextlib
-import os
-import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
-import asyncpg
 import httpx
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -34,18 +31,15 @@ from api.clients.models import Company
 from api.clients.schemas import CompanyCreate, CompanyRead, CompanyUpdate
 from api.core.changes import serialise_writes
 from api.core.db import Database, make_engine
-from api.core.migrate import upgrade
 from api.main import create_app
 from api.settings import Settings
 from api.sharing.visibility import Viewer
+from tests.conftest import own_database
 from tests.factories import make_api_key, make_company, make_org, make_team, make_user, sign_in, viewer_of_user
 from tests.sync.device import Device
 
 pytestmark = pytest.mark.asyncio
 
-POSTGRES_URL = os.environ.get(
-    "FIELDBOOK_TEST_POSTGRES_URL", "postgresql+asyncpg://fieldbook:fieldbook@127.0.0.1:5432/postgres"
-)
 CHANGES = "/api/v1/changes"
 # How long a step that should happen at once may take before the test gives up (never slept: polled).
 WAIT = 5.0
@@ -54,32 +48,10 @@ POLL = 0.02
 T = TypeVar("T")
 
 
-async def _admin(sql: str) -> None:
-    dsn = make_url(POSTGRES_URL).set(drivername="postgresql").render_as_string(hide_password=False)
-    conn = await asyncpg.connect(dsn, timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A PostgreSQL database of the test's own, migrated, whose writes really commit; dropped after."""
-    name = f"fieldbook_commit_order_{secrets.token_hex(4)}"
-    try:
-        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        message = f"PostgreSQL not reachable at {POSTGRES_URL} ({exc})"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    try:
-        url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-        upgrade(url)
+def pg_url(tmp_path: Path) -> Iterator[str]:
+    with own_database("postgres", tmp_path) as url:
         yield url
-    finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @dataclass
