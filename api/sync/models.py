@@ -46,7 +46,6 @@ class SyncView(SQLModel, table=True):
     change_seq: int = Field(sa_type=sa.BigInteger)
     # Activities done before this are out of the working set (the 90-day window, by whole days).
     window_start: datetime = Field(sa_type=UTCDateTime)
-    # False while the difference did not fit in the page: the app must pull again.
-    complete: bool
-    # {entity: {id hex: version}}, compressed JSON.
+    # Compressed JSON: {"held": {entity: {id hex: version}}, "target": the working set the next pages bring the app
+    # to, while the difference has not fitted in the pages sent so far (else null)}.
     entries: bytes = Field(sa_type=sa.LargeBinary)

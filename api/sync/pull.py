@@ -24,17 +24,17 @@ from api.sharing.visibility import Viewer
 from api.sync import working_set
 from api.sync.models import SyncView
 
-# {entity: {id hex: version}}
-Held = dict[str, dict[str, int]]
+Held = working_set.Members
 
 
-def _encode(held: Held) -> bytes:
-    return zlib.compress(json.dumps(held, separators=(",", ":")).encode(), 1)
+def _encode(held: Held, target: Held | None) -> bytes:
+    return zlib.compress(json.dumps({"held": held, "target": target}, separators=(",", ":")).encode(), 1)
 
 
-def _decode(entries: bytes) -> Held:
-    held: Held = json.loads(zlib.decompress(entries))
-    return held
+def _decode(entries: bytes) -> tuple[Held, Held | None]:
+    """What the app holds and, while pages are left, the working set those pages are bringing it to."""
+    state = json.loads(zlib.decompress(entries))
+    return state["held"], state["target"]
 
 
 async def _base(session: AsyncSession, viewer: Viewer, client_id: uuid.UUID, cursor: str) -> SyncView | None:
@@ -50,12 +50,11 @@ async def _base(session: AsyncSession, viewer: Viewer, client_id: uuid.UUID, cur
     return found
 
 
-def _difference(held: Held, current: working_set.Members) -> list[tuple[str, str, bool]]:
+def _difference(held: Held, current: Held) -> list[tuple[str, str, bool]]:
     """(entity, id hex, put?) for every record to send or remove, in the order pages send them."""
     out: list[tuple[str, str, bool]] = []
     for entity in working_set.ENTITIES:
-        have = held.get(entity, {})
-        now = {record_id.hex: version for record_id, version in current.get(entity, {}).items()}
+        have, now = held.get(entity, {}), current.get(entity, {})
         out.extend((entity, key, False) for key in sorted(have.keys() - now.keys()))
         out.extend((entity, key, True) for key in sorted(now) if have.get(key) != now[key])
     return out
@@ -88,11 +87,14 @@ async def pull(
     # Read before the working set: a change that commits meanwhile leaves the counter ahead of this view.
     seq = await session.scalar(select(Organization.change_seq).where(col(Organization.id) == viewer.org_id))
     assert seq is not None
-    if base is not None and base.complete and base.change_seq == seq and base.window_start == since:
+    held, target = _decode(base.entries) if base else ({}, None)
+    unchanged = base is not None and base.change_seq == seq and base.window_start == since
+    if unchanged and target is None:
         return _page(cursor)
-
-    held = _decode(base.entries) if base else {}
-    difference = _difference(held, await working_set.members(session, viewer, since))
+    # Listing the working set is most of a page's cost: while nothing changed, later pages go on towards the set
+    # the first page listed.
+    current = target if unchanged and target is not None else await working_set.members(session, viewer, since)
+    difference = _difference(held, current)
     page = difference[:limit]
     wanted: dict[str, list[uuid.UUID]] = defaultdict(list)
     removed: dict[str, list[str]] = defaultdict(list)
@@ -107,6 +109,8 @@ async def pull(
         sent[entity], versions = await working_set.records(session, viewer, entity, ids, now)
         held.setdefault(entity, {}).update((record_id.hex, version) for record_id, version in versions)
     has_more = len(difference) > limit
+    # The reads are done: give the connection back before the write takes one (no request holds two at once).
+    await session.commit()
     assert viewer.user_id is not None  # the route admits signed-in users only
     view = SyncView(
         org_id=viewer.org_id,
@@ -114,8 +118,7 @@ async def pull(
         client_id=client_id,
         change_seq=seq,
         window_start=since,
-        complete=not has_more,
-        entries=_encode(held),
+        entries=_encode(held, current if has_more else None),
     )
     await _remember(database, view, base)
     return _page(str(view.id), has_more=has_more, put=sent, remove=removed)

@@ -12,7 +12,7 @@ cost follows what the user holds, not what the organisation has.
 
 import functools
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -93,7 +93,8 @@ SYNCED = (
 BY_ENTITY = {s.entity: s for s in SYNCED}
 ENTITIES = tuple(BY_ENTITY)
 
-Members = dict[str, dict[uuid.UUID, int]]
+# {entity: {id hex: version}}
+Members = dict[str, dict[str, int]]
 
 
 def window_start(now: datetime) -> datetime:
@@ -106,55 +107,67 @@ def _live(model: Any, viewer: Viewer) -> list[sa.ColumnElement[bool]]:
     return [col(model.org_id) == viewer.org_id, col(model.deleted_at).is_(None)]
 
 
-def _member_statements(viewer: Viewer, since: datetime) -> dict[str, sa.Select[Any]]:
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    """One kind's part of the working set: its (id, version) rows, and its ids for the kinds that hang off it."""
+
+    rows: sa.CompoundSelect[Any]
+    ids: sa.CompoundSelect[Any]
+
+
+def _member_statements(viewer: Viewer, since: datetime) -> dict[str, Any]:
     me = viewer.user_id
 
-    def ids(model: Any, *arms: sa.ColumnElement[bool]) -> list[sa.Select[Any]]:
-        return [select(model.id).where(col(model.org_id) == viewer.org_id, arm) for arm in arms]
+    def gather(model: Any, *arms: sa.ColumnElement[bool]) -> _Kind:
+        # Each way in is its own index range with the live filter inside, and the union drops repeats: an
+        # `id IN (union)` outside made PostgreSQL hash-join a scan of the whole organisation's table instead.
+        rows = [select(model.id, model.version).where(*_live(model, viewer), arm) for arm in arms]
+        return _Kind(sa.union(*rows), sa.union(*(r.with_only_columns(model.id) for r in rows)))
 
-    def shared(entity: str) -> sa.Select[Any]:
-        return select(col(Share.entity_id)).where(
+    def shared(model: Any, entity: str) -> sa.ColumnElement[bool]:
+        ids = select(col(Share.entity_id)).where(
             *_live(Share, viewer), col(Share.user_id) == me, col(Share.entity) == entity
         )
+        return col(model.id).in_(ids)
 
-    def members(model: Any, gathered: Iterable[sa.Select[Any]], *where: sa.ColumnElement[bool]) -> sa.Select[Any]:
-        return select(model.id, model.version).where(*_live(model, viewer), model.id.in_(sa.union(*gathered)), *where)
-
-    companies = members(Company, [*ids(Company, col(Company.owner_id) == me), shared("company")])
-    own_contacts = [*ids(Contact, col(Contact.owner_id) == me), shared("contact")]
-    company_ids = companies.with_only_columns(col(Company.id))
-    contacts = members(Contact, [*own_contacts, *ids(Contact, col(Contact.company_id).in_(company_ids))])
-    deals_open = members(
-        Deal,
-        [
-            *ids(Deal, col(Deal.owner_id) == me),
-            shared("deal"),
-            *ids(
-                Deal,
-                col(Deal.company_id).in_(company_ids),
-                col(Deal.contact_id).in_(sa.union(*own_contacts)),
-            ),
-        ],
-        col(Deal.status) == DealStatus.open.value,
+    companies = gather(Company, col(Company.owner_id) == me, shared(Company, "company"))
+    own_contacts = gather(Contact, col(Contact.owner_id) == me, shared(Contact, "contact"))
+    contacts = gather(
+        Contact, col(Contact.owner_id) == me, shared(Contact, "contact"), col(Contact.company_id).in_(companies.ids)
     )
-    recent = sa.or_(col(Activity.done_at) >= since, col(Activity.done_at).is_(None))
-    activities_ = members(
-        Activity,
-        ids(
-            Activity,
-            *(
-                sa.and_(ref, recent)
-                for ref in (
-                    col(Activity.owner_id) == me,
-                    col(Activity.assignee_id) == me,
-                    col(Activity.company_id).in_(company_ids),
-                    col(Activity.contact_id).in_(contacts.with_only_columns(col(Contact.id))),
-                    col(Activity.deal_id).in_(deals_open.with_only_columns(col(Deal.id))),
-                )
-            ),
+    is_open = col(Deal.status) == DealStatus.open.value
+    deals_open = gather(
+        Deal,
+        *(
+            sa.and_(is_open, arm)
+            for arm in (
+                col(Deal.owner_id) == me,
+                shared(Deal, "deal"),
+                col(Deal.company_id).in_(companies.ids),
+                col(Deal.contact_id).in_(own_contacts.ids),
+            )
         ),
     )
-    statements = {"company": companies, "contact": contacts, "deal": deals_open, "activity": activities_}
+    recent = sa.or_(col(Activity.done_at) >= since, col(Activity.done_at).is_(None))
+    activities_ = gather(
+        Activity,
+        *(
+            sa.and_(arm, recent)
+            for arm in (
+                col(Activity.owner_id) == me,
+                col(Activity.assignee_id) == me,
+                col(Activity.company_id).in_(companies.ids),
+                col(Activity.contact_id).in_(contacts.ids),
+                col(Activity.deal_id).in_(deals_open.ids),
+            )
+        ),
+    )
+    statements: dict[str, Any] = {
+        "company": companies.rows,
+        "contact": contacts.rows,
+        "deal": deals_open.rows,
+        "activity": activities_.rows,
+    }
     for synced in SYNCED:
         if synced.reference:
             model: Any = synced.model
@@ -164,10 +177,10 @@ def _member_statements(viewer: Viewer, since: datetime) -> dict[str, sa.Select[A
 
 
 async def members(session: AsyncSession, viewer: Viewer, since: datetime) -> Members:
-    """The working set as {entity: {id: version}}."""
+    """The working set as {entity: {id hex: version}}."""
     found: Members = {}
     for entity, stmt in _member_statements(viewer, since).items():
-        found[entity] = {row.id: row.version for row in await session.execute(stmt)}
+        found[entity] = {row.id.hex: row.version for row in await session.execute(stmt)}
     return found
 
 
