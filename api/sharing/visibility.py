@@ -372,6 +372,8 @@ def owner_filter(viewer: Viewer, value: str | None) -> uuid.UUID | None:
 
 async def check_colleagues(session: AsyncSession, viewer: Viewer, ids: list[uuid.UUID], pointer: str) -> None:
     """Every id must be an active user of the organisation (a colleague from the picker)."""
+    if not ids:
+        return
     found = set(
         await session.scalars(
             select(User.id).where(

@@ -328,9 +328,11 @@ def _check_order(mutations: list[Mutation]) -> None:
 async def push(session: AsyncSession, viewer: Viewer, data: PushRequest) -> PushResult:
     _check_order(data.mutations)
     client = await _sync_client(session, viewer, data.client_id)
+    # Written once, with the push's effects (one UPDATE, not one per mutation).
+    taken = client.last_mutation_id
     results = []
     for mutation in data.mutations:
-        if mutation.id <= client.last_mutation_id:
+        if mutation.id <= taken:
             results.append(MutationResult(id=mutation.id, status="duplicate"))
             continue
         try:
@@ -341,7 +343,8 @@ async def push(session: AsyncSession, viewer: Viewer, data: PushRequest) -> Push
         except IntegrityError:
             refused = Conflict("This conflicts with a record saved meanwhile (an id already taken?).")
             results.append(MutationResult(id=mutation.id, status="rejected", problem=problem_of(refused)))
-        client.last_mutation_id = mutation.id
+        taken = mutation.id
+    client.last_mutation_id = taken
     client.pushed_at = utcnow()
     session.add(client)
-    return PushResult(last_mutation_id=client.last_mutation_id, results=results)
+    return PushResult(last_mutation_id=taken, results=results)
