@@ -18,13 +18,13 @@ run.
 1,000 records a page (the maximum), until `has_more` is false, through `create_app` in-process (httpx +
 ASGITransport, as `bench.read_paths`). The baseline (`sql`), in the same run and at the same concurrency, follows
 the same protocol (api/sync/pull.py) on raw asyncpg: per page it reads the base view (its change counter, window
-and entries: what the app holds and, while pages are left, the set they bring it to), reads the organisation's
+and entries: what the app holds and, while pages are left, what they still have to send), reads the organisation's
 counter, and lists the working set with the app's own statements (compiled from `api.sync.working_set`, same SQL,
-same parameters) only when there is no such target or the counter or the window moved; it takes the page from
-the same difference (`pull._difference`), builds the whole page (records as the API shows them) in one statement
+same parameters) only when nothing is pending or the counter or the window moved; it takes the page from the
+same difference (`pull._difference`), builds the whole page (records as the API shows them) in one statement
 with PostgreSQL's JSON functions, ends the read transaction, and stores the same view (`pull._encode`: the held
-versions, and the target while there are more pages) and forgets the older ones, as the app does. Both sides end
-holding the same records (checked).
+versions, and what is left to send while there are more pages) and forgets the older ones, as the app does.
+Both sides end holding the same records (checked).
 
 **Push storm.** One push of `--mutations` per device (activity.log calls with an outcome, task.create,
 company.update, deal.move, contact.create), all at once with `--concurrency` in flight; then every mutation is
@@ -599,7 +599,7 @@ def member_statements(device: Device, since: datetime) -> list[tuple[str, str, l
     me = frozenset({device.user_id})
     viewer = Viewer(principal, everything=False, owner_ids=me, charge_ids=me)
     out = []
-    for entity, stmt in _member_statements(viewer, since).items():
+    for entity, stmt in _member_statements(viewer, since, "postgresql").items():
         compiled = stmt.compile(dialect=dialect())  # type: ignore[no-untyped-call]
         values = compiled.construct_params()
         out.append((entity, compiled.string, [values[name] for name in compiled.positiontup or ()]))
@@ -608,8 +608,8 @@ def member_statements(device: Device, since: datetime) -> list[tuple[str, str, l
 
 async def base_pull(pool: asyncpg.Pool, device: Device, side: PullSide, limit: int, page: str) -> None:
     """The app's pull protocol (api/sync/pull.py), a page per round, minus FastAPI, SQLAlchemy and Pydantic: the
-    working set is listed when the base view has no target or the counter or the window moved (the first page),
-    later pages go on towards the target the view stores."""
+    working set is listed when the base view has nothing pending or the counter or the window moved (the first
+    page); later pages send what the view says is pending."""
     from api.core.ids import new_id
     from api.core.types import utcnow
     from api.settings import get_settings
@@ -630,22 +630,20 @@ async def base_pull(pool: asyncpg.Pool, device: Device, side: PullSide, limit: i
                 await conn.fetchval(SETTINGS_SQL, device.org_id)
                 view = await conn.fetchrow(VIEW_SQL, base[0], device.user_id, client_id) if base else None
                 seq = await conn.fetchval(SEQ_SQL, device.org_id)
-                held, target = pull._decode(view["entries"]) if view else ({}, None)
+                held, pending = pull._decode(view["entries"]) if view else ({}, None)
                 unchanged = view is not None and view["change_seq"] == seq and view["window_start"] == since
-                if unchanged and target is not None:
-                    current = target
+                if unchanged and pending:
+                    difference = pending
                 else:
                     current = {}
                     for entity, statement, parameters in member_statements(device, since):
                         current[entity] = {r[0].hex: r[1] for r in await conn.fetch(statement, *parameters)}
-                difference = pull._difference(held, current)
+                    difference = pull._difference(held, current)
                 put: dict[str, list[uuid.UUID]] = defaultdict(list)
                 gone: dict[str, list[str]] = defaultdict(list)
                 for entity, key, is_put in difference[:limit]:
                     if is_put:
                         put[entity].append(uuid.UUID(key))
-                        # The version listed: the one the page sends while nothing changes (the counter says so).
-                        held.setdefault(entity, {})[key] = current[entity][key]
                     else:
                         gone[entity].append(str(uuid.UUID(key)))
                         held[entity].pop(key)
@@ -660,9 +658,12 @@ async def base_pull(pool: asyncpg.Pool, device: Device, side: PullSide, limit: i
                     *(put.get(e, []) for e in working_set.ENTITIES),
                     *(gone.get(e, []) for e in working_set.ENTITIES),
                 )
+                sent_page = json.loads(text)
+                for entity, records in sent_page["put"].items():
+                    held.setdefault(entity, {}).update((uuid.UUID(r["id"]).hex, r["version"]) for r in records)
             # The read transaction is over (as the app's commit before it stores the view).
             async with conn.transaction():
-                entries = pull._encode(held, current if has_more else None)
+                entries = pull._encode(held, difference[limit:])
                 await conn.execute(
                     SAVE_VIEW_SQL, view_id, device.org_id, device.user_id, client_id, now, seq, since, entries
                 )
@@ -672,7 +673,7 @@ async def base_pull(pool: asyncpg.Pool, device: Device, side: PullSide, limit: i
             base = (view_id, now)
             side.ms.append((time.perf_counter() - sent) * 1000)
             side.page_bytes.append(len(text))
-            _store(json.loads(text), side.held.setdefault(device.index, {}), keep)
+            _store(sent_page, side.held.setdefault(device.index, {}), keep)
             if not has_more:
                 break
     side.device_s.append(time.perf_counter() - started)

@@ -27,14 +27,20 @@ from api.sync.models import SyncView
 Held = working_set.Members
 
 
-def _encode(held: Held, target: Held | None) -> bytes:
-    return zlib.compress(json.dumps({"held": held, "target": target}, separators=(",", ":")).encode(), 1)
+# (entity, id hex, put?) of a record to send or remove.
+Step = tuple[str, str, bool]
 
 
-def _decode(entries: bytes) -> tuple[Held, Held | None]:
-    """What the app holds and, while pages are left, the working set those pages are bringing it to."""
+def _encode(held: Held, pending: list[Step]) -> bytes:
+    state = {"held": held, "pending": pending or None}
+    return zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 1)
+
+
+def _decode(entries: bytes) -> tuple[Held, list[Step] | None]:
+    """What the app holds and, while pages are left, what the next pages send (in order)."""
     state = json.loads(zlib.decompress(entries))
-    return state["held"], state["target"]
+    pending = state["pending"]
+    return state["held"], [(e, k, p) for e, k, p in pending] if pending is not None else None
 
 
 async def _base(session: AsyncSession, viewer: Viewer, client_id: uuid.UUID, cursor: str) -> SyncView | None:
@@ -50,9 +56,9 @@ async def _base(session: AsyncSession, viewer: Viewer, client_id: uuid.UUID, cur
     return found
 
 
-def _difference(held: Held, current: Held) -> list[tuple[str, str, bool]]:
-    """(entity, id hex, put?) for every record to send or remove, in the order pages send them."""
-    out: list[tuple[str, str, bool]] = []
+def _difference(held: Held, current: Held) -> list[Step]:
+    """Every record to send or remove, in the order pages send them."""
+    out: list[Step] = []
     for entity in working_set.ENTITIES:
         have, now = held.get(entity, {}), current.get(entity, {})
         out.extend((entity, key, False) for key in sorted(have.keys() - now.keys()))
@@ -87,14 +93,15 @@ async def pull(
     # Read before the working set: a change that commits meanwhile leaves the counter ahead of this view.
     seq = await session.scalar(select(Organization.change_seq).where(col(Organization.id) == viewer.org_id))
     assert seq is not None
-    held, target = _decode(base.entries) if base else ({}, None)
+    held, pending = _decode(base.entries) if base else ({}, None)
     unchanged = base is not None and base.change_seq == seq and base.window_start == since
-    if unchanged and target is None:
+    if unchanged and pending is None:
         return _page(cursor)
-    # Listing the working set is most of a page's cost: while nothing changed, later pages go on towards the set
-    # the first page listed.
-    current = target if unchanged and target is not None else await working_set.members(session, viewer, since)
-    difference = _difference(held, current)
+    # Listing the working set is most of a page's cost: while nothing changed, later pages send what the first
+    # page's listing left for them.
+    difference = (
+        pending if unchanged and pending else _difference(held, await working_set.members(session, viewer, since))
+    )
     page = difference[:limit]
     wanted: dict[str, list[uuid.UUID]] = defaultdict(list)
     removed: dict[str, list[str]] = defaultdict(list)
@@ -118,7 +125,7 @@ async def pull(
         client_id=client_id,
         change_seq=seq,
         window_start=since,
-        entries=_encode(held, current if has_more else None),
+        entries=_encode(held, difference[limit:]),
     )
     await _remember(database, view, base)
     return _page(str(view.id), has_more=has_more, put=sent, remove=removed)

@@ -115,8 +115,17 @@ class _Kind:
     ids: sa.CompoundSelect[Any]
 
 
-def _member_statements(viewer: Viewer, since: datetime) -> dict[str, Any]:
+def _member_statements(viewer: Viewer, since: datetime, dialect: str) -> dict[str, Any]:
     me = viewer.user_id
+
+    def among(column: Any, kind: _Kind) -> sa.ColumnElement[bool]:
+        if dialect == "postgresql":
+            # `= ANY(ARRAY(subquery))`: an init plan run once, whose ids probe the column's index. With
+            # `IN (subquery)` PostgreSQL guessed far more ids than a user holds and scanned the organisation's table.
+            probe: sa.ColumnElement[bool] = column == sa.any_(sa.func.array(kind.ids.scalar_subquery()))
+            return probe
+        in_set: sa.ColumnElement[bool] = column.in_(kind.ids)
+        return in_set
 
     def gather(model: Any, *arms: sa.ColumnElement[bool]) -> _Kind:
         # Each way in is its own index range with the live filter inside, and the union drops repeats: an
@@ -133,7 +142,7 @@ def _member_statements(viewer: Viewer, since: datetime) -> dict[str, Any]:
     companies = gather(Company, col(Company.owner_id) == me, shared(Company, "company"))
     own_contacts = gather(Contact, col(Contact.owner_id) == me, shared(Contact, "contact"))
     contacts = gather(
-        Contact, col(Contact.owner_id) == me, shared(Contact, "contact"), col(Contact.company_id).in_(companies.ids)
+        Contact, col(Contact.owner_id) == me, shared(Contact, "contact"), among(Contact.company_id, companies)
     )
     is_open = col(Deal.status) == DealStatus.open.value
     deals_open = gather(
@@ -143,8 +152,8 @@ def _member_statements(viewer: Viewer, since: datetime) -> dict[str, Any]:
             for arm in (
                 col(Deal.owner_id) == me,
                 shared(Deal, "deal"),
-                col(Deal.company_id).in_(companies.ids),
-                col(Deal.contact_id).in_(own_contacts.ids),
+                among(Deal.company_id, companies),
+                among(Deal.contact_id, own_contacts),
             )
         ),
     )
@@ -156,9 +165,9 @@ def _member_statements(viewer: Viewer, since: datetime) -> dict[str, Any]:
             for arm in (
                 col(Activity.owner_id) == me,
                 col(Activity.assignee_id) == me,
-                col(Activity.company_id).in_(companies.ids),
-                col(Activity.contact_id).in_(contacts.ids),
-                col(Activity.deal_id).in_(deals_open.ids),
+                among(Activity.company_id, companies),
+                among(Activity.contact_id, contacts),
+                among(Activity.deal_id, deals_open),
             )
         ),
     )
@@ -179,7 +188,7 @@ def _member_statements(viewer: Viewer, since: datetime) -> dict[str, Any]:
 async def members(session: AsyncSession, viewer: Viewer, since: datetime) -> Members:
     """The working set as {entity: {id hex: version}}."""
     found: Members = {}
-    for entity, stmt in _member_statements(viewer, since).items():
+    for entity, stmt in _member_statements(viewer, since, session.get_bind().dialect.name).items():
         found[entity] = {row.id.hex: row.version for row in await session.execute(stmt)}
     return found
 
