@@ -1522,7 +1522,7 @@ def markdown(run: Run, command: str) -> str:
         "",
         "`app`: GET /api/v1/sync/pull through the ASGI app in-process. `sql`: the app's pull protocol on raw "
         "asyncpg: per page the sign-in reads, the base view and the counter, the app's own working-set statements "
-        "on the first page only (later pages go on towards the target the view stores), the difference, one "
+        "on the first page only (later pages send what the view says is left), the difference, one "
         "statement that writes the page's JSON (PostgreSQL's JSON functions), then, after the read transaction, "
         "the view stored and the old ones forgotten. Page times exclude the device parsing the page; device times "
         "include it (same parser on both sides).",
