@@ -46,6 +46,6 @@ class SyncView(SQLModel, table=True):
     change_seq: int = Field(sa_type=sa.BigInteger)
     # Activities done before this are out of the working set (the 90-day window, by whole days).
     window_start: datetime = Field(sa_type=UTCDateTime)
-    # Compressed JSON: {"held": {entity: {id hex: version}}, "target": the working set the next pages bring the app
-    # to, while the difference has not fitted in the pages sent so far (else null)}.
+    # Compressed JSON: {"held": {entity: {id hex: version}}, "pending": [[entity, id hex, put?], ...] still to send
+    # while the difference has not fitted in the pages sent so far (else null)}.
     entries: bytes = Field(sa_type=sa.LargeBinary)
