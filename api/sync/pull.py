@@ -79,7 +79,8 @@ def _page(
     records = b",".join(b'"%s":%s' % (e.encode(), put.get(e, b"[]")) for e in working_set.ENTITIES)
     head = {"cursor": cursor, "has_more": has_more, "reset_required": reset}
     gone = {e: remove.get(e, []) for e in working_set.ENTITIES}
-    return b'%s,"put":{%s},"remove":%s}' % (json.dumps(head)[:-1].encode(), records, json.dumps(gone).encode())
+    head_json, gone_json = (json.dumps(x, separators=(",", ":")).encode() for x in (head, gone))
+    return b'%s,"put":{%s},"remove":%s}' % (head_json[:-1], records, gone_json)
 
 
 async def pull(
