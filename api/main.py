@@ -23,6 +23,7 @@ from api.core.live import FEED, SYNC, Broker
 from api.deals.routes import routers as deals_routers
 from api.feed.routes import routers as feed_routers
 from api.settings import Settings, get_settings
+from api.sync.push import document_mutations
 from api.sync.routes import routers as sync_routers
 
 API_PREFIX = "/api/v1"
@@ -92,8 +93,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_problems(
-                get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+            app.openapi_schema = document_mutations(
+                document_problems(
+                    get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+                )
             )
         return app.openapi_schema
 

@@ -348,3 +348,32 @@ async def push(session: AsyncSession, viewer: Viewer, data: PushRequest) -> Push
     client.pushed_at = utcnow()
     session.add(client)
     return PushResult(last_mutation_id=taken, results=results)
+
+
+def document_mutations(document: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI document with each mutation's arguments spelled out: `Mutation` becomes a union on `name`, one
+    variant per mutation whose `args` is that mutation's schema, so the app's generated types check them. (The
+    request model itself takes any object as `args` and checks it per mutation: a bad one is refused in the results
+    instead of failing the whole push, which would block the app's queue.)"""
+    schemas = document["components"]["schemas"]
+    generic = schemas["Mutation"]
+    variants: dict[str, str] = {}
+    for name, kind in KINDS.items():
+        title = "".join(part.title() for part in name.replace("_", ".").split("."))
+        args = kind.args.model_json_schema(ref_template="#/components/schemas/{model}")
+        for shared, schema in args.pop("$defs", {}).items():
+            schemas.setdefault(shared, schema)
+        schemas[f"{title}Args"] = args
+        properties = {
+            **generic["properties"],
+            "name": {"type": "string", "const": name},
+            "args": {"$ref": f"#/components/schemas/{title}Args"},
+        }
+        schemas[f"{title}Mutation"] = {**generic, "title": f"{title}Mutation", "properties": properties}
+        variants[name] = f"#/components/schemas/{title}Mutation"
+    schemas["Mutation"] = {
+        "title": "Mutation",
+        "oneOf": [{"$ref": ref} for ref in variants.values()],
+        "discriminator": {"propertyName": "name", "mapping": variants},
+    }
+    return document
