@@ -305,3 +305,20 @@ async def test_another_organisation_sees_and_touches_nothing(session: AsyncSessi
     assert result is not None and result["results"][0]["problem"]["status"] == 404
     await session.refresh(company)
     assert company.name == "Ours SA"
+
+
+async def test_a_create_whose_id_is_taken_is_refused_and_the_rest_goes_on(
+    session: AsyncSession, client: httpx.AsyncClient
+) -> None:
+    tenant, _rep, device = await _rep_device(session, client)
+    taken = device.new_id()
+    device.queue("company.create", {"id": taken, "name": "First SA"})
+    await device.send(client)
+    other = Device(await sign_in(client, tenant.admin))
+    other.queue("company.create", {"id": taken, "name": "Same id SA"})
+    other.queue("company.create", {"id": other.new_id(), "name": "Second SA"})
+    result = await other.send(client)
+    assert result is not None
+    clash, fine = result["results"]
+    assert clash["status"] == "rejected" and clash["problem"]["status"] == 409
+    assert fine["status"] == "applied"
