@@ -266,16 +266,21 @@ async def _changed_by_others(
     return changed
 
 
-async def _current(session: AsyncSession, viewer: Viewer, kind: Kind, record_id: uuid.UUID) -> Any:
-    """The target as the viewer sees it; gone when it was deleted (deletes win), not found when never seen."""
-    assert kind.target is not None
+async def _refuse_if_deleted(session: AsyncSession, viewer: Viewer, kind: Kind, record_id: uuid.UUID) -> None:
+    """Deletes win: a change to a record the viewer could see before it was deleted is gone, not merely unknown."""
     model: Any = kind.target
-    record = await session.scalar(visible(viewer, model).where(col(model.id) == record_id))
-    if record is not None:
-        return record
     if await session.scalar(visible(viewer, model, deleted=True).where(col(model.id) == record_id)) is not None:
         raise Gone(f"This {model.__tablename__} was deleted: the change was not applied.")
-    raise NotFound(f"No such {model.__tablename__}.")
+
+
+async def _current(session: AsyncSession, viewer: Viewer, kind: Kind, record_id: uuid.UUID) -> Any:
+    """The target as the viewer sees it (gone when deleted, not found when never seen)."""
+    model: Any = kind.target
+    record = await session.scalar(visible(viewer, model).where(col(model.id) == record_id))
+    if record is None:
+        await _refuse_if_deleted(session, viewer, kind, record_id)
+        raise NotFound(f"No such {model.__tablename__}.")
+    return record
 
 
 def _shown(kind: Kind, record: Record | None) -> dict[str, Any] | None:
@@ -291,9 +296,10 @@ async def _apply(session: AsyncSession, viewer: Viewer, mutation: Mutation) -> M
     except ValidationError as exc:
         raise ValidationFailed.of([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from exc
     conflicts: frozenset[str] = frozenset()
-    if kind.target is not None:
+    if kind.target is not None and mutation.base_version is not None:
+        # Only a mutation that says which version it saw can conflict; otherwise the service looks the target up.
         current = await _current(session, viewer, kind, args.id)
-        if mutation.base_version is not None and mutation.base_version < current.version:
+        if mutation.base_version < current.version:
             changed = await _changed_by_others(session, viewer, kind, current.id, mutation.base_version)
             conflicts = kind.guards(args) & changed
         if conflicts and not kind.partial:
@@ -301,7 +307,12 @@ async def _apply(session: AsyncSession, viewer: Viewer, mutation: Mutation) -> M
                 id=mutation.id, status="conflict", conflicts=sorted(conflicts), record=_shown(kind, current)
             )
         args = _without(args, conflicts)
-    record = await kind.run(session, viewer, args)
+    try:
+        record = await kind.run(session, viewer, args)
+    except NotFound:
+        if kind.target is not None:
+            await _refuse_if_deleted(session, viewer, kind, args.id)
+        raise
     status: Literal["applied", "conflict"] = "conflict" if conflicts else "applied"
     return MutationResult(id=mutation.id, status=status, conflicts=sorted(conflicts), record=_shown(kind, record))
 
