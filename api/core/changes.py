@@ -178,3 +178,12 @@ async def delete(session: AsyncSession, principal: Principal, entity: str, obj: 
     obj.version += 1
     await session.flush()
     await _log(session, principal, entity, obj, "delete", {"deleted_at": {"before": None, "after": jsonable(now)}})
+
+
+async def after(session: AsyncSession, org_id: uuid.UUID, seq: int, limit: int) -> list[Change]:
+    """The organisation's changes numbered after `seq`, in order: what a reader at `seq` has not seen (numbers
+    follow commit order, so none can still appear below it)."""
+    stmt = (
+        select(Change).where(col(Change.org_id) == org_id, col(Change.seq) > seq).order_by(col(Change.seq)).limit(limit)
+    )
+    return list((await session.scalars(stmt)).all())

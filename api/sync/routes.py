@@ -6,13 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from sqlmodel import col, select
 
 from api.auth.deps import allow
 from api.auth.models import Role
 from api.auth.principals import Principal
-from api.core import live
-from api.core.changes import Change
+from api.core import changes, live
 from api.core.db import SessionDep, get_database
 from api.core.errors import problems
 from api.sharing.visibility import Viewer, viewer_of
@@ -98,14 +96,7 @@ async def list_changes(
     limit: Annotated[int, Query(ge=1, le=MAX_PULL, description="Changes per page.")] = DEFAULT_PULL,
 ) -> ChangesPage:
     after = int(cursor or 0)
-    rows = (
-        await session.scalars(
-            select(Change)
-            .where(col(Change.org_id) == principal.org_id, col(Change.seq) > after)
-            .order_by(col(Change.seq))
-            .limit(limit + 1)
-        )
-    ).all()
+    rows = await changes.after(session, principal.org_id, after, limit + 1)
     items = [
         ChangeItem(
             seq=c.seq,

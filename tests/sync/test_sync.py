@@ -323,3 +323,29 @@ async def test_a_create_whose_id_is_taken_is_refused_and_the_rest_goes_on(
     clash, fine = result["results"]
     assert clash["status"] == "rejected" and clash["problem"]["status"] == 409
     assert fine["status"] == "applied"
+
+
+async def test_a_run_of_pages_lists_the_set_once_and_again_after_a_change(
+    session: AsyncSession, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _tenant, rep, device = await _rep_device(session, client)
+    for i in range(6):
+        await make_company(session, rep, name=f"Client {i}")
+    listed = []
+    members = working_set.members
+
+    async def counted(*args: Any) -> Any:
+        listed.append(1)
+        return await members(*args)
+
+    monkeypatch.setattr(working_set, "members", counted)
+    await device.pull_page(client, limit=3)
+    await device.pull_page(client, limit=3)
+    assert len(listed) == 1
+    # A change in the middle of the run: the next page lists the set again, and the run ends with it.
+    late = await make_company(session, rep, name="Late SA")
+    await device.pull(client, limit=3)
+    assert len(listed) == 2
+    fresh = Device(device.headers)
+    await fresh.pull(client)
+    assert device.held() == fresh.held() and str(late.id) in device.held()["company"]
