@@ -8,6 +8,7 @@ import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("FIELDBOOK_ENV", "test")
 os.environ.setdefault("FIELDBOOK_SECRET_KEY", "test-secret-key-that-is-long-enough-0123456789")
@@ -23,6 +24,7 @@ from sqlalchemy.engine import make_url
 from api.core.db import Database, make_engine
 from api.core.migrate import upgrade
 from api.main import create_app
+from api.settings import Settings
 
 POSTGRES_URL = os.environ.get(
     "FIELDBOOK_TEST_POSTGRES_URL", "postgresql+asyncpg://fieldbook:fieldbook@127.0.0.1:5432/postgres"
@@ -78,6 +80,24 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with own_database("postgres", tmp_path_factory.mktemp("db")) as url:
         yield url
+
+
+@contextlib.asynccontextmanager
+async def serving(url: str, **pool: Any) -> AsyncIterator[tuple[Database, httpx.AsyncClient]]:
+    """The app on a committed database (`own_database`), over a pool of its own (`pool`: the engine's pool
+    options) with its lifespan running, and an HTTP client to it: for requests that really run side by side."""
+    engine = make_engine(url, **pool)
+    db = Database(engine)
+    app = create_app(Settings(database_url=url), database=db)
+    transport = httpx.ASGITransport(app=app, client=("192.0.2.30", 5000))
+    try:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://test") as http,
+        ):
+            yield db, http
+    finally:
+        await engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

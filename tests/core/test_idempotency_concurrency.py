@@ -20,11 +20,10 @@ from sqlmodel import col, func, select
 from api.auth.models import Organization, Role, User
 from api.clients.models import Company
 from api.core.changes import Change
-from api.core.db import Database, make_engine
+from api.core.db import Database
 from api.core.ids import new_id
-from api.main import create_app
-from api.settings import Settings
 from api.sync.models import SyncClient
+from tests.conftest import serving
 from tests.factories import make_org, make_team, make_user, sign_in
 from tests.sync.device import PUSH
 
@@ -47,21 +46,13 @@ class Live:
 async def live(committed_url: str) -> AsyncIterator[Live]:
     """The app over its own connection pool (big enough for every request at once), its lifespan running, and an
     organisation with an admin and a signed-in rep."""
-    engine = make_engine(committed_url, pool_size=PARALLEL + 4, max_overflow=0)
-    db = Database(engine)
-    app = create_app(Settings(database_url=committed_url), database=db)
-    try:
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app, client=("192.0.2.20", 5000))
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-                async with db.writer() as session:
-                    org = await make_org(session)
-                    team = await make_team(session, org)
-                    await make_user(session, org, role=Role.admin)
-                    rep = await make_user(session, org, role=Role.rep, team=team)
-                yield Live(db, http, org, rep, await sign_in(http, rep))
-    finally:
-        await engine.dispose()
+    async with serving(committed_url, pool_size=PARALLEL + 4, max_overflow=0) as (db, http):
+        async with db.writer() as session:
+            org = await make_org(session)
+            team = await make_team(session, org)
+            await make_user(session, org, role=Role.admin)
+            rep = await make_user(session, org, role=Role.rep, team=team)
+        yield Live(db, http, org, rep, await sign_in(http, rep))
 
 
 def _seen(responses: list[httpx.Response]) -> list[tuple[int, str | None]]:

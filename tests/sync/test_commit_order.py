@@ -30,11 +30,9 @@ from api.clients import service as clients
 from api.clients.models import Company
 from api.clients.schemas import CompanyCreate, CompanyRead, CompanyUpdate
 from api.core.changes import serialise_writes
-from api.core.db import Database, make_engine
-from api.main import create_app
-from api.settings import Settings
+from api.core.db import Database
 from api.sharing.visibility import Viewer
-from tests.conftest import own_database
+from tests.conftest import own_database, serving
 from tests.factories import make_api_key, make_company, make_org, make_team, make_user, sign_in, viewer_of_user
 from tests.sync.device import Device
 
@@ -93,29 +91,21 @@ class World:
 
 @pytest.fixture
 async def world(pg_url: str) -> AsyncIterator[World]:
-    engine = make_engine(pg_url, pool_size=10, max_overflow=0)
-    db = Database(engine)
-    app = create_app(Settings(database_url=pg_url), database=db)
-    try:
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app, client=("192.0.2.30", 5000))
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-                async with db.writer() as session:
-                    org = await make_org(session)
-                    team = await make_team(session, org)
-                    rep = await make_user(session, org, role=Role.rep, team=team)
-                    _, secret = await make_api_key(session, org, "changes:read")
-                    seeded = await make_company(session, rep, name="Seeded SA")
-                    viewer = await viewer_of_user(session, rep)
-                feed = Feed(http, {"Authorization": f"Bearer {secret}"})
-                device = Device(await sign_in(http, rep))
-                # Both readers are up to date before the writes begin.
-                await feed.read()
-                await device.pull(http)
-                assert device.get("company", seeded.id) is not None
-                yield World(db, http, org.id, viewer, seeded, feed, device)
-    finally:
-        await engine.dispose()
+    async with serving(pg_url, pool_size=10, max_overflow=0) as (db, http):
+        async with db.writer() as session:
+            org = await make_org(session)
+            team = await make_team(session, org)
+            rep = await make_user(session, org, role=Role.rep, team=team)
+            _, secret = await make_api_key(session, org, "changes:read")
+            seeded = await make_company(session, rep, name="Seeded SA")
+            viewer = await viewer_of_user(session, rep)
+        feed = Feed(http, {"Authorization": f"Bearer {secret}"})
+        device = Device(await sign_in(http, rep))
+        # Both readers are up to date before the writes begin.
+        await feed.read()
+        await device.pull(http)
+        assert device.get("company", seeded.id) is not None
+        yield World(db, http, org.id, viewer, seeded, feed, device)
 
 
 # Writes, as a write request makes them: the organisation lock first, then the service call (flush, no commit).

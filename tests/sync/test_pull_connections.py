@@ -7,9 +7,8 @@ import httpx
 import pytest
 
 from api.auth.models import Role
-from api.core.db import Database, make_engine
-from api.main import create_app
-from api.settings import Settings
+from api.core.db import Database
+from tests.conftest import serving
 from tests.factories import make_company, make_org, make_team, make_user, sign_in
 from tests.sync.device import Device
 
@@ -19,18 +18,8 @@ pytestmark = pytest.mark.asyncio
 @pytest.fixture
 async def one_connection(committed_url: str) -> AsyncIterator[tuple[Database, httpx.AsyncClient]]:
     # A pool of exactly one: a request that wanted a second connection would wait out the timeout and fail.
-    engine = make_engine(committed_url, pool_size=1, max_overflow=0, pool_timeout=3)
-    db = Database(engine)
-    app = create_app(Settings(database_url=committed_url), database=db)
-    try:
-        transport = httpx.ASGITransport(app=app)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=transport, base_url="http://x") as http,
-        ):
-            yield db, http
-    finally:
-        await engine.dispose()
+    async with serving(committed_url, pool_size=1, max_overflow=0, pool_timeout=3) as served:
+        yield served
 
 
 async def test_a_pull_needs_one_connection(one_connection: tuple[Database, httpx.AsyncClient]) -> None:
