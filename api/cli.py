@@ -55,6 +55,16 @@ def serve(
 
 
 @app.command()
+def openapi() -> None:
+    """Print the OpenAPI document (the app's API types are generated from it: `make api-types`)."""
+    import json
+
+    from api.main import create_app
+
+    typer.echo(json.dumps(create_app(_settings()).openapi(), indent=1, sort_keys=True))
+
+
+@app.command()
 def migrate() -> None:
     """Bring the database schema up to date (safe to run on every start)."""
     from api.core.migrate import upgrade

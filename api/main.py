@@ -25,6 +25,7 @@ from api.feed.routes import routers as feed_routers
 from api.settings import Settings, get_settings
 from api.sync.push import document_mutations
 from api.sync.routes import routers as sync_routers
+from api.web import install_app
 
 API_PREFIX = "/api/v1"
 
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         api.include_router(router)
     app.include_router(api)
     app.include_router(_health)
+    install_app(app, settings.pwa_dir)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -1,6 +1,7 @@
 """Configuration from the environment (prefix FIELDBOOK_); see the table in README.md."""
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -29,6 +30,8 @@ class Settings(BaseSettings):
     # What an app's pull cursor stays valid for: an app offline longer pulls its working set afresh.
     sync_retention_days: int = Field(default=30, ge=1, le=365)
     log_level: str = "info"
+    # The built app (`npm run build` in pwa/), served at `/`; without it only the API is served.
+    pwa_dir: Path = Path(__file__).resolve().parent.parent / "pwa" / "dist"
 
     @model_validator(mode="after")
     def _refuse_weak_secret_outside_development(self) -> "Settings":

@@ -38,6 +38,9 @@ class ActivityRead(RecordRead):
 class NextStep(Input):
     """The follow-up to schedule with the activity being logged ("call back on Tuesday")."""
 
+    id: uuid.UUID | None = Field(
+        default=None, description="A UUIDv7 made by the client (an offline app shows the task before it syncs)."
+    )
     kind: ActivityKind = ActivityKind.task
     subject: Subject | None = None
     due_at: Instant

@@ -126,6 +126,7 @@ async def _schedule(session: AsyncSession, viewer: Viewer, parent: Activity, ste
     assignee_id = step.assignee_id or viewer.user_id or parent.assignee_id
     await check_colleagues(session, viewer, [assignee_id], "#/next_step/assignee_id")
     follow_up = Activity(
+        id=step.id or new_id(),
         org_id=viewer.org_id,
         kind=step.kind.value,
         subject=step.subject or await _default_subject(session, viewer.org_id, step.kind),

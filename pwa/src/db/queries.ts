@@ -1,0 +1,47 @@
+// Reads the screens share, all from IndexedDB.
+import type { Activity, Company, Contact, Deal } from '../api/client'
+import { db } from './db'
+
+export type ClientKind = 'company' | 'contact'
+
+/** The client a deal or an activity is about: its contact when it has one, else its company. */
+export async function clientOf(record: Pick<Activity | Deal, 'company_id' | 'contact_id'>): Promise<{
+  kind: ClientKind
+  id: string
+  name: string
+} | null> {
+  if (record.contact_id) {
+    const contact = await db.contact.get(record.contact_id)
+    if (contact) return { kind: 'contact', id: contact.id, name: contact.name }
+  }
+  if (record.company_id) {
+    const company = await db.company.get(record.company_id)
+    if (company) return { kind: 'company', id: company.id, name: company.name }
+  }
+  return null
+}
+
+export const clientHref = (kind: ClientKind, id: string) => `/clients/${kind}/${id}`
+
+/** A user's name by id (users are in the working set), for "who did it". */
+export async function userNames(): Promise<Map<string, string>> {
+  return new Map((await db.user.toArray()).map((user) => [user.id, user.name]))
+}
+
+/** The phone to call for a client: a contact's first, else its company's. */
+export function phoneOf(client: Company | Contact): string | null {
+  return 'phones' in client ? (client.phones[0] ?? null) : client.phone
+}
+
+/** Activities about a client, deal or contact, newest first. */
+export async function activitiesOf(field: 'company_id' | 'contact_id' | 'deal_id', id: string): Promise<Activity[]> {
+  const rows = await db.activity.where(field).equals(id).toArray()
+  return rows.sort((a, b) => (b.done_at ?? b.due_at ?? b.created_at).localeCompare(a.done_at ?? a.due_at ?? a.created_at))
+}
+
+/** Remembers a client the user opened, for the Clients screen's "Recent". */
+export async function rememberRecent(kind: ClientKind, id: string): Promise<void> {
+  const recent = (await db.getMeta<{ kind: ClientKind; id: string }[]>('recent')) ?? []
+  const next = [{ kind, id }, ...recent.filter((r) => r.id !== id)].slice(0, 20)
+  await db.setMeta('recent', next)
+}

@@ -1,0 +1,46 @@
+// Screens read IndexedDB through live queries: they re-render whenever the data they read changes (a pull, a
+// local change, another tab).
+import { liveQuery } from 'dexie'
+import { useEffect, useState } from 'preact/hooks'
+import { db } from './db/db'
+import type { Session } from './auth'
+import { engine } from './sync/triggers'
+import type { Status } from './sync/engine'
+
+export function useLive<T>(query: () => Promise<T> | T, deps: unknown[] = []): T | undefined {
+  const [value, setValue] = useState<T | undefined>(undefined)
+  useEffect(() => {
+    const subscription = liveQuery(query).subscribe({ next: setValue, error: (e) => console.error(e) })
+    return () => subscription.unsubscribe()
+  }, deps)
+  return value
+}
+
+export function useSession(): Session | null | undefined {
+  const value = useLive(async () => (await db.getMeta<Session>('session')) ?? null)
+  return value
+}
+
+export function useSyncStatus(): Status {
+  const [status, setStatus] = useState(engine.status)
+  useEffect(() => {
+    const update = () => setStatus(engine.status)
+    engine.addEventListener('status', update)
+    return () => engine.removeEventListener('status', update)
+  }, [])
+  return status
+}
+
+export function useOnline(): boolean {
+  const [online, setOnline] = useState(navigator.onLine)
+  useEffect(() => {
+    const update = () => setOnline(navigator.onLine)
+    window.addEventListener('online', update)
+    window.addEventListener('offline', update)
+    return () => {
+      window.removeEventListener('online', update)
+      window.removeEventListener('offline', update)
+    }
+  }, [])
+  return online
+}

@@ -1,0 +1,1 @@
+export function Clients() { return <div class="screen"><h1>Clients</h1></div> }

@@ -1,0 +1,215 @@
+// The sync engine (DESIGN §7): push the outbox in order, then pull the working set's difference, whenever there
+// is a reason to (start, online, the app shown again, a timer, a poke, a local change). It stops at the first
+// transport failure and tries again with backoff; conflicts and rejections are kept for the Sync screen.
+import { API, type MutationResult, type PullPage, SignedOut, TransportError, authFetch } from '../api/client'
+import { db, ENTITIES, type Entity, type FieldbookDB, type Issue, type OutboxRow } from '../db/db'
+import { replayOutbox } from '../db/local'
+
+export const PUSH_BATCH = 100
+export const PULL_LIMIT = 500
+
+export type SyncState = 'idle' | 'syncing' | 'offline' | 'signed-out' | 'error'
+
+/** A non-transport failure (a 5xx, an unexpected answer): retried with backoff like a transport failure. */
+export class ServerError extends Error {}
+
+async function call(url: string, init?: RequestInit): Promise<Response> {
+  const response = await authFetch(new Request(new URL(url, globalThis.location?.origin ?? 'http://localhost'), init))
+  if (response.status >= 500 || response.status === 429) throw new ServerError(`${response.status} on ${url}`)
+  if (!response.ok) throw new ServerError(`${response.status} ${await response.text()}`)
+  return response
+}
+
+const REST: Partial<Record<Entity, string>> = {
+  company: 'companies',
+  contact: 'contacts',
+  deal: 'deals',
+  activity: 'activities',
+}
+
+/** Which record a mutation is about. */
+export function target(row: OutboxRow): { entity: Entity; id: string } | null {
+  const [entity] = row.name.split('.')
+  if (entity === 'task') return { entity: 'activity', id: row.args.id }
+  if (entity === 'share') return null
+  return { entity: entity as Entity, id: row.args.id }
+}
+
+/** A rejected change must not linger on the device: read the record back, or drop it when the server has none. */
+async function restore(store: FieldbookDB, row: OutboxRow): Promise<void> {
+  const what = target(row)
+  const path = what && REST[what.entity]
+  if (!what || !path) return
+  const response = await authFetch(
+    new Request(new URL(`${API}/${path}/${what.id}`, globalThis.location?.origin ?? 'http://localhost')),
+  )
+  if (response.status === 404 || response.status === 410) await store.records(what.entity).delete(what.id)
+  else if (response.ok) await store.records(what.entity).put((await response.json()) as never)
+}
+
+async function settle(store: FieldbookDB, rows: OutboxRow[], results: MutationResult[], last: number): Promise<void> {
+  const sent = new Map(rows.map((row) => [row.id, row]))
+  const rejected: OutboxRow[] = []
+  await store.transaction('rw', [store.outbox, store.issue, store.deal, store.company, store.contact, store.activity], async () => {
+    for (const result of results) {
+      const row = sent.get(result.id)
+      if (!row || result.status === 'applied' || result.status === 'duplicate') continue
+      const issue: Issue = {
+        id: result.id,
+        mutation: row,
+        status: result.status,
+        conflicts: result.conflicts ?? [],
+        record: result.record ?? null,
+        problem: result.problem ?? null,
+        at: new Date().toISOString(),
+      }
+      await store.issue.put(issue)
+      const what = target(row)
+      if (result.record && what) await store.records(what.entity).put(result.record as never)
+      if (result.status === 'rejected') rejected.push(row)
+    }
+    await store.outbox.where('id').belowOrEqual(last).delete()
+  })
+  for (const row of rejected) await restore(store, row)
+}
+
+/** Pushes the outbox, oldest first, in batches; returns how many mutations the server took. */
+export async function push(store: FieldbookDB = db): Promise<number> {
+  const clientId = await store.getMeta<string>('client_id')
+  let taken = 0
+  for (;;) {
+    const rows = await store.outbox.orderBy('id').limit(PUSH_BATCH).toArray()
+    if (!rows.length || !clientId) return taken
+    const response = await call(`${API}/sync/push`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        client_id: clientId,
+        mutations: rows.map((row) => ({
+          id: row.id,
+          name: row.name,
+          args: row.args,
+          ...(row.base_version ? { base_version: row.base_version } : {}),
+        })),
+      }),
+    })
+    const body = (await response.json()) as { last_mutation_id: number; results: MutationResult[] }
+    await settle(store, rows, body.results, body.last_mutation_id)
+    taken += rows.length
+  }
+}
+
+/** Stores one pulled page and its cursor together, then shows queued changes over the fresh records. */
+async function store(target: FieldbookDB, page: PullPage): Promise<void> {
+  const tables = [...ENTITIES.map((entity) => target.records(entity)), target.meta, target.outbox]
+  await target.transaction('rw', tables, async () => {
+    for (const entity of ENTITIES) {
+      const removed = page.remove[entity] ?? []
+      if (removed.length) await target.records(entity).bulkDelete(removed)
+      const put = page.put[entity] ?? []
+      if (put.length) await target.records(entity).bulkPut(put as never[])
+    }
+    await target.setMeta('cursor', page.cursor)
+    await replayOutbox(target)
+  })
+}
+
+/** Pulls until the server has nothing more; starts afresh when the server no longer knows the cursor. */
+export async function pull(target: FieldbookDB = db): Promise<number> {
+  const clientId = await target.getMeta<string>('client_id')
+  let records = 0
+  for (;;) {
+    const cursor = await target.getMeta<string | null>('cursor')
+    const query = new URLSearchParams({ client_id: clientId ?? '', limit: String(PULL_LIMIT) })
+    if (cursor) query.set('cursor', cursor)
+    const page = (await (await call(`${API}/sync/pull?${query}`)).json()) as PullPage
+    if (page.reset_required) {
+      await target.transaction('rw', [...ENTITIES.map((e) => target.records(e)), target.meta], async () => {
+        await Promise.all(ENTITIES.map((entity) => target.records(entity).clear()))
+        await target.meta.delete('cursor')
+      })
+      continue
+    }
+    await store(target, page)
+    records += ENTITIES.reduce((n, e) => n + (page.put[e]?.length ?? 0) + (page.remove[e]?.length ?? 0), 0)
+    if (!page.has_more) return records
+  }
+}
+
+/** Exponential backoff with full jitter, 1 s to 1 min. */
+export function backoff(failures: number, random: () => number = Math.random): number {
+  return Math.round(random() * Math.min(60_000, 1000 * 2 ** Math.min(failures, 6)))
+}
+
+export interface Status {
+  state: SyncState
+  lastSync: string | null
+  error: string | null
+}
+
+/** Runs push-then-pull one at a time (across tabs too, through a Web Lock), again when asked during a run. */
+export class Engine extends EventTarget {
+  status: Status = { state: 'idle', lastSync: null, error: null }
+  private running: Promise<void> | null = null
+  private again = false
+  private failures = 0
+  private retry: ReturnType<typeof setTimeout> | undefined
+
+  constructor(readonly store: FieldbookDB = db) {
+    super()
+  }
+
+  private set(next: Partial<Status>): void {
+    this.status = { ...this.status, ...next }
+    this.dispatchEvent(new Event('status'))
+  }
+
+  /** Asks for a sync; resolves when the run that covers this request has finished. */
+  sync(): Promise<void> {
+    if (this.running) {
+      this.again = true
+      return this.running
+    }
+    this.running = this.loop().finally(() => {
+      this.running = null
+    })
+    return this.running
+  }
+
+  private async loop(): Promise<void> {
+    do {
+      this.again = false
+      await this.once()
+    } while (this.again)
+  }
+
+  private async once(): Promise<void> {
+    clearTimeout(this.retry)
+    if (!(await this.store.getMeta('session')) || (await this.store.getMeta('signed_out'))) {
+      this.set({ state: 'signed-out' })
+      return
+    }
+    this.set({ state: 'syncing' })
+    const run = async () => {
+      await push(this.store)
+      await pull(this.store)
+    }
+    try {
+      if (navigator.locks) await navigator.locks.request('fieldbook-sync', run)
+      else await run()
+      this.failures = 0
+      const now = new Date().toISOString()
+      await this.store.setMeta('last_sync', now)
+      this.set({ state: 'idle', lastSync: now, error: null })
+    } catch (error) {
+      if (error instanceof SignedOut) {
+        this.set({ state: 'signed-out', error: null })
+        return
+      }
+      this.failures += 1
+      const offline = error instanceof TransportError
+      this.set({ state: offline ? 'offline' : 'error', error: offline ? null : String(error) })
+      this.retry = setTimeout(() => void this.sync(), backoff(this.failures))
+    }
+  }
+}
