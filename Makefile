@@ -5,7 +5,11 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test install lint migrate demo serve clean
+.PHONY: run test install lint migrate demo serve clean pwa pwa-test api-types
+
+PWA_SOURCES := $(shell find pwa/src pwa/public -type f 2>/dev/null) pwa/index.html pwa/vite.config.ts pwa/tsconfig.json
+# Without Node (outside CI) the API still runs and tests; the app and its browser tests are skipped, visibly.
+HAVE_NODE := $(shell command -v npm >/dev/null 2>&1 && echo yes)
 
 # Re-install only when the dependency list changes.
 $(VENV)/.installed: pyproject.toml
@@ -16,7 +20,29 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-run: install migrate demo serve
+run: install pwa migrate demo serve
+
+pwa/node_modules/.package-lock.json: pwa/package-lock.json
+	cd pwa && npm ci --no-audit --no-fund
+
+pwa/dist/index.html: pwa/node_modules/.package-lock.json $(PWA_SOURCES)
+	cd pwa && npm run build
+
+# The app, built into pwa/dist, which `fieldbook serve` serves at /.
+ifeq ($(HAVE_NODE),yes)
+pwa: pwa/dist/index.html
+pwa-test: pwa/node_modules/.package-lock.json
+	cd pwa && npx vitest run
+else
+pwa pwa-test:
+	@echo "SKIPPED: Node.js (npm) is not installed, so the app is not built and its tests do not run." >&2
+	@test "$$CI" != true || { echo "CI needs Node.js 20.19+" >&2; exit 1; }
+endif
+
+# Regenerate the app's API types from the OpenAPI document (tests/test_web.py fails when they are stale).
+api-types: install pwa/node_modules/.package-lock.json
+	mkdir -p build && $(BIN)/fieldbook openapi > build/openapi.json
+	cd pwa && npm run api-types
 
 migrate: install
 	$(BIN)/fieldbook migrate
@@ -32,12 +58,14 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy api
 
-# One test process per core; each builds its own SQLite file and PostgreSQL database.
-test: lint
+# One test process per core; each builds its own SQLite file and PostgreSQL database. The browser tests drive the
+# built app (pwa) with Chromium.
+test: lint pwa pwa-test
 	$(BIN)/pytest -n auto
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache fieldbook.db fieldbook.db-wal fieldbook.db-shm
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache fieldbook.db fieldbook.db-wal fieldbook.db-shm \
+		pwa/node_modules pwa/dist build
 
 # Not part of `make test` or CI: (re)create the PostgreSQL database fieldbook_bench with ~2.5M rows (a few minutes),
 # then time the hot read paths against raw asyncpg and write bench/RESULTS.md. Needs the server of

@@ -5,6 +5,9 @@ import asyncio
 import contextlib
 import os
 import secrets
+import socket
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,6 +22,8 @@ os.environ.setdefault("FIELDBOOK_PASSWORD_MEMORY_KIB", "64")
 import asyncpg
 import httpx
 import pytest
+import uvicorn
+from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from api.core.db import Database, make_engine
@@ -98,6 +103,34 @@ async def serving(url: str, **pool: Any) -> AsyncIterator[tuple[Database, httpx.
             yield db, http
     finally:
         await engine.dispose()
+
+
+@contextlib.contextmanager
+def uvicorn_serving(app: FastAPI) -> Iterator[str]:
+    """uvicorn serving `app` on a free port of 127.0.0.1 (in a thread of this process), stopped and its thread
+    joined however the caller ends: for clients that need a real server (streams, browsers)."""
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
+    instance = uvicorn.Server(config)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    thread = threading.Thread(target=instance.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not instance.started:
+            assert thread.is_alive(), "the server stopped while starting"
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        instance.should_exit = True
+        thread.join(10)
+        if thread.is_alive():
+            instance.force_exit = True
+            thread.join(5)
+        sock.close()
+        assert not thread.is_alive(), "the server did not stop"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

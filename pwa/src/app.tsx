@@ -80,7 +80,14 @@ export function SyncBadge() {
             ? m('error')
             : m('online')
   return (
-    <a href="/sync" class={`badge badge-${state}`} data-testid="sync-badge" data-pending={pending} data-issues={issues}>
+    <a
+      href="/sync"
+      class={`badge badge-${state}`}
+      data-testid="sync-badge"
+      data-pending={pending}
+      data-issues={issues}
+      data-last-sync={status.lastSync ?? ''}
+    >
       <span class="dot" aria-hidden="true" />
       <span>{label}</span>
       {pending > 0 && <span class="count">{pendingText(pending)}</span>}

@@ -8,20 +8,17 @@ broker after the commit. Either way each stream reads the events back with its o
 import asyncio
 import contextlib
 import json
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from api.auth.models import Role
 from api.core.db import Database, make_engine
 from api.main import create_app
 from api.settings import Settings
+from tests.conftest import uvicorn_serving
 from tests.factories import PASSWORD, make_company, make_org, make_team, make_user
 
 pytestmark = pytest.mark.asyncio
@@ -32,30 +29,8 @@ WAIT = 10.0  # seconds an expected event may take (generous: CI machines stall)
 
 @pytest.fixture
 def server(committed_url: str) -> Iterator[str]:
-    """uvicorn serving the app on a free port of 127.0.0.1, stopped (and its thread joined) however the test ends."""
-    app = create_app(Settings(database_url=committed_url))
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
-    instance = uvicorn.Server(config)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    thread = threading.Thread(target=instance.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not instance.started:
-            assert thread.is_alive(), "the server stopped while starting"
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        instance.should_exit = True
-        thread.join(10)
-        if thread.is_alive():
-            instance.force_exit = True
-            thread.join(5)
-        sock.close()
-        assert not thread.is_alive(), "the server did not stop"
+    with uvicorn_serving(create_app(Settings(database_url=committed_url))) as url:
+        yield url
 
 
 class Stream:

@@ -1,0 +1,188 @@
+"""Browser tests of the field app: Debian's Chromium driven by Playwright, at phone size with touch, against a real
+uvicorn serving the built app (pwa/dist) and the API on a committed database.
+
+Without Chromium or the built app they are skipped with the reason shown, except in CI, where that fails."""
+
+import asyncio
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from playwright.sync_api import Page
+
+from api.auth.models import Role
+from api.core.db import Database, make_engine
+from api.main import create_app
+from api.settings import Settings
+from tests.conftest import IN_CI, own_database, uvicorn_serving
+from tests.factories import PASSWORD, make_company, make_contact, make_deal, make_org, make_team, make_user
+
+ROOT = Path(__file__).resolve().parents[2]
+DIST = ROOT / "pwa" / "dist"
+AXE = ROOT / "pwa" / "node_modules" / "axe-core" / "axe.min.js"
+SCREENSHOTS = ROOT / "build" / "screenshots"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Quiet on a closed network: no background downloads, updates or sync (MACHINE-NOTES, gotcha 9).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+PHONE = {"width": 360, "height": 740}
+T = TypeVar("T")
+
+
+def _missing() -> str | None:
+    if not Path(CHROMIUM).exists():
+        return "Chromium is not installed (apt-get install chromium)"
+    if not (DIST / "index.html").exists() or not AXE.exists():
+        return "the app is not built (make pwa needs Node.js)"
+    return None
+
+
+@pytest.fixture(autouse=True)
+def _browser_available() -> None:
+    reason = _missing()
+    if reason and IN_CI:
+        pytest.fail(reason)
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args() -> dict[str, Any]:
+    return {"executable_path": CHROMIUM, "args": CHROMIUM_ARGS, "headless": True}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args() -> dict[str, Any]:
+    return {"viewport": PHONE, "has_touch": True, "is_mobile": True, "device_scale_factor": 2, "locale": "en-GB"}
+
+
+@dataclass
+class Field:
+    """A sales team on a running server: Marta and Luis (reps) under Elena (their manager), Marta's client Acme
+    Corp with its contact Ana, and Marta's open deal with Acme."""
+
+    url: str
+    emails: dict[str, str]
+    company_id: str
+    contact_id: str
+    deal_id: str
+
+    def headers(self, who: str) -> dict[str, str]:
+        response = httpx.post(
+            f"{self.url}/api/v1/auth/login", json={"email": self.emails[who], "password": PASSWORD}, timeout=10
+        )
+        assert response.status_code == 200, response.text
+        return {"authorization": f"Bearer {response.json()['access_token']}"}
+
+    def api(self, who: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {**self.headers(who), **kwargs.pop("headers", {})}
+        return httpx.request(method, f"{self.url}/api/v1{path}", headers=headers, timeout=10, **kwargs)
+
+
+async def _seed(url: str) -> dict[str, Any]:
+    engine = make_engine(url)
+    try:
+        async with Database(engine).writer() as session:
+            org = await make_org(session, "Talleres Norte")
+            team = await make_team(session, org, name="Ventas Norte")
+            elena = await make_user(session, org, role=Role.manager, team=team, name="Elena Ruiz", email="elena@talleres-norte.es")
+            marta = await make_user(session, org, role=Role.rep, team=team, name="Marta Gil", email="marta@talleres-norte.es")
+            luis = await make_user(session, org, role=Role.rep, team=team, name="Luis Soto", email="luis@talleres-norte.es")
+            company = await make_company(session, marta, name="Acme Corp", phone="+34 911 234 567", city="Madrid")
+            contact = await make_contact(
+                session, marta, name="Ana Núñez", company_id=company.id, phones=["+34 600 111 222"], title="Buyer"
+            )
+            deal = await make_deal(session, marta, title="Fleet renewal", company_id=company.id, amount_minor=1_200_000)
+            # Reps see their team's work, so Luis's feed shows what Marta logs.
+            org.settings = {**org.settings, "reps_see_team": True}
+            session.add(org)
+            await session.commit()
+            return {
+                "emails": {"elena": elena.email, "marta": marta.email, "luis": luis.email},
+                "company_id": str(company.id),
+                "contact_id": str(contact.id),
+                "deal_id": str(deal.id),
+            }
+    finally:
+        await engine.dispose()
+
+
+def _off_loop(call: Callable[[], T]) -> T:
+    """Runs `call` in a thread of its own: Playwright's sync API keeps an event loop running in the test's."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(call).result()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def field(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Field]:
+    if _missing():
+        pytest.skip(_missing() or "")
+    database = own_database(request.param, tmp_path)
+    url = _off_loop(database.__enter__)
+    try:
+        seeded = _off_loop(lambda: asyncio.run(_seed(url)))
+        with uvicorn_serving(create_app(Settings(database_url=url, pwa_dir=DIST))) as served:
+            yield Field(url=served, **seeded)
+    finally:
+        _off_loop(lambda: database.__exit__(None, None, None))
+
+
+def sign_in(page: Page, field: Field, who: str = "marta") -> None:
+    page.goto(field.url)
+    page.get_by_label("E-mail").fill(field.emails[who])
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("navigation", name="Main").wait_for()
+
+
+def now(page: Page) -> str:
+    return str(page.evaluate("new Date().toISOString()"))
+
+
+def synced(page: Page, after: str = "") -> None:
+    """Waits until a sync that ended after `after` left nothing pending (and the badge says so)."""
+    page.wait_for_function(
+        "after => { const b = document.querySelector('[data-testid=sync-badge]');"
+        " return b && b.dataset.pending === '0' && b.classList.contains('badge-idle')"
+        " && (b.dataset.lastSync || '') > after }",
+        arg=after,
+        timeout=20_000,
+    )
+
+
+def controlled(page: Page) -> None:
+    page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=20_000)
+
+
+def serious_violations(page: Page) -> list[str]:
+    """axe-core's serious and critical findings on the page as it is now."""
+    page.add_script_tag(path=str(AXE))
+    found = page.evaluate("async () => (await axe.run(document, {resultTypes: ['violations']})).violations")
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+        for v in found
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def scrolls_sideways(page: Page) -> bool:
+    return bool(page.evaluate("document.scrollingElement.scrollWidth > window.innerWidth"))
+
+
+def manifest(page: Page) -> dict[str, Any]:
+    href = page.evaluate("document.querySelector('link[rel=manifest]').href")
+    data: dict[str, Any] = json.loads(page.request.get(href).text())
+    return data
