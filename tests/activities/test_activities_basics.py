@@ -6,6 +6,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.core.ids import new_id
 from tests.factories import make_tenant, sign_in
 
 pytestmark = pytest.mark.asyncio
@@ -18,6 +19,7 @@ async def test_log_a_call_and_its_next_step_then_see_the_agenda(
     rep = await sign_in(client, tenant.rep)
     deal = (await client.post("/api/v1/deals", json={"title": "Fleet"}, headers=rep)).json()
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    follow_up_id = new_id()
     logged = await client.post(
         "/api/v1/activities",
         json={
@@ -26,14 +28,16 @@ async def test_log_a_call_and_its_next_step_then_see_the_agenda(
             "direction": "outbound",
             "outcome": "connected",
             "duration_seconds": 240,
-            "next_step": {"subject": "Send the quote", "due_at": tomorrow},
+            # An offline app names the follow-up itself, so it shows the task before it syncs.
+            "next_step": {"id": str(follow_up_id), "subject": "Send the quote", "due_at": tomorrow},
         },
         headers=rep,
     )
     assert logged.status_code == 201, logged.text
     call, step = logged.json()["activity"], logged.json()["next_step"]
     assert call["subject"] == "Call" and call["done_at"] is not None
-    assert call["next_step_id"] == step["id"] and step["done_at"] is None and step["deal_id"] == deal["id"]
+    assert step["id"] == str(follow_up_id) and call["next_step_id"] == step["id"]
+    assert step["done_at"] is None and step["deal_id"] == deal["id"]
 
     refreshed = (await client.get(f"/api/v1/deals/{deal['id']}", headers=rep)).json()
     assert refreshed["last_activity_at"] is not None

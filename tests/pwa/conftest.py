@@ -9,6 +9,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -39,6 +40,7 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 PHONE = {"width": 360, "height": 740}
+DOMAIN = "talleres-norte.es"
 T = TypeVar("T")
 
 
@@ -98,9 +100,15 @@ async def _seed(url: str) -> dict[str, Any]:
         async with Database(engine).writer() as session:
             org = await make_org(session, "Talleres Norte")
             team = await make_team(session, org, name="Ventas Norte")
-            elena = await make_user(session, org, role=Role.manager, team=team, name="Elena Ruiz", email="elena@talleres-norte.es")
-            marta = await make_user(session, org, role=Role.rep, team=team, name="Marta Gil", email="marta@talleres-norte.es")
-            luis = await make_user(session, org, role=Role.rep, team=team, name="Luis Soto", email="luis@talleres-norte.es")
+            people = {
+                key: await make_user(session, org, role=role, team=team, name=name, email=f"{key}@{DOMAIN}")
+                for key, name, role in (
+                    ("elena", "Elena Ruiz", Role.manager),
+                    ("marta", "Marta Gil", Role.rep),
+                    ("luis", "Luis Soto", Role.rep),
+                )
+            }
+            marta = people["marta"]
             company = await make_company(session, marta, name="Acme Corp", phone="+34 911 234 567", city="Madrid")
             contact = await make_contact(
                 session, marta, name="Ana Núñez", company_id=company.id, phones=["+34 600 111 222"], title="Buyer"
@@ -111,13 +119,41 @@ async def _seed(url: str) -> dict[str, Any]:
             session.add(org)
             await session.commit()
             return {
-                "emails": {"elena": elena.email, "marta": marta.email, "luis": luis.email},
+                "emails": {key: user.email for key, user in people.items()},
                 "company_id": str(company.id),
                 "contact_id": str(contact.id),
                 "deal_id": str(deal.id),
             }
     finally:
         await engine.dispose()
+
+
+def _a_day_of_work(field: Field) -> None:
+    """Through the API, as Marta: a deal won after a few touches (the feed's win and its story), an overdue task
+    and a meeting later today (her agenda)."""
+    headers = field.headers("marta")
+
+    def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = httpx.post(f"{field.url}/api/v1{path}", json=body, headers=headers, timeout=10)
+        assert response.status_code in (200, 201), response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    clock = datetime.now(UTC)
+    won = post("/deals", {"title": "Workshop tools", "company_id": field.company_id, "amount_minor": 480_000})
+    for days, kind, outcome in ((20, "call", "connected"), (12, "meeting", None), (5, "call", "connected")):
+        touch = {"kind": kind, "deal_id": won["id"], "contact_id": field.contact_id, "company_id": field.company_id}
+        if outcome:
+            touch["outcome"] = outcome
+        post("/activities", {**touch, "done_at": (clock - timedelta(days=days)).isoformat()})
+    post(f"/deals/{won['id']}/win", {})
+    for subject, kind, due in (
+        ("Send the price list", "task", clock - timedelta(days=1)),
+        ("Visit the Madrid workshop", "meeting", clock + timedelta(hours=2)),
+    ):
+        post(
+            "/activities", {"kind": kind, "subject": subject, "company_id": field.company_id, "due_at": due.isoformat()}
+        )
 
 
 def _off_loop(call: Callable[[], T]) -> T:
@@ -135,7 +171,9 @@ def field(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Field]:
     try:
         seeded = _off_loop(lambda: asyncio.run(_seed(url)))
         with uvicorn_serving(create_app(Settings(database_url=url, pwa_dir=DIST))) as served:
-            yield Field(url=served, **seeded)
+            team = Field(url=served, **seeded)
+            _a_day_of_work(team)
+            yield team
     finally:
         _off_loop(lambda: database.__exit__(None, None, None))
 

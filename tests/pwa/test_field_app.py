@@ -106,5 +106,5 @@ def test_the_app_is_installable_and_its_worker_controls_the_page(field: Field, p
     assert page.request.get(f"{field.url}/sw.js").headers["cache-control"] == "no-cache"
     assert page.request.get(f"{field.url}/manifest.webmanifest").headers["cache-control"] == "no-cache"
     # A client-side route loads the app shell; an unknown API path is still the API's 404.
-    assert "<div id=\"app\">" in page.request.get(f"{field.url}/clients/company/x").text()
+    assert '<div id="app">' in page.request.get(f"{field.url}/clients/company/x").text()
     assert page.request.get(f"{field.url}/api/v1/nope").status == 404

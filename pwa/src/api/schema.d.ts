@@ -3137,6 +3137,11 @@ export interface components {
              * Format: date-time
              */
             due_at: string;
+            /**
+             * Id
+             * @description A UUIDv7 made by the client (an offline app shows the task before it syncs).
+             */
+            id?: string | null;
             /** @default task */
             kind: components["schemas"]["ActivityKind"];
             /** Subject */
