@@ -1,6 +1,7 @@
 """What the loader and the read-path benchmark share: where the database is, who signs in, with what secret."""
 
 import os
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 DEFAULT_DATABASE = "fieldbook_bench"
@@ -33,3 +34,16 @@ def dsn(database: str) -> str:
 
 def sqlalchemy_url(database: str) -> str:
     return dsn(database).replace("postgresql://", "postgresql+asyncpg://", 1)
+
+
+def write_section(path: Path, markers: tuple[str, str], section: str, preamble: str = "") -> None:
+    """Replace what lies between `markers` (start, end) in `path` with `section`, which carries the markers itself;
+    without them, append `preamble` (a heading, prose) and the section. The rest of the file is kept."""
+    start, end = markers
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        text = head + section + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + (f"{preamble}\n\n" if preamble else "") + f"{section}\n"
+    path.write_text(text)

@@ -646,15 +646,6 @@ def _avg(values: tuple[float, float, float]) -> str:
     return " / ".join(f"{v:.2f}" for v in values)
 
 
-def write_results(section: str, path: Path = RESULTS) -> None:
-    text = path.read_text() if path.exists() else f"# Benchmark results\n\n{START}\n{END}\n"
-    if START not in text or END not in text:
-        text += f"\n{START}\n{END}\n"
-    head, rest = text.split(START, 1)
-    tail = rest.split(END, 1)[1]
-    path.write_text(head + section + tail)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.read_paths", description=__doc__.split("\n\n")[0])
     parser.add_argument("--database", default=common.DEFAULT_DATABASE)
@@ -678,7 +669,7 @@ def main(argv: list[str] | None = None) -> None:
         console.print(t)
     console.print("\n".join(findings(cells)))
     if not args.no_write:
-        write_results(markdown(cells, facts), args.results)
+        common.write_section(args.results, (START, END), markdown(cells, facts))
         console.print(f"Written to {args.results}")
 
 

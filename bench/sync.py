@@ -1587,18 +1587,6 @@ working set is ~6,850 records: 7 pages of 1,000.
 """
 
 
-def write_results(section: str, path: Path = RESULTS) -> None:
-    """Rewrite between this section's markers; add the section at the end when it is not there. The rest of the
-    file (the read-path report, the prose of this section) is kept."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + f"\n\n{SECTION}\n\n{INTRO}\n{section}\n"
-    path.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.sync", description=__doc__.split("\n\n")[0])
     parser.add_argument("--database", default=DEFAULT_DATABASE, help="database to (re)create")
@@ -1637,7 +1625,7 @@ def main(argv: list[str] | None = None) -> None:
     console.print(f"Done in {time.perf_counter() - started:.0f} s")
     if not args.no_write:
         command = "python -m bench.sync " + " ".join(argv if argv is not None else sys.argv[1:])
-        write_results(markdown(run, command.strip()), args.results)
+        common.write_section(args.results, (START, END), markdown(run, command.strip()), f"{SECTION}\n\n{INTRO}")
         console.print(f"Written to {args.results}")
 
 

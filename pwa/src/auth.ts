@@ -1,6 +1,6 @@
 // The session, remembered on the device: tokens and who is signed in, in IndexedDB so the service worker's
 // Background Sync can push with them too.
-import { API, type Me, type TokenPair, useTokens } from './api/client'
+import { API, type Me, type TokenPair, TransportError, useTokens } from './api/client'
 import { db, type FieldbookDB } from './db/db'
 import { newId } from './db/local'
 
@@ -27,9 +27,11 @@ async function renew(rejected: string): Promise<string | null> {
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ refresh_token: current.refresh_token }),
       })
-    } catch {
-      return null
+    } catch (error) {
+      throw new TransportError(String(error))
     }
+    // Only the server saying no ends the session; its trouble (5xx, 429) is waited out like a lost connection.
+    if (response.status >= 500 || response.status === 429) throw new TransportError(`refresh: ${response.status}`)
     if (!response.ok) {
       await db.meta.put({ key: 'session', value: { ...current, access_token: '', refresh_token: '' } })
       await db.setMeta('signed_out', true)
@@ -39,7 +41,8 @@ async function renew(rejected: string): Promise<string | null> {
     await db.setMeta('session', { ...current, access_token: pair.access_token, refresh_token: pair.refresh_token })
     return pair.access_token
   }
-  return navigator.locks ? navigator.locks.request('fieldbook-auth', run) : run()
+  const locks = globalThis.navigator?.locks
+  return locks ? locks.request('fieldbook-auth', run) : run()
 }
 
 useTokens({ access: async () => (await session())?.access_token || null, renew })

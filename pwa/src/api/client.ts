@@ -27,7 +27,8 @@ export const API = '/api/v1'
 /** Where tokens live and how they are renewed; auth.ts provides it (kept apart so tests can give their own). */
 export interface TokenStore {
   access(): Promise<string | null>
-  /** A fresh access token after a 401, or null when the session is over (signed out elsewhere, expired). */
+  /** A fresh access token after a 401, or null when the session is over (signed out elsewhere, expired);
+   *  throws TransportError when the server cannot be asked now. */
   renew(rejected: string): Promise<string | null>
 }
 

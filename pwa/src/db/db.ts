@@ -21,7 +21,8 @@ import type {
 export interface OutboxRow {
   id?: number
   name: MutationName
-  args: Record<string, unknown> & { id: string }
+  /** What the REST call takes; `id` names the record, except for a share (which is not one). */
+  args: Record<string, unknown> & { id?: string }
   base_version?: number | null
   at: string
 }
@@ -35,6 +36,8 @@ export interface Issue {
   record: Record<string, unknown> | null
   problem: Record<string, unknown> | null
   at: string
+  /** A rejected change whose record the device has not read back from the server yet. */
+  unread?: boolean
 }
 
 /** Feed pages and deal stories read while online, kept to be read again offline. */

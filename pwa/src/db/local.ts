@@ -83,7 +83,7 @@ async function patch(store: FieldbookDB, entity: 'company' | 'contact' | 'deal' 
 
 /** A mutation's effect on the device's records (what the server will do, as far as the device can tell). */
 export async function apply(store: FieldbookDB, row: OutboxRow, me: string): Promise<void> {
-  const { id, ...fields } = row.args
+  const { id = '', ...fields } = row.args
   const at = row.at
   switch (row.name) {
     case 'company.create':

@@ -1,5 +1,5 @@
 // Reads the screens share, all from IndexedDB.
-import type { Activity, Company, Contact, Deal } from '../api/client'
+import type { Activity, Company, Contact, Deal, Stage } from '../api/client'
 import { db } from './db'
 
 export type ClientKind = 'company' | 'contact'
@@ -44,4 +44,29 @@ export async function rememberRecent(kind: ClientKind, id: string): Promise<void
   const recent = (await db.getMeta<{ kind: ClientKind; id: string }[]>('recent')) ?? []
   const next = [{ kind, id }, ...recent.filter((r) => r.id !== id)].slice(0, 20)
   await db.setMeta('recent', next)
+}
+
+/** A pipeline's open stages in board order (the won and lost stages are reached by Won and Lost, not by a move). */
+export async function openStages(pipelineId: string) {
+  const stages = await db.stage.where('pipeline_id').equals(pipelineId).toArray()
+  return stages.filter((stage) => stage.kind === 'open').sort((a, b) => a.position - b.position)
+}
+
+/** "MG" for Marta García: who owns a deal, at a glance. */
+export const initials = (name: string): string =>
+  name
+    .split(/\s+/)
+    .filter(Boolean)
+    .slice(0, 2)
+    .map((word) => word[0].toUpperCase())
+    .join('')
+
+/** A client's open deals with their stage, the largest first. */
+export async function openDealsOf(
+  field: 'company_id' | 'contact_id',
+  id: string,
+): Promise<{ deal: Deal; stage: Stage | undefined }[]> {
+  const deals = (await db.deal.where(field).equals(id).toArray()).filter((deal) => deal.status === 'open')
+  const stages = await db.stage.bulkGet(deals.map((deal) => deal.stage_id))
+  return deals.map((deal, i) => ({ deal, stage: stages[i] })).sort((a, b) => b.deal.amount_minor - a.deal.amount_minor)
 }

@@ -30,26 +30,31 @@ const REST: Partial<Record<Entity, string>> = {
 /** Which record a mutation is about. */
 export function target(row: OutboxRow): { entity: Entity; id: string } | null {
   const [entity] = row.name.split('.')
-  if (entity === 'task') return { entity: 'activity', id: row.args.id }
-  if (entity === 'share') return null
-  return { entity: entity as Entity, id: row.args.id }
+  const { id } = row.args
+  if (!id) return null
+  return { entity: entity === 'task' ? 'activity' : (entity as Entity), id }
 }
 
-/** A rejected change must not linger on the device: read the record back, or drop it when the server has none. */
-async function restore(store: FieldbookDB, row: OutboxRow): Promise<void> {
-  const what = target(row)
-  const path = what && REST[what.entity]
-  if (!what || !path) return
-  const response = await authFetch(
-    new Request(new URL(`${API}/${path}/${what.id}`, globalThis.location?.origin ?? 'http://localhost')),
-  )
-  if (response.status === 404 || response.status === 410) await store.records(what.entity).delete(what.id)
-  else if (response.ok) await store.records(what.entity).put((await response.json()) as never)
+/** A rejected change must not linger on the device: read each such record back, or drop it when the server has
+ *  none. Issues keep `unread` until then, so a read-back cut short by the network is done on the next sync. */
+async function restore(store: FieldbookDB): Promise<void> {
+  for (const issue of await store.issue.filter((i) => Boolean(i.unread)).toArray()) {
+    const what = target(issue.mutation)
+    const path = what && REST[what.entity]
+    if (what && path) {
+      const response = await authFetch(
+        new Request(new URL(`${API}/${path}/${what.id}`, globalThis.location?.origin ?? 'http://localhost')),
+      )
+      if (response.status === 404 || response.status === 410) await store.records(what.entity).delete(what.id)
+      else if (response.ok) await store.records(what.entity).put((await response.json()) as never)
+      else throw new ServerError(`${response.status} reading back ${what.entity} ${what.id}`)
+    }
+    await store.issue.update(issue.id, { unread: false })
+  }
 }
 
 async function settle(store: FieldbookDB, rows: OutboxRow[], results: MutationResult[], last: number): Promise<void> {
   const sent = new Map(rows.map((row) => [row.id, row]))
-  const rejected: OutboxRow[] = []
   await store.transaction('rw', [store.outbox, store.issue, store.deal, store.company, store.contact, store.activity], async () => {
     for (const result of results) {
       const row = sent.get(result.id)
@@ -62,15 +67,14 @@ async function settle(store: FieldbookDB, rows: OutboxRow[], results: MutationRe
         record: result.record ?? null,
         problem: result.problem ?? null,
         at: new Date().toISOString(),
+        unread: result.status === 'rejected',
       }
       await store.issue.put(issue)
       const what = target(row)
       if (result.record && what) await store.records(what.entity).put(result.record as never)
-      if (result.status === 'rejected') rejected.push(row)
     }
     await store.outbox.where('id').belowOrEqual(last).delete()
   })
-  for (const row of rejected) await restore(store, row)
 }
 
 /** Pushes the outbox, oldest first, in batches; returns how many mutations the server took. */
@@ -79,7 +83,10 @@ export async function push(store: FieldbookDB = db): Promise<number> {
   let taken = 0
   for (;;) {
     const rows = await store.outbox.orderBy('id').limit(PUSH_BATCH).toArray()
-    if (!rows.length || !clientId) return taken
+    if (!rows.length || !clientId) {
+      await restore(store)
+      return taken
+    }
     const response = await call(`${API}/sync/push`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -170,17 +177,20 @@ export class Engine extends EventTarget {
       this.again = true
       return this.running
     }
-    this.running = this.loop().finally(() => {
-      this.running = null
-    })
+    this.running = this.loop()
     return this.running
   }
 
   private async loop(): Promise<void> {
-    do {
-      this.again = false
-      await this.once()
-    } while (this.again)
+    try {
+      do {
+        this.again = false
+        await this.once()
+      } while (this.again)
+    } finally {
+      // In the same step as the last check of `again`: a request made after it starts a new run.
+      this.running = null
+    }
   }
 
   private async once(): Promise<void> {
@@ -195,7 +205,8 @@ export class Engine extends EventTarget {
       await pull(this.store)
     }
     try {
-      if (navigator.locks) await navigator.locks.request('fieldbook-sync', run)
+      const locks = globalThis.navigator?.locks
+      if (locks) await locks.request('fieldbook-sync', run)
       else await run()
       this.failures = 0
       const now = new Date().toISOString()
