@@ -62,14 +62,13 @@ export const fmt = {
       currency,
       ...(compact ? { notation: 'compact', maximumFractionDigits: 1 } : {}),
     }).format(minor / 10 ** minorDigits(currency)),
-  /** Minor units from what the user typed in their locale ("1.234,56" in Spanish). */
+  /** Minor units from what the user typed in their locale ("1.234,56" in Spanish, "1,234.56" in English): the
+   *  locale's decimal mark is the decimal point, any other mark groups digits. */
   parseMoney: (text: string, currency: string): number | null => {
-    const parts = new Intl.NumberFormat(locale()).formatToParts(1234.5)
-    const group = parts.find((p) => p.type === 'group')?.value ?? ','
-    const decimal = parts.find((p) => p.type === 'decimal')?.value ?? '.'
-    const plain = text.replace(/\s/g, '').split(group).join('').replace(decimal, '.')
-    const value = Number(plain.replace(/[^\d.-]/g, ''))
-    return plain && Number.isFinite(value) ? Math.round(value * 10 ** minorDigits(currency)) : null
+    const decimal = new Intl.NumberFormat(locale()).formatToParts(1.5).find((p) => p.type === 'decimal')?.value ?? '.'
+    const plain = [...text].filter((c) => /[\d-]/.test(c) || c === decimal).join('').replace(decimal, '.')
+    const value = Number(plain)
+    return /\d/.test(plain) && Number.isFinite(value) ? Math.round(value * 10 ** minorDigits(currency)) : null
   },
   date: (iso: string) => new Intl.DateTimeFormat(locale(), { dateStyle: 'medium' }).format(new Date(iso)),
   time: (iso: string) => new Intl.DateTimeFormat(locale(), { timeStyle: 'short' }).format(new Date(iso)),

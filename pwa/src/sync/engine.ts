@@ -45,9 +45,12 @@ async function restore(store: FieldbookDB): Promise<void> {
       const response = await authFetch(
         new Request(new URL(`${API}/${path}/${what.id}`, globalThis.location?.origin ?? 'http://localhost')),
       )
-      if (response.status === 404 || response.status === 410) await store.records(what.entity).delete(what.id)
-      else if (response.ok) await store.records(what.entity).put((await response.json()) as never)
-      else throw new ServerError(`${response.status} reading back ${what.entity} ${what.id}`)
+      const missing = response.status === 404 || response.status === 410
+      if (!missing && !response.ok) throw new ServerError(`${response.status} reading back ${what.entity} ${what.id}`)
+      const found = missing ? null : ((await response.json()) as { status?: string })
+      // A closed deal has left the working set, and the server will not send its removal again.
+      if (found && !(what.entity === 'deal' && found.status !== 'open')) await store.records(what.entity).put(found as never)
+      else await store.records(what.entity).delete(what.id)
     }
     await store.issue.update(issue.id, { unread: false })
   }
