@@ -1,5 +1,13 @@
 # syntax=docker/dockerfile:1
-# Build: a virtualenv with Fieldbook and its dependencies. (A Node stage building pwa/ joins once the app exists.)
+# The field app: built once, served by the API process as static files.
+FROM node:20-slim AS app
+WORKDIR /pwa
+COPY pwa/package.json pwa/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY pwa ./
+RUN npm run build
+
+# Build: a virtualenv with Fieldbook and its dependencies.
 FROM python:3.11-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m venv /venv
@@ -15,7 +23,9 @@ COPY --from=build /venv /venv
 WORKDIR /app
 COPY alembic.ini ./
 COPY alembic ./alembic
+COPY --from=app /pwa/dist ./pwa/dist
 ENV PATH=/venv/bin:$PATH \
+    FIELDBOOK_PWA_DIR=/app/pwa/dist \
     PYTHONUNBUFFERED=1 \
     FIELDBOOK_ENV=production \
     FIELDBOOK_DATABASE_URL=sqlite+aiosqlite:////data/fieldbook.db

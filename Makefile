@@ -32,7 +32,7 @@ pwa/dist/index.html: pwa/node_modules/.package-lock.json $(PWA_SOURCES)
 ifeq ($(HAVE_NODE),yes)
 pwa: pwa/dist/index.html
 pwa-test: pwa/node_modules/.package-lock.json
-	cd pwa && npx vitest run
+	cd pwa && npm run lint && npx vitest run
 else
 pwa pwa-test:
 	@echo "SKIPPED: Node.js (npm) is not installed, so the app is not built and its tests do not run." >&2

@@ -98,7 +98,11 @@ export function SyncBadge() {
 
 const TABS = [
   { href: '/', key: 'today', icon: 'M4 5h16v15H4zM4 9h16M9 3v4M15 3v4' },
-  { href: '/clients', key: 'clients', icon: 'M9 11a4 4 0 1 0 0-8 4 4 0 0 0 0 8zM2 21c0-4 3-7 7-7s7 3 7 7M17 11a3 3 0 1 0 0-6M22 21c0-3-2-5-5-6' },
+  {
+    href: '/clients',
+    key: 'clients',
+    icon: 'M9 11a4 4 0 1 0 0-8 4 4 0 0 0 0 8zM2 21c0-4 3-7 7-7s7 3 7 7M17 11a3 3 0 1 0 0-6M22 21c0-3-2-5-5-6',
+  },
   { href: '/deals', key: 'deals', icon: 'M3 6h18v4H3zM5 10v10h14V10M10 14h4' },
   { href: '/feed', key: 'feed', icon: 'M4 6h16M4 12h16M4 18h10' },
   { href: '/sync', key: 'sync', icon: 'M4 12a8 8 0 0 1 14-5l2 2M20 12a8 8 0 0 1-14 5l-2-2M20 4v5h-5M4 20v-5h5' },

@@ -14,7 +14,9 @@ clientsClaim()
 precacheAndRoute(self.__WB_MANIFEST)
 cleanupOutdatedCaches()
 registerRoute(
-  new NavigationRoute(createHandlerBoundToURL('/index.html'), { denylist: [/^\/api\//, /^\/docs/, /^\/(healthz|readyz)$/] }),
+  new NavigationRoute(createHandlerBoundToURL('/index.html'), {
+    denylist: [/^\/api\//, /^\/docs/, /^\/(healthz|readyz)$/],
+  }),
 )
 
 interface SyncEvent extends ExtendableEvent {

@@ -78,7 +78,8 @@ describe('renewal on a 401', () => {
   })
 
   it('keeps the session when the refresh endpoint fails on the server side (503)', async () => {
-    server.intercept = (seen) => (seen.path === '/api/v1/auth/refresh' ? json({ title: 'Unavailable' }, 503) : undefined)
+    server.intercept = (seen) =>
+      seen.path === '/api/v1/auth/refresh' ? json({ title: 'Unavailable' }, 503) : undefined
     await mutate('company.create', { id: newId(), name: 'Acme' }, undefined, db)
 
     await expect(push(db)).rejects.toThrow()

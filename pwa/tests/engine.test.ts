@@ -24,7 +24,8 @@ afterEach(async () => {
 /** Queues `n` company creations; returns their mutation ids. */
 async function queue(n: number): Promise<number[]> {
   const ids: number[] = []
-  for (let i = 0; i < n; i++) ids.push(await mutate('company.create', { id: newId(), name: `Co ${i}` }, undefined, store))
+  for (let i = 0; i < n; i++)
+    ids.push(await mutate('company.create', { id: newId(), name: `Co ${i}` }, undefined, store))
   return ids
 }
 
@@ -111,7 +112,8 @@ describe('push', () => {
 
   it('leaves exactly-once to the server when a response is lost: the resend comes back as duplicates', async () => {
     const ids = await queue(3)
-    server.intercept = (seen) => (seen.path === '/api/v1/sync/push' && server.pushes.length === 1 ? 'lose-response' : undefined)
+    server.intercept = (seen) =>
+      seen.path === '/api/v1/sync/push' && server.pushes.length === 1 ? 'lose-response' : undefined
 
     await expect(push(store)).rejects.toBeInstanceOf(TransportError)
     expect(await outboxIds()).toEqual(ids)
@@ -204,9 +206,7 @@ describe('push', () => {
   it('keeps pushing the rest of a batch after a conflict or a rejection', async () => {
     const ids = await queue(4)
     server.decide = (m) =>
-      m.id === ids[1]
-        ? { id: m.id, status: 'rejected', problem: { title: 'No' } }
-        : { id: m.id, status: 'applied' }
+      m.id === ids[1] ? { id: m.id, status: 'rejected', problem: { title: 'No' } } : { id: m.id, status: 'applied' }
 
     await push(store)
 
@@ -231,14 +231,21 @@ describe('pull', () => {
     expect(await store.deal.count()).toBe(1)
     expect(await store.getMeta('cursor')).toBe('c2')
     expect(server.pulls.map((r) => r.query.get('cursor'))).toEqual([null, 'c1'])
-    expect(server.pulls.every((r) => r.query.get('client_id') === CLIENT_ID && r.query.get('limit') === '500')).toBe(true)
+    expect(server.pulls.every((r) => r.query.get('client_id') === CLIENT_ID && r.query.get('limit') === '500')).toBe(
+      true,
+    )
   })
 
   it('stores a page and its cursor together: a page that fails to store leaves the cursor where it was', async () => {
     const [a, b, d] = [newId(), newId(), newId()]
     server.pages.push(
       page({ cursor: 'c1', has_more: true, put: { company: [company(a)] } }),
-      page({ cursor: 'c2', has_more: false, put: { company: [company(b)], deal: [deal(d)] }, remove: { company: [a] } }),
+      page({
+        cursor: 'c2',
+        has_more: false,
+        put: { company: [company(b)], deal: [deal(d)] },
+        remove: { company: [a] },
+      }),
     )
     // Deals are stored after companies: the page's company put and remove are written when this fails.
     const failDeal = () => {

@@ -27,7 +27,7 @@ describe('money typed by the user', () => {
     expect(fmt.parseMoney('abc', 'GBP')).toBeNull()
   })
 
-  it('shows money in the locale the language picks: the browser\'s own variant when it has one', async () => {
+  it("shows money in the locale the language picks: the browser's own variant when it has one", async () => {
     const { fmt, locale } = await inLanguage(['es-MX', 'en-US'])
     expect(locale()).toBe('es-MX')
     expect(fmt.money(1_200_000, 'MXN')).toBe('$12,000.00')

@@ -27,7 +27,13 @@ describe('mutate', () => {
     expect(record).toMatchObject({ id, name: 'Acme', city: 'Lyon', owner_id: ME, version: 0, tags: [], custom: {} })
     const rows = await store.outbox.toArray()
     expect(rows).toEqual([
-      { id: mutationId, name: 'company.create', args: { id, name: 'Acme', city: 'Lyon' }, base_version: null, at: expect.any(String) },
+      {
+        id: mutationId,
+        name: 'company.create',
+        args: { id, name: 'Acme', city: 'Lyon' },
+        base_version: null,
+        at: expect.any(String),
+      },
     ])
     expect(record?.created_at).toBe(rows[0].at)
     expect(queued).toBe(1)
@@ -80,7 +86,12 @@ describe('mutate', () => {
     await expect(
       mutate(
         'activity.log',
-        { id: activityId, kind: 'call', subject: 'Called', next_step: { id: stepId, subject: 'Call back', due_at: '2025-02-01T09:00:00Z' } },
+        {
+          id: activityId,
+          kind: 'call',
+          subject: 'Called',
+          next_step: { id: stepId, subject: 'Call back', due_at: '2025-02-01T09:00:00Z' },
+        },
         undefined,
         store,
       ),

@@ -126,7 +126,13 @@ export function morningIn(days: number, from: Date = new Date()): string {
   return due.toISOString()
 }
 
-function Chips<T extends string>(props: { legend: string; options: readonly T[]; value: T | null; label: (v: T) => string; onPick: (v: T) => void }) {
+function Chips<T extends string>(props: {
+  legend: string
+  options: readonly T[]
+  value: T | null
+  label: (v: T) => string
+  onPick: (v: T) => void
+}) {
   return (
     <fieldset class="chips">
       <legend>{props.legend}</legend>
@@ -159,7 +165,11 @@ export function CallSheet({ call }: { call: CallTarget }) {
     return days === null ? null : morningIn(days)
   }
 
-  const refs = { company_id: call.company_id ?? null, contact_id: call.contact_id ?? null, deal_id: call.deal_id ?? null }
+  const refs = {
+    company_id: call.company_id ?? null,
+    contact_id: call.contact_id ?? null,
+    deal_id: call.deal_id ?? null,
+  }
   const canSave = call.kind === 'call' ? outcome !== null : call.kind === 'note' ? body.trim() !== '' : dueAt() !== null
 
   async function save(event: Event) {
@@ -169,9 +179,22 @@ export function CallSheet({ call }: { call: CallTarget }) {
     const due = dueAt()
     const now = new Date().toISOString()
     if (call.kind === 'task') {
-      await mutate('task.create', { id: newId(), kind: 'task', subject: subject.trim() || m('followUp', { name: call.name }), due_at: due, ...refs })
+      await mutate('task.create', {
+        id: newId(),
+        kind: 'task',
+        subject: subject.trim() || m('followUp', { name: call.name }),
+        due_at: due,
+        ...refs,
+      })
     } else if (call.kind === 'note') {
-      await mutate('activity.log', { id: newId(), kind: 'note', subject: body.trim().slice(0, 80), body: body.trim(), done_at: now, ...refs })
+      await mutate('activity.log', {
+        id: newId(),
+        kind: 'note',
+        subject: body.trim().slice(0, 80),
+        body: body.trim(),
+        done_at: now,
+        ...refs,
+      })
     } else {
       const seconds = call.dialled_at ? Math.round((Date.now() - call.dialled_at) / 1000) : null
       await mutate('activity.log', {
@@ -192,7 +215,13 @@ export function CallSheet({ call }: { call: CallTarget }) {
 
   const title = m(call.kind)
   return (
-    <div class="sheet-backdrop" role="dialog" aria-modal="true" aria-labelledby="sheet-title" onClick={(e) => e.target === e.currentTarget && close()}>
+    <div
+      class="sheet-backdrop"
+      role="dialog"
+      aria-modal="true"
+      aria-labelledby="sheet-title"
+      onClick={(e) => e.target === e.currentTarget && close()}
+    >
       <form class="sheet" aria-labelledby="sheet-title" onSubmit={save}>
         <h2 id="sheet-title">{title}</h2>
         <p class="muted">{call.name}</p>
@@ -202,19 +231,31 @@ export function CallSheet({ call }: { call: CallTarget }) {
         {call.kind === 'task' && (
           <label class="field">
             <span>{m('subject')}</span>
-            <input value={subject} onInput={(e) => setSubject(e.currentTarget.value)} placeholder={m('followUp', { name: call.name })} />
+            <input
+              value={subject}
+              onInput={(e) => setSubject(e.currentTarget.value)}
+              placeholder={m('followUp', { name: call.name })}
+            />
           </label>
         )}
         {call.kind !== 'task' && (
           <label class="field">
             <span>{call.kind === 'note' ? m('body') : m('noteLabel')}</span>
-            <textarea rows={call.kind === 'note' ? 4 : 2} value={body} onInput={(e) => setBody(e.currentTarget.value)} />
+            <textarea
+              rows={call.kind === 'note' ? 4 : 2}
+              value={body}
+              onInput={(e) => setBody(e.currentTarget.value)}
+            />
           </label>
         )}
         {call.kind !== 'note' && (
           <Chips
             legend={call.kind === 'task' ? m('due') : m('next')}
-            options={(call.kind === 'task' ? ['tomorrow', 'in3', 'week', 'pick'] : ['none', 'tomorrow', 'in3', 'week', 'pick']) as When[]}
+            options={
+              (call.kind === 'task'
+                ? ['tomorrow', 'in3', 'week', 'pick']
+                : ['none', 'tomorrow', 'in3', 'week', 'pick']) as When[]
+            }
             value={when}
             label={(w) => m(w)}
             onPick={setWhen}

@@ -36,7 +36,9 @@ export function phoneOf(client: Company | Contact): string | null {
 /** Activities about a client, deal or contact, newest first. */
 export async function activitiesOf(field: 'company_id' | 'contact_id' | 'deal_id', id: string): Promise<Activity[]> {
   const rows = await db.activity.where(field).equals(id).toArray()
-  return rows.sort((a, b) => (b.done_at ?? b.due_at ?? b.created_at).localeCompare(a.done_at ?? a.due_at ?? a.created_at))
+  return rows.sort((a, b) =>
+    (b.done_at ?? b.due_at ?? b.created_at).localeCompare(a.done_at ?? a.due_at ?? a.created_at),
+  )
 }
 
 /** Remembers a client the user opened, for the Clients screen's "Recent". */

@@ -66,7 +66,10 @@ export const fmt = {
    *  locale's decimal mark is the decimal point, any other mark groups digits. */
   parseMoney: (text: string, currency: string): number | null => {
     const decimal = new Intl.NumberFormat(locale()).formatToParts(1.5).find((p) => p.type === 'decimal')?.value ?? '.'
-    const plain = [...text].filter((c) => /[\d-]/.test(c) || c === decimal).join('').replace(decimal, '.')
+    const plain = [...text]
+      .filter((c) => /[\d-]/.test(c) || c === decimal)
+      .join('')
+      .replace(decimal, '.')
     const value = Number(plain)
     return /\d/.test(plain) && Number.isFinite(value) ? Math.round(value * 10 ** minorDigits(currency)) : null
   },
@@ -86,7 +89,8 @@ export const fmt = {
       ['minute', 60],
     ]
     const format = new Intl.RelativeTimeFormat(locale(), { numeric: 'auto' })
-    for (const [unit, size] of units) if (Math.abs(seconds) >= size) return format.format(Math.round(seconds / size), unit)
+    for (const [unit, size] of units)
+      if (Math.abs(seconds) >= size) return format.format(Math.round(seconds / size), unit)
     return format.format(0, 'minute')
   },
 }

@@ -6,7 +6,15 @@ import type { Activity, Company, Contact, Schemas } from '../api/client'
 import { type CallTarget, callClient, openSheet } from '../components/call-sheet'
 import { db } from '../db/db'
 import { mutate } from '../db/local'
-import { type ClientKind, activitiesOf, clientHref, openDealsOf, phoneOf, rememberRecent, userNames } from '../db/queries'
+import {
+  type ClientKind,
+  activitiesOf,
+  clientHref,
+  openDealsOf,
+  phoneOf,
+  rememberRecent,
+  userNames,
+} from '../db/queries'
 import { useLive, useSession } from '../hooks'
 import { defineMessages, fmt, locale } from '../i18n'
 
@@ -115,7 +123,8 @@ const m = defineMessages({
     cancel: 'Cancelar',
     shared: 'Compartido con {names}. Se envía cuando tengas conexión.',
     missing: 'No está en este dispositivo',
-    missingText: 'Este cliente no está en este dispositivo. Puede que se haya borrado o que no esté compartido contigo.',
+    missingText:
+      'Este cliente no está en este dispositivo. Puede que se haya borrado o que no esté compartido contigo.',
     back: 'Volver a Clientes',
     k_call: 'Llamada',
     k_meeting: 'Reunión',
@@ -157,7 +166,8 @@ export function CallLink(props: { phone: string; target: Omit<CallTarget, 'kind'
 }
 
 async function load(kind: string, id: string) {
-  const client = kind === 'company' ? await db.company.get(id) : kind === 'contact' ? await db.contact.get(id) : undefined
+  const client =
+    kind === 'company' ? await db.company.get(id) : kind === 'contact' ? await db.contact.get(id) : undefined
   if (!client) return null
   const field = isContact(client) ? 'contact_id' : 'company_id'
   const [names, deals, activities, contacts, company] = await Promise.all([
@@ -271,7 +281,10 @@ function People({ contacts, companyId }: { contacts: Contact[]; companyId: strin
                 </span>
               </a>
               {contact.phones[0] && (
-                <CallLink phone={contact.phones[0]} target={{ name: contact.name, company_id: companyId, contact_id: contact.id }} />
+                <CallLink
+                  phone={contact.phones[0]}
+                  target={{ name: contact.name, company_id: companyId, contact_id: contact.id }}
+                />
               )}
             </li>
           ))}
@@ -317,13 +330,16 @@ function Entry({ activity, who }: { activity: Activity; who: string | undefined 
   return (
     <li data-testid="timeline-item">
       <p>
-        <strong>{activity.subject || m(`k_${activity.kind}`)}</strong> {overdue && <span class="pill warn">{m('overdue')}</span>}
+        <strong>{activity.subject || m(`k_${activity.kind}`)}</strong>{' '}
+        {overdue && <span class="pill warn">{m('overdue')}</span>}
       </p>
       <p class="muted">
         {[
           m(`k_${activity.kind}`),
           activity.outcome && m(activity.outcome),
-          open && activity.due_at ? m('due', { when: `${fmt.relative(activity.due_at)} (${fmt.dateTime(activity.due_at)})` }) : fmt.relative(when),
+          open && activity.due_at
+            ? m('due', { when: `${fmt.relative(activity.due_at)} (${fmt.dateTime(activity.due_at)})` })
+            : fmt.relative(when),
           who,
         ]
           .filter(Boolean)
@@ -371,13 +387,10 @@ function Timeline({ card }: { card: Card }) {
 }
 
 function SharePicker(props: { kind: ClientKind; id: string; me: string; onClose: (names?: string[]) => void }) {
-  const colleagues = useLive(
-    async () => {
-      const users = await db.user.filter((user) => user.is_active && user.id !== props.me).toArray()
-      return users.sort((a, b) => a.name.localeCompare(b.name, locale()))
-    },
-    [props.me],
-  )
+  const colleagues = useLive(async () => {
+    const users = await db.user.filter((user) => user.is_active && user.id !== props.me).toArray()
+    return users.sort((a, b) => a.name.localeCompare(b.name, locale()))
+  }, [props.me])
   const [picked, setPicked] = useState<string[]>([])
   const form = useRef<HTMLFormElement>(null)
   // Focus moves into the sheet once the colleagues are read, so keyboard and screen reader users start there.
@@ -499,7 +512,13 @@ function Card({ kind, id }: { kind: string; id: string }) {
         <button type="button" onClick={() => openSheet({ kind: 'task', ...refs })}>
           {m('task')}
         </button>
-        <button type="button" ref={shareButton} aria-haspopup="dialog" onClick={() => setSharing(true)} data-testid="action-share">
+        <button
+          type="button"
+          ref={shareButton}
+          aria-haspopup="dialog"
+          onClick={() => setSharing(true)}
+          data-testid="action-share"
+        >
           {m('share')}
         </button>
       </div>

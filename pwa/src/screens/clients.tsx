@@ -124,7 +124,9 @@ async function clients() {
       kind: 'contact' as const,
       id: contact.id,
       name: contact.name,
-      sub: [m('contact'), contact.company_id && companyName.get(contact.company_id), contact.title].filter(Boolean).join(' · '),
+      sub: [m('contact'), contact.company_id && companyName.get(contact.company_id), contact.title]
+        .filter(Boolean)
+        .join(' · '),
       owner_id: contact.owner_id,
       company_id: contact.company_id,
       emails: contact.emails,
@@ -212,7 +214,8 @@ function NewClient(props: { rows: Row[]; companies: Company[]; onCancel: () => v
     const match = props.rows.find(
       (row) =>
         row.kind === kind &&
-        ((tel && row.phones.some((p) => phoneTail(p) === tel)) || (mail && row.emails.some((e) => e.toLowerCase() === mail))),
+        ((tel && row.phones.some((p) => phoneTail(p) === tel)) ||
+          (mail && row.emails.some((e) => e.toLowerCase() === mail))),
     )
     if (match && !twin) {
       setTwin(match)
@@ -259,19 +262,37 @@ function NewClient(props: { rows: Row[]; companies: Company[]; onCancel: () => v
       </fieldset>
       <label class="field">
         <span>{m('name')}</span>
-        <input {...invalid('name')} value={name} onInput={(e) => setName(e.currentTarget.value)} required autocomplete="off" />
+        <input
+          {...invalid('name')}
+          value={name}
+          onInput={(e) => setName(e.currentTarget.value)}
+          required
+          autocomplete="off"
+        />
       </label>
       {problem('name')}
       <label class="field">
         <span>{m('phone')}</span>
-        <input {...invalid('phone')} type="tel" value={phone} onInput={(e) => setPhone(e.currentTarget.value)} autocomplete="off" />
+        <input
+          {...invalid('phone')}
+          type="tel"
+          value={phone}
+          onInput={(e) => setPhone(e.currentTarget.value)}
+          autocomplete="off"
+        />
       </label>
       {problem('phone')}
       {kind === 'contact' && (
         <>
           <label class="field">
             <span>{m('email')}</span>
-            <input {...invalid('email')} type="email" value={email} onInput={(e) => setEmail(e.currentTarget.value)} autocomplete="off" />
+            <input
+              {...invalid('email')}
+              type="email"
+              value={email}
+              onInput={(e) => setEmail(e.currentTarget.value)}
+              autocomplete="off"
+            />
           </label>
           {problem('email')}
           <label class="field">
@@ -352,7 +373,9 @@ export function Clients() {
           {m('new')}
         </button>
       </div>
-      {creating && data && <NewClient rows={data.rows} companies={data.companies} onCancel={() => setCreating(false)} />}
+      {creating && data && (
+        <NewClient rows={data.rows} companies={data.companies} onCancel={() => setCreating(false)} />
+      )}
       <label class="search">
         <span class="visually-hidden">{m('search')}</span>
         <input

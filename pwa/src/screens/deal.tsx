@@ -135,7 +135,15 @@ function AmountForm({ deal }: { deal: Deal }) {
   )
 }
 
-function LostForm({ deal, reasons, onDone }: { deal: Deal; reasons: { id: string; name: string }[]; onDone: () => void }) {
+function LostForm({
+  deal,
+  reasons,
+  onDone,
+}: {
+  deal: Deal
+  reasons: { id: string; name: string }[]
+  onDone: () => void
+}) {
   const [reason, setReason] = useState('')
   const [note, setNote] = useState('')
   async function lose(event: Event) {
@@ -205,7 +213,13 @@ export function DealView({ id }: { id: string }) {
   const open = deal.status === 'open'
   const reasons = data.reasons.filter((r) => r.is_active)
   const sheet = (kind: SheetKind) =>
-    openSheet({ kind, name: client?.name ?? deal.title, company_id: deal.company_id, contact_id: deal.contact_id, deal_id: deal.id })
+    openSheet({
+      kind,
+      name: client?.name ?? deal.title,
+      company_id: deal.company_id,
+      contact_id: deal.contact_id,
+      deal_id: deal.id,
+    })
 
   return (
     <div class="screen">
@@ -240,7 +254,11 @@ export function DealView({ id }: { id: string }) {
         {deal.status === 'lost' && deal.lost_reason_id && (
           <div>
             <dt>{m('reasonWas')}</dt>
-            <dd>{[data.reasons.find((r) => r.id === deal.lost_reason_id)?.name, deal.lost_note].filter(Boolean).join(': ')}</dd>
+            <dd>
+              {[data.reasons.find((r) => r.id === deal.lost_reason_id)?.name, deal.lost_note]
+                .filter(Boolean)
+                .join(': ')}
+            </dd>
           </div>
         )}
       </dl>
@@ -254,17 +272,29 @@ export function DealView({ id }: { id: string }) {
                 type="button"
                 class="chip"
                 aria-pressed={s.id === deal.stage_id}
-                onClick={() => s.id !== deal.stage_id && void mutate('deal.move', { id: deal.id, stage_id: s.id }, deal.version)}
+                onClick={() =>
+                  s.id !== deal.stage_id && void mutate('deal.move', { id: deal.id, stage_id: s.id }, deal.version)
+                }
               >
                 {s.name}
               </button>
             ))}
           </fieldset>
           <div class="actions">
-            <button type="button" class="primary" onClick={() => void mutate('deal.win', { id: deal.id }, deal.version)}>
+            <button
+              type="button"
+              class="primary"
+              onClick={() => void mutate('deal.win', { id: deal.id }, deal.version)}
+            >
               {m('won')}
             </button>
-            <button type="button" class="danger" aria-expanded={losing} aria-controls={losing ? 'lost-form' : undefined} onClick={() => setLosing(!losing)}>
+            <button
+              type="button"
+              class="danger"
+              aria-expanded={losing}
+              aria-controls={losing ? 'lost-form' : undefined}
+              onClick={() => setLosing(!losing)}
+            >
               {m('lost')}
             </button>
           </div>

@@ -60,7 +60,10 @@ async function board(pipelineId: string, owner: string | null) {
   if (!pipeline) return { pipelines, pipeline, columns: [] }
   const stages = await openStages(pipeline.id)
   const [deals, names] = await Promise.all([
-    db.deal.where('stage_id').anyOf(stages.map((s) => s.id)).toArray(),
+    db.deal
+      .where('stage_id')
+      .anyOf(stages.map((s) => s.id))
+      .toArray(),
     userNames(),
   ])
   const cards: Card[] = await Promise.all(
@@ -69,7 +72,11 @@ async function board(pipelineId: string, owner: string | null) {
       .sort((a, b) => b.amount_minor - a.amount_minor)
       .map(async (deal) => ({ deal, client: (await clientOf(deal))?.name, owner: names.get(deal.owner_id) ?? '' })),
   )
-  return { pipelines, pipeline, columns: stages.map((stage) => ({ stage, cards: cards.filter((c) => c.deal.stage_id === stage.id) })) }
+  return {
+    pipelines,
+    pipeline,
+    columns: stages.map((stage) => ({ stage, cards: cards.filter((c) => c.deal.stage_id === stage.id) })),
+  }
 }
 
 function DealCard({ card }: { card: Card }) {
@@ -102,7 +109,12 @@ export function Deals() {
   const [shown, setShown] = useState(0)
   const boardRef = useRef<HTMLDivElement>(null)
   const data = useLive(() => board(pipelineId, mine ? me : null), [pipelineId, mine, me])
-  if (!data) return <div class="screen"><h1>{m('title')}</h1></div>
+  if (!data)
+    return (
+      <div class="screen">
+        <h1>{m('title')}</h1>
+      </div>
+    )
   const main = session?.organization.settings.currency
 
   // The stage in view on a phone, for the stage buttons: columns are one board wide.
@@ -139,7 +151,12 @@ export function Deals() {
       {data.columns.length > 1 && (
         <nav class="stage-dots" aria-label={m('stages')}>
           {data.columns.map(({ stage }, index) => (
-            <button type="button" aria-label={stage.name} aria-current={index === shown ? 'step' : undefined} onClick={() => jump(index)}>
+            <button
+              type="button"
+              aria-label={stage.name}
+              aria-current={index === shown ? 'step' : undefined}
+              onClick={() => jump(index)}
+            >
               <span class="dot" aria-hidden="true" />
             </button>
           ))}

@@ -93,7 +93,10 @@ export function detail(item: FeedItem): string {
   // The amount frozen in the event (what it was won for), else the deal's amount now.
   const amount = item.data.amount_minor ?? item.deal?.amount_minor
   const currency = item.data.currency ?? item.deal?.currency
-  const money = (item.kind === 'deal_won' || item.kind === 'deal_created') && typeof amount === 'number' && typeof currency === 'string'
+  const money =
+    (item.kind === 'deal_won' || item.kind === 'deal_created') &&
+    typeof amount === 'number' &&
+    typeof currency === 'string'
   return [
     item.activity?.subject,
     money && fmt.money(amount, currency),
@@ -127,7 +130,11 @@ function Item({ item, names, me }: { item: FeedItem; names: Map<string, string>;
       </span>
     </span>
   )
-  const when = <time datetime={item.at} class="muted">{fmt.relative(item.at)}</time>
+  const when = (
+    <time datetime={item.at} class="muted">
+      {fmt.relative(item.at)}
+    </time>
+  )
   return (
     <li data-testid="feed-item" data-kind={item.kind}>
       {link ? (

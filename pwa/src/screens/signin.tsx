@@ -43,7 +43,9 @@ export function SignIn({ expired }: { expired: boolean }) {
       await signIn(email.trim(), password)
     } catch (e) {
       const status = e instanceof SignInError ? e.status : 0
-      setError(status === 401 ? m('wrong') : status === 429 ? m('throttled') : status ? m('failed', { status }) : m('offline'))
+      setError(
+        status === 401 ? m('wrong') : status === 429 ? m('throttled') : status ? m('failed', { status }) : m('offline'),
+      )
     } finally {
       setBusy(false)
     }
@@ -56,7 +58,14 @@ export function SignIn({ expired }: { expired: boolean }) {
         {expired && <p class="warn">{m('again')}</p>}
         <label class="field">
           <span>{m('email')}</span>
-          <input type="email" name="email" autocomplete="username" required value={email} onInput={(e) => setEmail(e.currentTarget.value)} />
+          <input
+            type="email"
+            name="email"
+            autocomplete="username"
+            required
+            value={email}
+            onInput={(e) => setEmail(e.currentTarget.value)}
+          />
         </label>
         <label class="field">
           <span>{m('password')}</span>

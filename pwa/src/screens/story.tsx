@@ -77,7 +77,8 @@ function summary(items: FeedItem[], deal: Deal | null, names: Map<string, string
   const created = deal?.created_at ?? start?.at
   const closed = status === 'open' ? null : (deal?.won_at ?? deal?.lost_at ?? closing?.at)
   const touches = new Map<string, number>()
-  for (const item of items) if (item.activity) touches.set(item.activity.kind, (touches.get(item.activity.kind) ?? 0) + 1)
+  for (const item of items)
+    if (item.activity) touches.set(item.activity.kind, (touches.get(item.activity.kind) ?? 0) + 1)
   return {
     status,
     title: deal?.title ?? ref?.title,

@@ -114,15 +114,19 @@ function useValueText() {
     const [stages, names] = await Promise.all([db.stage.toArray(), userNames()])
     const stageName = new Map(stages.map((s) => [s.id, s.name]))
     // Wrapped in an object: a bare function handed to a state setter would be called as an updater.
-    return { of: (issue: Issue, decision: string, side: 'mine' | 'theirs'): string => {
-      const source = side === 'mine' ? issue.mutation.args : (issue.record ?? {})
-      if (decision === 'amount_minor') return fmt.money(Number(source.amount_minor ?? 0), String(issue.record?.currency ?? 'EUR'))
-      if (decision === 'owner_id') return names.get(String(source.owner_id)) ?? '—'
-      if (side === 'mine' && issue.mutation.name === 'deal.win') return m('won')
-      if (side === 'mine' && issue.mutation.name === 'deal.lose') return m('lost')
-      if (side === 'theirs' && source.status && source.status !== 'open') return m(source.status === 'won' ? 'won' : 'lost')
-      return stageName.get(String(source.stage_id)) ?? '—'
-    } }
+    return {
+      of: (issue: Issue, decision: string, side: 'mine' | 'theirs'): string => {
+        const source = side === 'mine' ? issue.mutation.args : (issue.record ?? {})
+        if (decision === 'amount_minor')
+          return fmt.money(Number(source.amount_minor ?? 0), String(issue.record?.currency ?? 'EUR'))
+        if (decision === 'owner_id') return names.get(String(source.owner_id)) ?? '—'
+        if (side === 'mine' && issue.mutation.name === 'deal.win') return m('won')
+        if (side === 'mine' && issue.mutation.name === 'deal.lose') return m('lost')
+        if (side === 'theirs' && source.status && source.status !== 'open')
+          return m(source.status === 'won' ? 'won' : 'lost')
+        return stageName.get(String(source.stage_id)) ?? '—'
+      },
+    }
   })
 }
 
@@ -165,7 +169,12 @@ function IssueCard({ issue, valueText }: { issue: Issue; valueText: NonNullable<
             <fieldset class="chips" key={decision}>
               <legend>{m(decision === 'stage' ? 'stage' : (decision as 'amount_minor' | 'owner_id'))}</legend>
               {(['mine', 'theirs'] as const).map((side) => (
-                <button type="button" class="chip" aria-pressed={choice[decision] === side} onClick={() => setChoice({ ...choice, [decision]: side })}>
+                <button
+                  type="button"
+                  class="chip"
+                  aria-pressed={choice[decision] === side}
+                  onClick={() => setChoice({ ...choice, [decision]: side })}
+                >
                   {m(side, { value: valueText.of(issue, decision, side) })}
                 </button>
               ))}
@@ -275,7 +284,12 @@ export function SyncScreen() {
         </p>
         {status.error && <p class="danger-text">{status.error}</p>}
         <div class="actions">
-          <button type="button" class="primary" disabled={!online || status.state === 'syncing'} onClick={() => void engine.sync()}>
+          <button
+            type="button"
+            class="primary"
+            disabled={!online || status.state === 'syncing'}
+            onClick={() => void engine.sync()}
+          >
             {m('now')}
           </button>
         </div>

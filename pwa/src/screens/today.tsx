@@ -79,7 +79,13 @@ function Item({ row, overdue }: { row: Row; overdue?: boolean }) {
           type="button"
           class="check"
           aria-label={m('complete', { subject: activity.subject })}
-          onClick={() => void mutate('task.complete', { id: activity.id, done_at: new Date().toISOString() }, activity.version || null)}
+          onClick={() =>
+            void mutate(
+              'task.complete',
+              { id: activity.id, done_at: new Date().toISOString() },
+              activity.version || null,
+            )
+          }
         >
           ✓
         </button>
@@ -88,7 +94,9 @@ function Item({ row, overdue }: { row: Row; overdue?: boolean }) {
         <span class="grow">
           <span class="title">{activity.subject || m(activity.kind)}</span>
           <span class="sub">
-            {[m(activity.kind), client?.name, when && (overdue ? fmt.relative(when) : fmt.time(when))].filter(Boolean).join(' · ')}
+            {[m(activity.kind), client?.name, when && (overdue ? fmt.relative(when) : fmt.time(when))]
+              .filter(Boolean)
+              .join(' · ')}
           </span>
         </span>
         {overdue && <span class="pill warn">{m('overdue')}</span>}

@@ -49,7 +49,8 @@ async function restore(store: FieldbookDB): Promise<void> {
       if (!missing && !response.ok) throw new ServerError(`${response.status} reading back ${what.entity} ${what.id}`)
       const found = missing ? null : ((await response.json()) as { status?: string })
       // A closed deal has left the working set, and the server will not send its removal again.
-      if (found && !(what.entity === 'deal' && found.status !== 'open')) await store.records(what.entity).put(found as never)
+      if (found && !(what.entity === 'deal' && found.status !== 'open'))
+        await store.records(what.entity).put(found as never)
       else await store.records(what.entity).delete(what.id)
     }
     await store.issue.update(issue.id, { unread: false })
@@ -58,26 +59,30 @@ async function restore(store: FieldbookDB): Promise<void> {
 
 async function settle(store: FieldbookDB, rows: OutboxRow[], results: MutationResult[], last: number): Promise<void> {
   const sent = new Map(rows.map((row) => [row.id, row]))
-  await store.transaction('rw', [store.outbox, store.issue, store.deal, store.company, store.contact, store.activity], async () => {
-    for (const result of results) {
-      const row = sent.get(result.id)
-      if (!row || result.status === 'applied' || result.status === 'duplicate') continue
-      const issue: Issue = {
-        id: result.id,
-        mutation: row,
-        status: result.status,
-        conflicts: result.conflicts ?? [],
-        record: result.record ?? null,
-        problem: result.problem ?? null,
-        at: new Date().toISOString(),
-        unread: result.status === 'rejected',
+  await store.transaction(
+    'rw',
+    [store.outbox, store.issue, store.deal, store.company, store.contact, store.activity],
+    async () => {
+      for (const result of results) {
+        const row = sent.get(result.id)
+        if (!row || result.status === 'applied' || result.status === 'duplicate') continue
+        const issue: Issue = {
+          id: result.id,
+          mutation: row,
+          status: result.status,
+          conflicts: result.conflicts ?? [],
+          record: result.record ?? null,
+          problem: result.problem ?? null,
+          at: new Date().toISOString(),
+          unread: result.status === 'rejected',
+        }
+        await store.issue.put(issue)
+        const what = target(row)
+        if (result.record && what) await store.records(what.entity).put(result.record as never)
       }
-      await store.issue.put(issue)
-      const what = target(row)
-      if (result.record && what) await store.records(what.entity).put(result.record as never)
-    }
-    await store.outbox.where('id').belowOrEqual(last).delete()
-  })
+      await store.outbox.where('id').belowOrEqual(last).delete()
+    },
+  )
 }
 
 /** Pushes the outbox, oldest first, in batches; returns how many mutations the server took. */

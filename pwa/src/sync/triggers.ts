@@ -33,8 +33,9 @@ async function listenForPokes(signal: AbortSignal): Promise<void> {
 
 async function askForBackgroundSync(): Promise<void> {
   const registration = await navigator.serviceWorker?.getRegistration()
-  const sync = (registration as (ServiceWorkerRegistration & { sync?: { register(tag: string): Promise<void> } }) | undefined)
-    ?.sync
+  const sync = (
+    registration as (ServiceWorkerRegistration & { sync?: { register(tag: string): Promise<void> } }) | undefined
+  )?.sync
   await sync?.register('fieldbook-outbox').catch(() => undefined)
 }
 
