@@ -33,6 +33,13 @@ def test_a_call_logged_offline_survives_a_reload_and_reaches_a_teammate_s_feed(
     expect(page.get_by_text("Call with Acme Corp").first).to_be_visible()
     expect(page.get_by_test_id("sync-badge")).to_have_attribute("data-pending", "1")
 
+    # Signing out now would lose the call: the app says so and lets the user keep it.
+    page.get_by_role("link", name="Sync").click()
+    expect(page.get_by_test_id("pending")).to_contain_text("Activity logged")
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("alertdialog")).to_contain_text("1 change that has not reached the server")
+    page.get_by_role("button", name="Cancel").click()
+
     before = now(page)
     page.context.set_offline(False)
     synced(page, after=before)

@@ -3,7 +3,7 @@
 
 export type Lang = 'en' | 'es'
 export const LANGS: Lang[] = ['en', 'es']
-type Params = Record<string, string | number>
+export type Params = Record<string, string | number>
 type Message = string | ((p: Params) => string)
 
 function detect(): Lang {

@@ -6,7 +6,7 @@ import { db, type Issue, type OutboxRow } from '../db/db'
 import { mutate } from '../db/local'
 import { userNames } from '../db/queries'
 import { useLive, useOnline, useSession, useSyncStatus } from '../hooks'
-import { defineMessages, fmt, lang, setLang, type Lang } from '../i18n'
+import { defineMessages, fmt, lang, plural, setLang, type Lang, type Params } from '../i18n'
 import { engine } from '../sync/triggers'
 
 const m = defineMessages({
@@ -32,8 +32,12 @@ const m = defineMessages({
     stage: 'Stage',
     language: 'Language',
     signOut: 'Sign out',
-    unsynced: 'This device still has {n} change(s) that have not reached the server. Signing out deletes them.',
-    signOutAnyway: 'Sign out and delete them',
+    unsynced: (p: Params) =>
+      plural(Number(p.n), {
+        one: 'This device still has {n} change that has not reached the server. Signing out deletes it.',
+        other: 'This device still has {n} changes that have not reached the server. Signing out deletes them.',
+      }),
+    signOutAnyway: 'Sign out anyway',
     cancel: 'Cancel',
     signedInAs: 'Signed in as {name} ({email})',
     'company.create': 'New company',
@@ -74,8 +78,12 @@ const m = defineMessages({
     stage: 'Etapa',
     language: 'Idioma',
     signOut: 'Cerrar sesión',
-    unsynced: 'Este dispositivo tiene {n} cambio(s) que no han llegado al servidor. Cerrar sesión los borra.',
-    signOutAnyway: 'Cerrar sesión y borrarlos',
+    unsynced: (p: Params) =>
+      plural(Number(p.n), {
+        one: 'Este dispositivo tiene {n} cambio que no ha llegado al servidor. Cerrar sesión lo borra.',
+        other: 'Este dispositivo tiene {n} cambios que no han llegado al servidor. Cerrar sesión los borra.',
+      }),
+    signOutAnyway: 'Cerrar sesión de todos modos',
     cancel: 'Cancelar',
     signedInAs: 'Sesión de {name} ({email})',
     'company.create': 'Empresa nueva',
