@@ -29,6 +29,7 @@ import httpx
 from playwright.sync_api import Page, sync_playwright
 
 from bench import common
+from tests.pwa.conftest import CHROMIUM, CHROMIUM_ARGS
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 MARKERS = ("<!-- pwa-start:start -->", "<!-- pwa-start:end -->")
@@ -37,15 +38,6 @@ FIELDBOOK = Path(sys.executable).with_name("fieldbook")
 REP = "marta@demo.fieldbook.app"
 DEMO_PASSWORD = "fieldbook-demo"
 BUDGET_MS = 2000
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 USABLE = "[data-testid=agenda-item]"
 # Records in the app's IndexedDB, the outbox and bookkeeping stores aside.
 COUNT_RECORDS = """async () => {
@@ -97,7 +89,7 @@ def usable_after(page: Page, throttle: float) -> float:
 
 def measure(url: str, runs: int) -> dict[str, list[float]]:
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 360, "height": 740}, has_touch=True, is_mobile=True)
         page = context.new_page()
         started = time.perf_counter()
@@ -128,7 +120,7 @@ def measure(url: str, runs: int) -> dict[str, list[float]]:
 def markdown(timings: dict[str, list[float]], command: str) -> str:
     start, end = MARKERS
     node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
-    chromium = subprocess.run(["/usr/bin/chromium", "--version"], capture_output=True, text=True).stdout.strip()
+    chromium = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout.strip()
     rows = []
     for label, values in timings.items():
         if label in ("records", "first sign-in and sync"):

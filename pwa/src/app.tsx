@@ -4,7 +4,7 @@ import { ErrorBoundary, LocationProvider, Route, Router, lazy, useLocation } fro
 import { useEffect, useState } from 'preact/hooks'
 import { db } from './db/db'
 import { useLive, useOnline, useSession, useSyncStatus } from './hooks'
-import { defineMessages, lang as currentLang, plural } from './i18n'
+import { defineMessages, lang as currentLang, plural, type Params } from './i18n'
 import { SignIn } from './screens/signin'
 import { Today } from './screens/today'
 import { CallSheet, usePendingCall } from './components/call-sheet'
@@ -22,6 +22,7 @@ export const updateReady = new EventTarget()
 
 const m = defineMessages({
   en: {
+    pending: (p: Params) => plural(Number(p.n), { one: '{n} change pending', other: '{n} changes pending' }),
     today: 'Today',
     clients: 'Clients',
     deals: 'Deals',
@@ -39,6 +40,7 @@ const m = defineMessages({
     skip: 'Skip to content',
   },
   es: {
+    pending: (p: Params) => plural(Number(p.n), { one: '{n} cambio pendiente', other: '{n} cambios pendientes' }),
     today: 'Hoy',
     clients: 'Clientes',
     deals: 'Negocios',
@@ -56,11 +58,6 @@ const m = defineMessages({
     skip: 'Saltar al contenido',
   },
 })
-
-const pendingText = (n: number) =>
-  currentLang === 'es'
-    ? plural(n, { one: '{n} cambio pendiente', other: '{n} cambios pendientes' })
-    : plural(n, { one: '{n} change pending', other: '{n} changes pending' })
 
 /** Online or not, what is waiting to be sent and what needs the user; a tap opens the Sync screen. */
 export function SyncBadge() {
@@ -90,7 +87,7 @@ export function SyncBadge() {
     >
       <span class="dot" aria-hidden="true" />
       <span>{label}</span>
-      {pending > 0 && <span class="count">{pendingText(pending)}</span>}
+      {pending > 0 && <span class="count">{m('pending', { n: pending })}</span>}
       {issues > 0 && <span class="count warn">{`${issues} · ${m('conflicts')}`}</span>}
     </a>
   )

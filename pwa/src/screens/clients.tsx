@@ -8,11 +8,12 @@ import { db } from '../db/db'
 import { mutate, newId } from '../db/local'
 import { type ClientKind, clientHref } from '../db/queries'
 import { useLive, useSession } from '../hooks'
-import { defineMessages, fmt, lang, locale, plural } from '../i18n'
+import { defineMessages, fmt, locale, plural, type Params } from '../i18n'
 import { CallLink } from './client-card'
 
 const m = defineMessages({
   en: {
+    results: (p: Params) => plural(Number(p.n), { one: '{n} result', other: '{n} results' }),
     title: 'Clients',
     search: 'Search clients',
     placeholder: 'Name, e-mail, phone, city…',
@@ -44,6 +45,7 @@ const m = defineMessages({
     badEmail: 'Enter an e-mail address, e.g. ana@example.com.',
   },
   es: {
+    results: (p: Params) => plural(Number(p.n), { one: '{n} resultado', other: '{n} resultados' }),
     title: 'Clientes',
     search: 'Buscar clientes',
     placeholder: 'Nombre, correo, teléfono, ciudad…',
@@ -75,11 +77,6 @@ const m = defineMessages({
     badEmail: 'Escribe un correo, p. ej. ana@ejemplo.com.',
   },
 })
-
-const results = (n: number) =>
-  lang === 'es'
-    ? plural(n, { one: '{n} resultado', other: '{n} resultados' })
-    : plural(n, { one: '{n} result', other: '{n} results' })
 
 /** A company or a contact as the list shows it and the search looks into it. */
 interface Row {
@@ -388,7 +385,7 @@ export function Clients() {
         />
       </label>
       <p role="status" class="muted">
-        {q && data && (found.length ? results(found.length) : m('noMatch', { q }))}
+        {q && data && (found.length ? m('results', { n: found.length }) : m('noMatch', { q }))}
       </p>
       {q ? (
         <ClientList rows={found} />
