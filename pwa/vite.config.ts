@@ -10,9 +10,9 @@ export default defineConfig({
       strategies: 'injectManifest',
       srcDir: 'src',
       filename: 'sw.ts',
-      // main.tsx registers the worker itself (workbox-window) to show the update prompt.
+      // main.tsx registers the worker itself, to offer a reload when a new version takes over.
       injectRegister: false,
-      // A new version takes over at once; the page then offers a reload (see main.tsx).
+      // A new version takes over at once; the page then offers a reload (main.tsx).
       injectManifest: { globPatterns: ['**/*.{js,css,html,svg,png,woff2}'] },
       workbox: { clientsClaim: true, skipWaiting: true },
       manifest: {

@@ -162,15 +162,21 @@ def _off_loop(call: Callable[[], T]) -> T:
         return pool.submit(call).result()
 
 
+@pytest.fixture
+def app_dir() -> Path:
+    """The built app the server serves (a test may serve a copy it changes)."""
+    return DIST
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
-def field(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Field]:
+def field(request: pytest.FixtureRequest, tmp_path: Path, app_dir: Path) -> Iterator[Field]:
     if _missing():
         pytest.skip(_missing() or "")
     database = own_database(request.param, tmp_path)
     url = _off_loop(database.__enter__)
     try:
         seeded = _off_loop(lambda: asyncio.run(_seed(url)))
-        with uvicorn_serving(create_app(Settings(database_url=url, pwa_dir=DIST))) as served:
+        with uvicorn_serving(create_app(Settings(database_url=url, pwa_dir=app_dir))) as served:
             team = Field(url=served, **seeded)
             _a_day_of_work(team)
             yield team
