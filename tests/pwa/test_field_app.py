@@ -1,6 +1,7 @@
 """The field app in a phone-sized Chromium: offline work that survives a reload and reaches the team, conflicts
 settled field by field, and the app installable and controlled by its service worker."""
 
+import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.pwa.conftest import Field, controlled, manifest, now, sign_in, synced
@@ -115,3 +116,30 @@ def test_the_app_is_installable_and_its_worker_controls_the_page(field: Field, p
     # A client-side route loads the app shell; an unknown API path is still the API's 404.
     assert '<div id="app">' in page.request.get(f"{field.url}/clients/company/x").text()
     assert page.request.get(f"{field.url}/api/v1/nope").status == 404
+
+
+@pytest.mark.parametrize("field", ["sqlite"], indirect=True)
+def test_back_from_a_tel_call_the_app_asks_how_it_went(field: Field, page: Page) -> None:
+    sign_in(page, field)
+    synced(page)
+    page.goto(f"{field.url}/clients/company/{field.company_id}")
+    call = page.get_by_role("link", name="Call Ana Núñez")
+    assert call.get_attribute("href") == "tel:+34600111222"
+    # The phone's dialler is not there to take the call: stop the navigation, keep the app's own click handler.
+    page.evaluate("document.addEventListener('click', (e) => e.target.closest('a[href^=tel]') && e.preventDefault())")
+    call.click()
+    expect(page.get_by_role("dialog")).to_have_count(0)  # not while dialling
+    page.wait_for_timeout(1600)
+    page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")  # back in the app after the call
+
+    sheet = page.get_by_role("dialog", name="How did it go?")
+    expect(sheet).to_contain_text("Ana Núñez")
+    sheet.get_by_role("button", name="Connected").click()
+    sheet.get_by_role("button", name="Tomorrow").click()
+    sheet.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    synced(page, after=now(page))  # the three taps are all it took: the call is on the server
+    logged = field.api("marta", "GET", "/activities", params={"contact_id": field.contact_id}).json()["items"]
+    timed = [a for a in logged if a["duration_seconds"] is not None]  # only a dialled call knows how long it was
+    assert [(a["kind"], a["outcome"], a["direction"]) for a in timed] == [("call", "connected", "outbound")]
+    assert timed[0]["next_step_id"] in {a["id"] for a in logged if a["kind"] == "task"}
