@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, BrowserType, Page, Playwright, sync_playwright
 
 from api.auth.models import Role
 from api.core.db import Database, make_engine
@@ -59,6 +59,28 @@ def _browser_available() -> None:
         pytest.fail(reason)
     if reason:
         pytest.skip(reason)
+
+
+# pytest-playwright starts Playwright once per session; its sync API then keeps an event loop running in the
+# test thread, and every async test that comes after (pytest-asyncio) fails to start its own. Per module instead:
+# stopped as soon as the browser tests of a module are done.
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def browser_type(playwright: Playwright, browser_name: str) -> BrowserType:
+    chosen: BrowserType = getattr(playwright, browser_name)
+    return chosen
+
+
+@pytest.fixture(scope="module")
+def browser(browser_type: BrowserType, browser_type_launch_args: dict[str, Any]) -> Iterator[Browser]:
+    launched = browser_type.launch(**browser_type_launch_args)
+    yield launched
+    launched.close()
 
 
 @pytest.fixture(scope="session")
