@@ -60,7 +60,7 @@ const m = defineMessages({
 })
 
 /** Online or not, what is waiting to be sent and what needs the user; a tap opens the Sync screen. */
-export function SyncBadge() {
+function SyncBadge() {
   const online = useOnline()
   const status = useSyncStatus()
   const pending = useLive(() => db.outbox.count()) ?? 0

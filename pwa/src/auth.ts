@@ -81,7 +81,7 @@ export async function signIn(email: string, password: string): Promise<Session> 
 }
 
 /** Drops everything this device holds for the user, outbox included, and gives the app a new identity. */
-export async function forget(): Promise<void> {
+async function forget(): Promise<void> {
   await db.transaction('rw', db.tables, async () => {
     await Promise.all(db.tables.map((table) => table.clear()))
   })

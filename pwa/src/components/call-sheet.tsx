@@ -119,7 +119,7 @@ const WHEN = { none: null, tomorrow: 1, in3: 3, week: 7 } as const
 type When = keyof typeof WHEN | 'pick'
 
 /** Nine in the morning, `days` from today, in the user's time zone. */
-export function morningIn(days: number, from: Date = new Date()): string {
+function morningIn(days: number, from: Date = new Date()): string {
   const due = new Date(from)
   due.setDate(due.getDate() + days)
   due.setHours(9, 0, 0, 0)

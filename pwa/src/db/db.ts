@@ -9,7 +9,6 @@ import type {
   FeedItem,
   LostReason,
   MutationName,
-  MutationResult,
   Pipeline,
   Product,
   Stage,
@@ -128,5 +127,3 @@ export class FieldbookDB extends Dexie {
 }
 
 export const db = new FieldbookDB()
-
-export type { MutationResult }

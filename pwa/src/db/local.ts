@@ -163,7 +163,7 @@ export async function apply(store: FieldbookDB, row: OutboxRow, me: string): Pro
 }
 
 /** The signed-in user's id, as stored with the session. */
-export async function myId(store: FieldbookDB = db): Promise<string> {
+async function myId(store: FieldbookDB = db): Promise<string> {
   const session = await store.getMeta<{ user: { id: string } }>('session')
   return session?.user.id ?? ''
 }
