@@ -6,6 +6,8 @@ import { mutate, newId } from '../src/db/local'
 import { Engine, PUSH_BATCH, type SyncState, ServerError, backoff, pull, push } from '../src/sync/engine'
 import { CLIENT_ID, type FakeServer, company, deal, device, json, online, page } from './fake-server'
 
+const AT = '2030-01-15T09:00:00.000Z'
+
 let store: FieldbookDB
 let server: FakeServer
 
@@ -190,6 +192,33 @@ describe('push', () => {
     expect(await store.contact.get(id)).toBeUndefined()
   })
 
+  it('removes the next step of a refused call too: the server never had it', async () => {
+    const [call, step] = [newId(), newId()]
+    await mutate('activity.log', { id: call, kind: 'call', next_step: { id: step, due_at: AT } }, undefined, store)
+    expect(await store.activity.count()).toBe(2)
+    server.decide = (m) => ({ id: m.id, status: 'rejected', problem: { title: 'Invalid' } })
+
+    await push(store)
+
+    expect(await store.activity.count()).toBe(0)
+  })
+
+  it('halves batches the server finds too large, and refuses a change too large on its own', async () => {
+    const ids = await queue(8)
+    const huge = ids[5]
+    server.intercept = (seen) => {
+      const sent: { id: number }[] = seen.body?.mutations ?? []
+      const tooLarge = sent.length > 2 || sent.some((m) => m.id === huge)
+      return seen.path === '/api/v1/sync/push' && tooLarge ? json({ title: 'Payload too large' }, 413) : undefined
+    }
+
+    await push(store)
+
+    expect(server.effects).toEqual(ids.filter((id) => id !== huge))
+    expect(await store.outbox.count()).toBe(0)
+    expect(await store.issue.get(huge)).toMatchObject({ status: 'rejected', problem: { status: 413 } })
+  })
+
   it('reads back a record whose refused change is already shown on the device', async () => {
     const id = newId()
     await store.company.put(company(id, { name: 'Server name', version: 4 }))
@@ -280,6 +309,19 @@ describe('pull', () => {
     expect(await store.company.get(id)).toMatchObject({ name: 'New name', city: 'Nantes', version: 2 })
     expect((await store.company.get(created))?.name).toBe('Made offline')
     expect(await store.outbox.count()).toBe(2)
+  })
+
+  it('keeps the records until the fresh pull after a reset arrives', async () => {
+    const kept = newId()
+    await store.company.put(company(kept))
+    await store.setMeta('cursor', 'too-old')
+    server.pages.push(page({ cursor: null, reset_required: true }))
+    server.intercept = (seen) => (seen.path === '/api/v1/sync/pull' && !seen.query.get('cursor') ? 'drop' : undefined)
+
+    await expect(pull(store)).rejects.toBeInstanceOf(TransportError)
+
+    expect(await store.company.get(kept)).toBeDefined()
+    expect(await store.getMeta('cursor')).toBe('too-old')
   })
 
   it('on reset_required clears the records (not the outbox) and starts again without a cursor', async () => {

@@ -11,14 +11,22 @@ export const PULL_LIMIT = 500
 export type SyncState = 'idle' | 'syncing' | 'offline' | 'signed-out' | 'error'
 
 /** A non-transport failure (a 5xx, an unexpected answer): retried with backoff like a transport failure. */
-export class ServerError extends Error {}
+export class ServerError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(`${status}: ${message}`)
+  }
+}
 
 async function call(url: string, init?: RequestInit): Promise<Response> {
   const response = await authFetch(new Request(new URL(url, globalThis.location?.origin ?? 'http://localhost'), init))
-  if (response.status >= 500 || response.status === 429) throw new ServerError(`${response.status} on ${url}`)
-  if (!response.ok) throw new ServerError(`${response.status} ${await response.text()}`)
+  if (!response.ok) throw new ServerError(response.status, `${url}: ${await response.text()}`)
   return response
 }
+
+const TOO_LARGE = 413
 
 const REST: Partial<Record<Entity, string>> = {
   company: 'companies',
@@ -35,18 +43,25 @@ export function target(row: OutboxRow): { entity: Entity; id: string } | null {
   return { entity: entity === 'task' ? 'activity' : (entity as Entity), id }
 }
 
-/** A rejected change must not linger on the device: read each such record back, or drop it when the server has
- *  none. Issues keep `unread` until then, so a read-back cut short by the network is done on the next sync. */
+/** Every record a mutation made or changed on the device: its target, and a call's next step. */
+function touched(row: OutboxRow): { entity: Entity; id: string }[] {
+  const main = target(row)
+  const step = (row.args.next_step as { id?: string } | null | undefined)?.id
+  return [...(main ? [main] : []), ...(step ? [{ entity: 'activity' as const, id: step }] : [])]
+}
+
+/** A rejected change must not linger on the device: read each record it touched back, or drop it when the server
+ *  has none. Issues keep `unread` until then, so a read-back cut short by the network is done on the next sync. */
 async function restore(store: FieldbookDB): Promise<void> {
   for (const issue of await store.issue.filter((i) => Boolean(i.unread)).toArray()) {
-    const what = target(issue.mutation)
-    const path = what && REST[what.entity]
-    if (what && path) {
+    for (const what of touched(issue.mutation)) {
+      const path = REST[what.entity]
+      if (!path) continue
       const response = await authFetch(
         new Request(new URL(`${API}/${path}/${what.id}`, globalThis.location?.origin ?? 'http://localhost')),
       )
       const missing = response.status === 404 || response.status === 410
-      if (!missing && !response.ok) throw new ServerError(`${response.status} reading back ${what.entity} ${what.id}`)
+      if (!missing && !response.ok) throw new ServerError(response.status, `reading back ${what.entity} ${what.id}`)
       const found = missing ? null : ((await response.json()) as { status?: string })
       // A closed deal has left the working set, and the server will not send its removal again.
       if (found && !(what.entity === 'deal' && found.status !== 'open'))
@@ -89,35 +104,67 @@ async function settle(store: FieldbookDB, rows: OutboxRow[], results: MutationRe
 export async function push(store: FieldbookDB = db): Promise<number> {
   const clientId = await store.getMeta<string>('client_id')
   let taken = 0
+  let batch = PUSH_BATCH
   for (;;) {
-    const rows = await store.outbox.orderBy('id').limit(PUSH_BATCH).toArray()
+    const rows = await store.outbox.orderBy('id').limit(batch).toArray()
     if (!rows.length || !clientId) {
       await restore(store)
       return taken
     }
-    const response = await call(`${API}/sync/push`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        client_id: clientId,
-        mutations: rows.map((row) => ({
-          id: row.id,
-          name: row.name,
-          args: row.args,
-          ...(row.base_version ? { base_version: row.base_version } : {}),
-        })),
-      }),
-    })
+    let response: Response
+    try {
+      response = await call(`${API}/sync/push`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          client_id: clientId,
+          mutations: rows.map((row) => ({
+            id: row.id,
+            name: row.name,
+            args: row.args,
+            ...(row.base_version ? { base_version: row.base_version } : {}),
+          })),
+        }),
+      })
+    } catch (error) {
+      // Over the server's body limit (long notes typed offline): smaller batches; a change too large on its own is
+      // refused here as the server would, so the queue never sticks behind it.
+      if (!(error instanceof ServerError && error.status === TOO_LARGE)) throw error
+      if (rows.length > 1) batch = Math.ceil(rows.length / 2)
+      else await refuseTooLarge(store, rows[0])
+      continue
+    }
     const body = (await response.json()) as { last_mutation_id: number; results: MutationResult[] }
     await settle(store, rows, body.results, body.last_mutation_id)
     taken += rows.length
   }
 }
 
-/** Stores one pulled page and its cursor together, then shows queued changes over the fresh records. */
-async function store(target: FieldbookDB, page: PullPage): Promise<void> {
+async function refuseTooLarge(store: FieldbookDB, row: OutboxRow): Promise<void> {
+  const id = row.id ?? 0
+  const problem = { status: TOO_LARGE, title: 'Payload too large', detail: 'This change is too large to send.' }
+  await store.transaction('rw', [store.outbox, store.issue], async () => {
+    const at = new Date().toISOString()
+    await store.issue.put({
+      id,
+      mutation: row,
+      status: 'rejected',
+      conflicts: [],
+      record: null,
+      problem,
+      at,
+      unread: true,
+    })
+    await store.outbox.delete(id)
+  })
+}
+
+/** Stores one pulled page and its cursor together, then shows queued changes over the fresh records. The first
+ *  page after a reset replaces everything in the same transaction: the device is never left empty. */
+async function store(target: FieldbookDB, page: PullPage, reset: boolean): Promise<void> {
   const tables = [...ENTITIES.map((entity) => target.records(entity)), target.meta, target.outbox]
   await target.transaction('rw', tables, async () => {
+    if (reset) await Promise.all(ENTITIES.map((entity) => target.records(entity).clear()))
     for (const entity of ENTITIES) {
       const removed = page.remove[entity] ?? []
       if (removed.length) await target.records(entity).bulkDelete(removed)
@@ -133,19 +180,18 @@ async function store(target: FieldbookDB, page: PullPage): Promise<void> {
 export async function pull(target: FieldbookDB = db): Promise<number> {
   const clientId = await target.getMeta<string>('client_id')
   let records = 0
+  let reset = false
   for (;;) {
-    const cursor = await target.getMeta<string | null>('cursor')
+    const cursor = reset ? null : await target.getMeta<string | null>('cursor')
     const query = new URLSearchParams({ client_id: clientId ?? '', limit: String(PULL_LIMIT) })
     if (cursor) query.set('cursor', cursor)
     const page = (await (await call(`${API}/sync/pull?${query}`)).json()) as PullPage
     if (page.reset_required) {
-      await target.transaction('rw', [...ENTITIES.map((e) => target.records(e)), target.meta], async () => {
-        await Promise.all(ENTITIES.map((entity) => target.records(entity).clear()))
-        await target.meta.delete('cursor')
-      })
+      reset = true
       continue
     }
-    await store(target, page)
+    await store(target, page, reset)
+    reset = false
     records += ENTITIES.reduce((n, e) => n + (page.put[e]?.length ?? 0) + (page.remove[e]?.length ?? 0), 0)
     if (!page.has_more) return records
   }
