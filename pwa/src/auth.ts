@@ -53,8 +53,27 @@ export class SignInError extends Error {
   }
 }
 
-/** Signs in; a different user than the one whose data is on the device starts from an empty device. */
-export async function signIn(email: string, password: string): Promise<Session> {
+/** The device holds changes another user made that have not reached the server yet. */
+export class UnsyncedChanges extends Error {
+  constructor(
+    readonly count: number,
+    readonly owner: string,
+  ) {
+    super(`${count} unsynced changes of ${owner}`)
+  }
+}
+
+async function endSession(pair: Pick<TokenPair, 'access_token' | 'refresh_token'>): Promise<void> {
+  await fetch(`${API}/auth/logout`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${pair.access_token}` },
+    body: JSON.stringify({ refresh_token: pair.refresh_token }),
+  }).catch(() => undefined)
+}
+
+/** Signs in. A different user than the one whose data is on the device starts from an empty device; when that
+ *  would delete changes the previous user has not synced, only with `discard`. */
+export async function signIn(email: string, password: string, discard = false): Promise<Session> {
   const response = await fetch(`${API}/auth/login`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -67,7 +86,14 @@ export async function signIn(email: string, password: string): Promise<Session> 
   const me = (await meResponse.json()) as Me
   if (!me.user) throw new SignInError(403)
   const previous = await session()
-  if (previous && previous.user.id !== me.user.id) await forget()
+  if (previous && previous.user.id !== me.user.id) {
+    const pending = await db.outbox.count()
+    if (pending && !discard) {
+      await endSession(pair)
+      throw new UnsyncedChanges(pending, previous.user.name)
+    }
+    await forget()
+  }
   const next: Session = {
     access_token: pair.access_token,
     refresh_token: pair.refresh_token,
@@ -80,23 +106,22 @@ export async function signIn(email: string, password: string): Promise<Session> 
   return next
 }
 
-/** Drops everything this device holds for the user, outbox included, and gives the app a new identity. */
+/** Drops everything this device holds for the user, outbox included, and gives the app a new identity. It waits
+ *  for a sync under way, which would otherwise write the user's records back after the clearing. */
 async function forget(): Promise<void> {
-  await db.transaction('rw', db.tables, async () => {
-    await Promise.all(db.tables.map((table) => table.clear()))
-  })
-  await db.setMeta('client_id', newId())
+  const clear = async () => {
+    await db.transaction('rw', db.tables, async () => {
+      await Promise.all(db.tables.map((table) => table.clear()))
+      await db.setMeta('client_id', newId())
+    })
+  }
+  const locks = globalThis.navigator?.locks
+  await (locks ? locks.request('fieldbook-sync', clear) : clear())
 }
 
 /** Signs out on the server (best effort: offline it just forgets) and clears the device. */
 export async function signOut(): Promise<void> {
   const current = await session()
-  if (current?.refresh_token) {
-    await fetch(`${API}/auth/logout`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${current.access_token}` },
-      body: JSON.stringify({ refresh_token: current.refresh_token }),
-    }).catch(() => undefined)
-  }
+  if (current?.refresh_token) await endSession(current)
   await forget()
 }

@@ -2,7 +2,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { FieldbookDB } from '../src/db/db'
 import { changed, mutate, newId, replayOutbox } from '../src/db/local'
-import { ME, company, device } from './fake-server'
+import { isRotten } from '../src/db/queries'
+import { ME, company, deal, device } from './fake-server'
 
 let store: FieldbookDB
 
@@ -149,5 +150,57 @@ describe('replayOutbox', () => {
 
     expect(await store.company.get(id)).toMatchObject({ name: 'Second', city: 'Lyon', version: 2 })
     expect(await store.outbox.count()).toBe(2)
+  })
+})
+
+describe('what the device shows before the server answers', () => {
+  const stage = (id: string, kind: 'open' | 'won' | 'lost', rotten_days: number | null) => ({
+    id,
+    kind,
+    name: id,
+    pipeline_id: 'pipeline-1',
+    position: 1,
+    probability: 10,
+    rotten_days,
+    created_at: '2025-01-01T00:00:00.000Z',
+    updated_at: '2025-01-01T00:00:00.000Z',
+    version: 1,
+  })
+
+  it('a call on a rotten deal makes it fresh until its stage limit passes, without a new version', async () => {
+    const id = newId()
+    await store.stage.put(stage('stage-1', 'open', 14))
+    await store.deal.put(
+      deal(id, { rots_at: '2025-02-01T00:00:00.000Z', stage_entered_at: '2025-01-01T00:00:00.000Z' }),
+    )
+    expect(isRotten((await store.deal.get(id))!)).toBe(true)
+
+    await mutate(
+      'activity.log',
+      { id: newId(), kind: 'call', deal_id: id, done_at: '2030-01-01T10:00:00.000Z' },
+      null,
+      store,
+    )
+
+    const fresh = (await store.deal.get(id))!
+    expect(fresh).toMatchObject({
+      last_activity_at: '2030-01-01T10:00:00.000Z',
+      rots_at: '2030-01-15T10:00:00.000Z',
+      version: 3,
+    })
+    expect(isRotten(fresh, Date.parse('2030-01-10T00:00:00Z'))).toBe(false)
+    expect(isRotten(fresh, Date.parse('2030-01-16T00:00:00Z'))).toBe(true)
+  })
+
+  it('a win moves the deal to its won stage, and keeps its stage when the device does not know that one', async () => {
+    const [known, unknown] = [newId(), newId()]
+    await store.stage.bulkPut([stage('stage-1', 'open', 14), stage('stage-won', 'won', null)])
+    await store.deal.bulkPut([deal(known), deal(unknown, { pipeline_id: 'elsewhere' })])
+
+    await mutate('deal.win', { id: known }, 3, store)
+    await mutate('deal.win', { id: unknown }, 3, store)
+
+    expect(await store.deal.get(known)).toMatchObject({ status: 'won', stage_id: 'stage-won', rots_at: null })
+    expect(await store.deal.get(unknown)).toMatchObject({ status: 'won', stage_id: 'stage-1' })
   })
 })

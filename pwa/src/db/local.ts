@@ -70,11 +70,26 @@ function activity(args: Args, me: string, at: string): Row {
   return record
 }
 
-async function closingStage(store: FieldbookDB, dealId: string, kind: 'won' | 'lost'): Promise<string | undefined> {
+/** When an open deal goes rotten: its stage's `rotten_days` after `since` (as the server's rotting.py). */
+async function rotsAt(store: FieldbookDB, stageId: string, since: string): Promise<string | null> {
+  const days = (await store.stage.get(stageId))?.rotten_days
+  return days ? new Date(new Date(since).getTime() + days * 86_400_000).toISOString() : null
+}
+
+/** Something happened on the deal: fresh again until its stage's limit passes (derived, so no new version). */
+async function freshen(store: FieldbookDB, dealId: unknown, at: string): Promise<void> {
+  const deal = typeof dealId === 'string' ? await store.deal.get(dealId) : undefined
+  if (!deal || deal.status !== 'open' || (deal.last_activity_at && deal.last_activity_at >= at)) return
+  const since = deal.stage_entered_at > at ? deal.stage_entered_at : at
+  await store.deal.update(deal.id, { last_activity_at: at, rots_at: await rotsAt(store, deal.stage_id, since) })
+}
+
+/** The deal's won or lost stage, as fields to set (none when the device does not know it). */
+async function closingStage(store: FieldbookDB, dealId: string, kind: 'won' | 'lost'): Promise<Row> {
   const deal = await store.deal.get(dealId)
-  if (!deal) return undefined
-  const stages = await store.stage.where('pipeline_id').equals(deal.pipeline_id).toArray()
-  return stages.find((s) => s.kind === kind)?.id
+  const stages = deal ? await store.stage.where('pipeline_id').equals(deal.pipeline_id).toArray() : []
+  const stage = stages.find((s) => s.kind === kind)
+  return stage ? { stage_id: stage.id } : {}
 }
 
 async function patch(store: FieldbookDB, entity: 'company' | 'contact' | 'deal' | 'activity', id: string, fields: Row) {
@@ -117,16 +132,26 @@ export async function apply(store: FieldbookDB, row: OutboxRow, me: string): Pro
       return
     }
     case 'deal.move':
-      return patch(store, 'deal', id, { stage_id: fields.stage_id, stage_entered_at: at, rotten: false })
+      return patch(store, 'deal', id, {
+        stage_id: fields.stage_id,
+        stage_entered_at: at,
+        rots_at: await rotsAt(store, String(fields.stage_id), at),
+      })
     case 'deal.win':
-      return patch(store, 'deal', id, { status: 'won', won_at: at, stage_id: await closingStage(store, id, 'won') })
+      return patch(store, 'deal', id, {
+        status: 'won',
+        won_at: at,
+        rots_at: null,
+        ...(await closingStage(store, id, 'won')),
+      })
     case 'deal.lose':
       return patch(store, 'deal', id, {
         status: 'lost',
         lost_at: at,
         lost_reason_id: fields.lost_reason_id,
         lost_note: fields.note ?? null,
-        stage_id: await closingStage(store, id, 'lost'),
+        rots_at: null,
+        ...(await closingStage(store, id, 'lost')),
       })
     case 'activity.log':
     case 'task.create': {
@@ -153,10 +178,14 @@ export async function apply(store: FieldbookDB, row: OutboxRow, me: string): Pro
         )
       }
       await store.activity.put(record as never)
+      if (record.done_at) await freshen(store, record.deal_id, String(record.done_at))
       return
     }
-    case 'task.complete':
-      return patch(store, 'activity', id, { done_at: fields.done_at ?? at, outcome: fields.outcome ?? null })
+    case 'task.complete': {
+      const done = String(fields.done_at ?? at)
+      await patch(store, 'activity', id, { done_at: done, ...(fields.outcome ? { outcome: fields.outcome } : {}) })
+      return freshen(store, (await store.activity.get(id))?.deal_id, done)
+    }
     case 'share.create':
       return
   }

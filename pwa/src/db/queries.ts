@@ -72,3 +72,11 @@ export async function openDealsOf(
   const stages = await db.stage.bulkGet(deals.map((deal) => deal.stage_id))
   return deals.map((deal, i) => ({ deal, stage: stages[i] })).sort((a, b) => b.deal.amount_minor - a.deal.amount_minor)
 }
+
+/** Whether a deal has gone without a touch past its stage's limit, as of now (the stored flag is as of the pull). */
+export const isRotten = (deal: Pick<Deal, 'status' | 'rots_at'>, now: number = Date.now()): boolean =>
+  deal.status === 'open' && deal.rots_at !== null && new Date(deal.rots_at).getTime() <= now
+
+/** Whether a planned activity is past due, as of now. */
+export const isOverdue = (activity: Pick<Activity, 'done_at' | 'due_at'>, now: number = Date.now()): boolean =>
+  !activity.done_at && activity.due_at !== null && new Date(activity.due_at).getTime() < now

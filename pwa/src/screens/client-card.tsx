@@ -10,6 +10,8 @@ import {
   type ClientKind,
   activitiesOf,
   clientHref,
+  isOverdue,
+  isRotten,
   openDealsOf,
   phoneOf,
   rememberRecent,
@@ -309,7 +311,7 @@ function Deals({ deals }: { deals: Card['deals'] }) {
                   <span class="title">{deal.title}</span>
                   <span class="sub">{stage?.name}</span>
                 </span>
-                {deal.rotten && <span class="pill warn">{m('stalled')}</span>}
+                {isRotten(deal) && <span class="pill warn">{m('stalled')}</span>}
                 <span class="amount">{fmt.money(deal.amount_minor, deal.currency)}</span>
               </a>
             </li>
@@ -325,7 +327,7 @@ function Deals({ deals }: { deals: Card['deals'] }) {
 function Entry({ activity, who }: { activity: Activity; who: string | undefined }) {
   const open = !activity.done_at
   const when = activity.done_at ?? activity.due_at ?? activity.created_at
-  const overdue = open && activity.due_at !== null && new Date(activity.due_at) < new Date()
+  const overdue = isOverdue(activity)
   const body = activity.body && activity.body.length > 160 ? `${activity.body.slice(0, 160)}…` : activity.body
   return (
     <li data-testid="timeline-item">

@@ -6,7 +6,7 @@ import type { Activity, Deal } from '../api/client'
 import { openSheet, type SheetKind } from '../components/call-sheet'
 import { db } from '../db/db'
 import { mutate } from '../db/local'
-import { activitiesOf, clientHref, clientOf, openStages, userNames } from '../db/queries'
+import { activitiesOf, clientHref, clientOf, isOverdue, isRotten, openStages, userNames } from '../db/queries'
 import { useLive } from '../hooks'
 import { defineMessages, fmt } from '../i18n'
 import { StoryContent } from './story'
@@ -191,7 +191,7 @@ function Entry({ activity, names }: { activity: Activity; names: Map<string, str
       </p>
       <p class="muted">
         {[m(`kind_${activity.kind}`), names.get(activity.assignee_id)].filter(Boolean).join(' · ')}{' '}
-        {activity.overdue && <span class="pill warn">{m('overdue')}</span>}
+        {isOverdue(activity) && <span class="pill warn">{m('overdue')}</span>}
       </p>
       {activity.body && <p>{activity.body}</p>}
     </li>
@@ -229,7 +229,7 @@ export function DealView({ id }: { id: string }) {
         <span class={`pill${deal.status === 'lost' ? ' danger' : ''}`} data-testid="deal-status">
           {m(deal.status)}
         </span>
-        {deal.rotten && open && <span class="pill warn">{m('rotten')}</span>}
+        {isRotten(deal) && <span class="pill warn">{m('rotten')}</span>}
       </p>
       {data.issues > 0 && (
         <p class="warn">

@@ -3,7 +3,7 @@
 import { useRef, useState } from 'preact/hooks'
 import type { Deal } from '../api/client'
 import { db } from '../db/db'
-import { clientOf, initials, openStages, userNames } from '../db/queries'
+import { clientOf, initials, isRotten, openStages, userNames } from '../db/queries'
 import { useLive, useSession } from '../hooks'
 import { defineMessages, fmt } from '../i18n'
 
@@ -88,7 +88,7 @@ function DealCard({ card }: { card: Card }) {
         {client && <span class="sub">{client}</span>}
         <span class="deal-meta">
           <span>{fmt.money(deal.amount_minor, deal.currency)}</span>
-          {deal.rotten && <span class="pill warn">{m('rotten')}</span>}
+          {isRotten(deal) && <span class="pill warn">{m('rotten')}</span>}
           {owner && (
             <span class="avatar">
               <span aria-hidden="true">{initials(owner)}</span>

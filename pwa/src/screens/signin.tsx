@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks'
-import { SignInError, signIn } from '../auth'
-import { defineMessages, LANGS, lang, setLang } from '../i18n'
+import { SignInError, UnsyncedChanges, signIn } from '../auth'
+import { defineMessages, LANGS, lang, plural, setLang, type Params } from '../i18n'
 
 const m = defineMessages({
   en: {
@@ -14,6 +14,12 @@ const m = defineMessages({
     offline: 'You are offline. Signing in needs a connection once; after that Fieldbook works offline.',
     failed: 'Could not sign in (error {status}).',
     language: 'Language',
+    unsynced: (p: Params) =>
+      plural(Number(p.n), {
+        one: `This device holds {n} change by ${p.owner} that has not reached the server. Sign in as ${p.owner} to send it, or sign in anyway and delete it.`,
+        other: `This device holds {n} changes by ${p.owner} that have not reached the server. Sign in as ${p.owner} to send them, or sign in anyway and delete them.`,
+      }),
+    discard: 'Sign in anyway and delete them',
   },
   es: {
     title: 'Inicia sesión en Fieldbook',
@@ -26,6 +32,12 @@ const m = defineMessages({
     offline: 'No hay conexión. Iniciar sesión necesita conexión una vez; después Fieldbook funciona sin conexión.',
     failed: 'No se pudo iniciar sesión (error {status}).',
     language: 'Idioma',
+    unsynced: (p: Params) =>
+      plural(Number(p.n), {
+        one: `Este dispositivo tiene {n} cambio de ${p.owner} que no ha llegado al servidor. Inicia sesión como ${p.owner} para enviarlo, o entra igualmente y bórralo.`,
+        other: `Este dispositivo tiene {n} cambios de ${p.owner} que no han llegado al servidor. Inicia sesión como ${p.owner} para enviarlos, o entra igualmente y bórralos.`,
+      }),
+    discard: 'Entrar igualmente y borrarlos',
   },
 })
 
@@ -34,14 +46,20 @@ export function SignIn({ expired }: { expired: boolean }) {
   const [password, setPassword] = useState('')
   const [error, setError] = useState<string | null>(null)
   const [busy, setBusy] = useState(false)
+  const [unsynced, setUnsynced] = useState<UnsyncedChanges | null>(null)
 
-  async function submit(event: Event) {
+  async function submit(event: Event, discard = false) {
     event.preventDefault()
     setBusy(true)
     setError(null)
+    setUnsynced(null)
     try {
-      await signIn(email.trim(), password)
+      await signIn(email.trim(), password, discard)
     } catch (e) {
+      if (e instanceof UnsyncedChanges) {
+        setUnsynced(e)
+        return
+      }
       const status = e instanceof SignInError ? e.status : 0
       setError(
         status === 401 ? m('wrong') : status === 429 ? m('throttled') : status ? m('failed', { status }) : m('offline'),
@@ -82,6 +100,14 @@ export function SignIn({ expired }: { expired: boolean }) {
           <p class="danger-text" role="alert">
             {error}
           </p>
+        )}
+        {unsynced && (
+          <div role="alert" class="card">
+            <p class="warn">{m('unsynced', { n: unsynced.count, owner: unsynced.owner })}</p>
+            <button type="button" class="danger" onClick={(e) => void submit(e, true)}>
+              {m('discard')}
+            </button>
+          </div>
         )}
         <div class="actions">
           <button type="submit" class="primary" disabled={busy}>
