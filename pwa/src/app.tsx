@@ -34,7 +34,8 @@ const m = defineMessages({
     syncing: 'Syncing…',
     signedOut: 'Sign in again to sync',
     error: 'Sync failed, retrying',
-    conflicts: 'Needs your attention',
+    conflicts: (p: Params) =>
+      plural(Number(p.n), { one: '{n} needs your attention', other: '{n} need your attention' }),
     update: 'A new version of Fieldbook is ready.',
     reload: 'Reload',
     skip: 'Skip to content',
@@ -52,7 +53,8 @@ const m = defineMessages({
     syncing: 'Sincronizando…',
     signedOut: 'Vuelve a iniciar sesión para sincronizar',
     error: 'Error al sincronizar, reintentando',
-    conflicts: 'Requiere tu atención',
+    conflicts: (p: Params) =>
+      plural(Number(p.n), { one: '{n} requiere tu atención', other: '{n} requieren tu atención' }),
     update: 'Hay una nueva versión de Fieldbook.',
     reload: 'Recargar',
     skip: 'Saltar al contenido',
@@ -88,7 +90,7 @@ function SyncBadge() {
       <span class="dot" aria-hidden="true" />
       <span>{label}</span>
       {pending > 0 && <span class="count">{m('pending', { n: pending })}</span>}
-      {issues > 0 && <span class="count warn">{`${issues} · ${m('conflicts')}`}</span>}
+      {issues > 0 && <span class="count warn">{m('conflicts', { n: issues })}</span>}
     </a>
   )
 }

@@ -2,6 +2,7 @@
 // `callClient` opens it when the user comes back to the app; "Connected, follow up tomorrow" is three taps.
 import { useEffect, useState } from 'preact/hooks'
 import { mutate, newId } from '../db/local'
+import { Sheet } from './sheet'
 import { defineMessages } from '../i18n'
 
 export type SheetKind = 'call' | 'note' | 'task'
@@ -215,67 +216,55 @@ export function CallSheet({ call }: { call: CallTarget }) {
 
   const title = m(call.kind)
   return (
-    <div
-      class="sheet-backdrop"
-      role="dialog"
-      aria-modal="true"
-      aria-labelledby="sheet-title"
-      onClick={(e) => e.target === e.currentTarget && close()}
-    >
-      <form class="sheet" aria-labelledby="sheet-title" onSubmit={save}>
-        <h2 id="sheet-title">{title}</h2>
-        <p class="muted">{call.name}</p>
-        {call.kind === 'call' && (
-          <Chips legend={m('outcome')} options={OUTCOMES} value={outcome} label={(o) => m(o)} onPick={setOutcome} />
-        )}
-        {call.kind === 'task' && (
-          <label class="field">
-            <span>{m('subject')}</span>
-            <input
-              value={subject}
-              onInput={(e) => setSubject(e.currentTarget.value)}
-              placeholder={m('followUp', { name: call.name })}
-            />
-          </label>
-        )}
-        {call.kind !== 'task' && (
-          <label class="field">
-            <span>{call.kind === 'note' ? m('body') : m('noteLabel')}</span>
-            <textarea
-              rows={call.kind === 'note' ? 4 : 2}
-              value={body}
-              onInput={(e) => setBody(e.currentTarget.value)}
-            />
-          </label>
-        )}
-        {call.kind !== 'note' && (
-          <Chips
-            legend={call.kind === 'task' ? m('due') : m('next')}
-            options={
-              (call.kind === 'task'
-                ? ['tomorrow', 'in3', 'week', 'pick']
-                : ['none', 'tomorrow', 'in3', 'week', 'pick']) as When[]
-            }
-            value={when}
-            label={(w) => m(w)}
-            onPick={setWhen}
+    <Sheet labelledBy="sheet-title" onClose={close} onSubmit={save}>
+      <h2 id="sheet-title">{title}</h2>
+      <p class="muted">{call.name}</p>
+      {call.kind === 'call' && (
+        <Chips legend={m('outcome')} options={OUTCOMES} value={outcome} label={(o) => m(o)} onPick={setOutcome} />
+      )}
+      {call.kind === 'task' && (
+        <label class="field">
+          <span>{m('subject')}</span>
+          <input
+            value={subject}
+            onInput={(e) => setSubject(e.currentTarget.value)}
+            placeholder={m('followUp', { name: call.name })}
           />
-        )}
-        {when === 'pick' && call.kind !== 'note' && (
-          <label class="field">
-            <span>{m('due')}</span>
-            <input type="date" value={date} onInput={(e) => setDate(e.currentTarget.value)} required />
-          </label>
-        )}
-        <div class="actions">
-          <button type="button" onClick={close}>
-            {m('cancel')}
-          </button>
-          <button type="submit" class="primary" disabled={!canSave || saving}>
-            {m('save')}
-          </button>
-        </div>
-      </form>
-    </div>
+        </label>
+      )}
+      {call.kind !== 'task' && (
+        <label class="field">
+          <span>{call.kind === 'note' ? m('body') : m('noteLabel')}</span>
+          <textarea rows={call.kind === 'note' ? 4 : 2} value={body} onInput={(e) => setBody(e.currentTarget.value)} />
+        </label>
+      )}
+      {call.kind !== 'note' && (
+        <Chips
+          legend={call.kind === 'task' ? m('due') : m('next')}
+          options={
+            (call.kind === 'task'
+              ? ['tomorrow', 'in3', 'week', 'pick']
+              : ['none', 'tomorrow', 'in3', 'week', 'pick']) as When[]
+          }
+          value={when}
+          label={(w) => m(w)}
+          onPick={setWhen}
+        />
+      )}
+      {when === 'pick' && call.kind !== 'note' && (
+        <label class="field">
+          <span>{m('due')}</span>
+          <input type="date" value={date} onInput={(e) => setDate(e.currentTarget.value)} required />
+        </label>
+      )}
+      <div class="actions">
+        <button type="button" onClick={close}>
+          {m('cancel')}
+        </button>
+        <button type="submit" class="primary" disabled={!canSave || saving}>
+          {m('save')}
+        </button>
+      </div>
+    </Sheet>
   )
 }

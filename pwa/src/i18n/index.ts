@@ -75,6 +75,9 @@ export const fmt = {
   },
   date: (iso: string) => new Intl.DateTimeFormat(locale(), { dateStyle: 'medium' }).format(new Date(iso)),
   time: (iso: string) => new Intl.DateTimeFormat(locale(), { timeStyle: 'short' }).format(new Date(iso)),
+  /** "Thu 09:00": within the coming week. */
+  dayTime: (iso: string) =>
+    new Intl.DateTimeFormat(locale(), { weekday: 'short', hour: 'numeric', minute: '2-digit' }).format(new Date(iso)),
   dateTime: (iso: string) =>
     new Intl.DateTimeFormat(locale(), { dateStyle: 'medium', timeStyle: 'short' }).format(new Date(iso)),
   /** "in 2 days", "hace 3 horas". */

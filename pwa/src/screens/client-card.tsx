@@ -4,6 +4,7 @@ import { type ComponentChildren, Fragment } from 'preact'
 import { useEffect, useRef, useState } from 'preact/hooks'
 import type { Activity, Company, Contact, Schemas } from '../api/client'
 import { type CallTarget, callClient, openSheet } from '../components/call-sheet'
+import { Sheet } from '../components/sheet'
 import { db } from '../db/db'
 import { mutate } from '../db/local'
 import {
@@ -394,7 +395,7 @@ function SharePicker(props: { kind: ClientKind; id: string; me: string; onClose:
     return users.sort((a, b) => a.name.localeCompare(b.name, locale()))
   }, [props.me])
   const [picked, setPicked] = useState<string[]>([])
-  const form = useRef<HTMLFormElement>(null)
+  const form = useRef<HTMLDivElement>(null)
   // Focus moves into the sheet once the colleagues are read, so keyboard and screen reader users start there.
   useEffect(() => form.current?.querySelector<HTMLElement>('input, button')?.focus(), [colleagues === undefined])
 
@@ -407,15 +408,8 @@ function SharePicker(props: { kind: ClientKind; id: string; me: string; onClose:
   }
 
   return (
-    <div
-      class="sheet-backdrop"
-      role="dialog"
-      aria-modal="true"
-      aria-labelledby="share-title"
-      onClick={(e) => e.target === e.currentTarget && props.onClose()}
-      onKeyDown={(e) => e.key === 'Escape' && props.onClose()}
-    >
-      <form class="sheet" ref={form} onSubmit={share}>
+    <Sheet labelledBy="share-title" onClose={() => props.onClose()} onSubmit={share}>
+      <div ref={form}>
         <h2 id="share-title">{m('shareTitle')}</h2>
         <p class="muted">{m('shareHint')}</p>
         {colleagues?.length === 0 && <p class="empty">{m('nobody')}</p>}
@@ -444,8 +438,8 @@ function SharePicker(props: { kind: ClientKind; id: string; me: string; onClose:
             {m('share')}
           </button>
         </div>
-      </form>
-    </div>
+      </div>
+    </Sheet>
   )
 }
 

@@ -5,7 +5,7 @@ import type { Deal } from '../api/client'
 import { db } from '../db/db'
 import { clientOf, initials, isRotten, openStages, userNames } from '../db/queries'
 import { useLive, useSession } from '../hooks'
-import { defineMessages, fmt } from '../i18n'
+import { defineMessages, fmt, plural, type Params } from '../i18n'
 
 const m = defineMessages({
   en: {
@@ -15,7 +15,7 @@ const m = defineMessages({
     mine: 'Mine',
     all: 'All I can see',
     stages: 'Stages',
-    more: '+ {n} more currencies',
+    more: (p: Params) => plural(Number(p.n), { one: '+ {n} more currency', other: '+ {n} more currencies' }),
     rotten: 'Rotten',
     owner: 'Owner: {name}',
     none: 'No deals in this stage.',
@@ -28,7 +28,7 @@ const m = defineMessages({
     mine: 'Míos',
     all: 'Todos los que veo',
     stages: 'Etapas',
-    more: '+ {n} monedas más',
+    more: (p: Params) => plural(Number(p.n), { one: '+ {n} moneda más', other: '+ {n} monedas más' }),
     rotten: 'Estancado',
     owner: 'Responsable: {name}',
     none: 'No hay negocios en esta etapa.',

@@ -1,6 +1,6 @@
 // Sync: what is waiting to be sent, what the server did not take as sent (conflicts to settle field by field,
 // rejections to read), when the device last synced; the language, and signing out.
-import { useState } from 'preact/hooks'
+import { useEffect, useRef, useState } from 'preact/hooks'
 import { signOut } from '../auth'
 import { db, type Issue, type OutboxRow } from '../db/db'
 import { mutate } from '../db/local'
@@ -27,6 +27,8 @@ const m = defineMessages({
     theirs: 'Keep theirs: {value}',
     apply: 'Apply',
     dismiss: 'Dismiss',
+    failed: 'The server did not answer as expected. Trying again shortly.',
+    reading: 'Restoring what the server has…',
     amount_minor: 'Amount',
     owner_id: 'Owner',
     stage: 'Stage',
@@ -73,6 +75,8 @@ const m = defineMessages({
     theirs: 'Mantener el suyo: {value}',
     apply: 'Aplicar',
     dismiss: 'Descartar',
+    failed: 'El servidor no respondió como se esperaba. Se volverá a intentar en breve.',
+    reading: 'Recuperando lo que tiene el servidor…',
     amount_minor: 'Importe',
     owner_id: 'Responsable',
     stage: 'Etapa',
@@ -164,11 +168,18 @@ function IssueCard({ issue, valueText }: { issue: Issue; valueText: NonNullable<
         <>
           <p class="danger-text">{m('rejected')}</p>
           {problem && <p class="muted">{problem.detail ?? problem.title}</p>}
-          <div class="actions">
-            <button type="button" onClick={() => void db.issue.delete(issue.id)}>
-              {m('dismiss')}
-            </button>
-          </div>
+          {/* Until the server's copy is back on the device, dismissing would leave the refused change showing. */}
+          {issue.unread ? (
+            <p class="muted" role="status">
+              {m('reading')}
+            </p>
+          ) : (
+            <div class="actions">
+              <button type="button" onClick={() => void db.issue.delete(issue.id)}>
+                {m('dismiss')}
+              </button>
+            </div>
+          )}
         </>
       ) : (
         <>
@@ -237,6 +248,14 @@ function Account() {
   const session = useSession()
   const pending = useLive(() => db.outbox.count()) ?? 0
   const [asking, setAsking] = useState(false)
+  // The question replaces the button that asked it: focus goes to its safe answer, then back.
+  const keep = useRef<HTMLButtonElement>(null)
+  const ask = useRef<HTMLButtonElement>(null)
+  const mounted = useRef(false)
+  useEffect(() => {
+    if (mounted.current) (asking ? keep : ask).current?.focus()
+    mounted.current = true
+  }, [asking])
   const out = () => void signOut().then(() => location.assign('/'))
   return (
     <section>
@@ -255,7 +274,7 @@ function Account() {
             {m('unsynced', { n: pending })}
           </p>
           <div class="actions">
-            <button type="button" onClick={() => setAsking(false)}>
+            <button type="button" ref={keep} onClick={() => setAsking(false)}>
               {m('cancel')}
             </button>
             <button type="button" class="danger" onClick={out}>
@@ -265,7 +284,7 @@ function Account() {
         </div>
       ) : (
         <div class="actions">
-          <button type="button" class="danger" onClick={() => (pending ? setAsking(true) : out())}>
+          <button type="button" class="danger" ref={ask} onClick={() => (pending ? setAsking(true) : out())}>
             {m('signOut')}
           </button>
         </div>
@@ -290,7 +309,11 @@ export function SyncScreen() {
         <p class="muted" data-testid="last-sync">
           {last ? m('last', { when: fmt.relative(last) }) : m('never')}
         </p>
-        {status.error && <p class="danger-text">{status.error}</p>}
+        {status.error && (
+          <p class="danger-text" title={status.error}>
+            {m('failed')}
+          </p>
+        )}
         <div class="actions">
           <button
             type="button"

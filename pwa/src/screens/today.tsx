@@ -69,7 +69,7 @@ async function agenda(me: string) {
   }
 }
 
-function Item({ row, overdue }: { row: Row; overdue?: boolean }) {
+function Item({ row, overdue, later }: { row: Row; overdue?: boolean; later?: boolean }) {
   const { activity, client } = row
   const when = activity.done_at ?? activity.due_at
   return (
@@ -94,7 +94,11 @@ function Item({ row, overdue }: { row: Row; overdue?: boolean }) {
         <span class="grow">
           <span class="title">{activity.subject || m(activity.kind)}</span>
           <span class="sub">
-            {[m(activity.kind), client?.name, when && (overdue ? fmt.relative(when) : fmt.time(when))]
+            {[
+              m(activity.kind),
+              client?.name,
+              when && (overdue ? fmt.relative(when) : later ? fmt.dayTime(when) : fmt.time(when)),
+            ]
               .filter(Boolean)
               .join(' · ')}
           </span>
@@ -105,7 +109,7 @@ function Item({ row, overdue }: { row: Row; overdue?: boolean }) {
   )
 }
 
-function Section({ title, rows, overdue }: { title: string; rows: Row[]; overdue?: boolean }) {
+function Section({ title, rows, overdue, later }: { title: string; rows: Row[]; overdue?: boolean; later?: boolean }) {
   if (!rows.length) return null
   return (
     <section>
@@ -114,7 +118,7 @@ function Section({ title, rows, overdue }: { title: string; rows: Row[]; overdue
       </h2>
       <ul class="list card">
         {rows.map((row) => (
-          <Item key={row.activity.id} row={row} overdue={overdue} />
+          <Item key={row.activity.id} row={row} overdue={overdue} later={later} />
         ))}
       </ul>
     </section>
@@ -134,7 +138,7 @@ export function Today() {
         <>
           <Section title={m('overdue')} rows={data.overdue} overdue />
           <Section title={m('today')} rows={data.today} />
-          <Section title={m('upcoming')} rows={data.upcoming} />
+          <Section title={m('upcoming')} rows={data.upcoming} later />
           {empty && <p class="empty">{m('nothing')}</p>}
           <Section title={m('done')} rows={data.done} />
         </>
