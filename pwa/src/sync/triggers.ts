@@ -12,11 +12,14 @@ const AFTER_CHANGE_MS = 300
 
 /** Listens to /sync/events (fetch, because EventSource cannot send the bearer token); reconnects after a drop. */
 async function listenForPokes(signal: AbortSignal): Promise<void> {
-  for (let failures = 0; !signal.aborted; failures++) {
+  for (let failures = 0, listened = false; !signal.aborted; failures++) {
     try {
       const response = await authFetch(new Request(`${API}/sync/events`, { signal }))
       if (response.ok && response.body) {
         failures = 0
+        // Pokes sent while the stream was down are lost: catch up once it is back.
+        if (listened) void engine.sync()
+        listened = true
         const events = response.body
           .pipeThrough(new TextDecoderStream())
           .pipeThrough(new EventSourceParserStream())
