@@ -1,12 +1,12 @@
 """How soon the installed field app is usable: Today rendered from IndexedDB with the rep's agenda, after a reload
 of the cached app, at full CPU speed and under a 4x CPU throttle (a mid-range phone), online and offline.
 
-A real server (`fieldbook serve` on a SQLite demo organisation) and Debian's Chromium at 360x740 with touch. A rep
+A real server (uvicorn, in a thread, on a SQLite demo organisation) and Debian's Chromium at 360x740 with touch. A rep
 signs in and syncs once (the app is then precached by its service worker and her working set is in IndexedDB);
 then each run reloads the page and takes `performance.now()` (milliseconds since the navigation started) when the
 agenda's first row is on screen. Budget (issue 5): under 2,000 ms at 4x.
 
-    python -m bench.pwa_start [--runs 7] [--scale 0.25]
+    python -m bench.pwa_start [--runs 7] [--scale 1]
 
 The report goes to stdout and into the "Field app start" section of bench/RESULTS.md.
 """
@@ -15,7 +15,6 @@ import argparse
 import contextlib
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,10 +24,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 from playwright.sync_api import Page, sync_playwright
 
+from api.main import create_app
+from api.settings import Settings
 from bench import common
+from tests.conftest import uvicorn_serving
 from tests.pwa.conftest import CHROMIUM, CHROMIUM_ARGS
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -54,28 +55,12 @@ COUNT_RECORDS = """async () => {
 @contextlib.contextmanager
 def demo_server(scale: float) -> Iterator[str]:
     with tempfile.TemporaryDirectory() as directory:
-        env = {
-            **os.environ,
-            "FIELDBOOK_DATABASE_URL": f"sqlite+aiosqlite:///{directory}/demo.db",
-            "FIELDBOOK_LOG_LEVEL": "warning",
-        }
+        url = f"sqlite+aiosqlite:///{directory}/demo.db"
+        env = {**os.environ, "FIELDBOOK_DATABASE_URL": url}
         subprocess.run([FIELDBOOK, "migrate"], env=env, check=True, capture_output=True)
         subprocess.run([FIELDBOOK, "demo", "--scale", str(scale)], env=env, check=True, capture_output=True)
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        server = subprocess.Popen([FIELDBOOK, "serve", "--port", str(port)], env=env)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(200):
-                with contextlib.suppress(httpx.TransportError):
-                    if httpx.get(f"{url}/readyz").status_code == 200:
-                        break
-                time.sleep(0.1)
-            yield url
-        finally:
-            server.terminate()
-            server.wait(10)
+        with uvicorn_serving(create_app(Settings(database_url=url))) as served:
+            yield served
 
 
 def usable_after(page: Page, throttle: float) -> float:
@@ -148,7 +133,7 @@ def markdown(timings: dict[str, list[float]], command: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.pwa_start", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=7, help="measured reloads per row")
-    parser.add_argument("--scale", type=float, default=0.25, help="demo organisation size (1 = 2,000 companies)")
+    parser.add_argument("--scale", type=float, default=1.0, help="demo organisation size (1 = 2,000 companies)")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if not (ROOT / "pwa" / "dist" / "index.html").exists():

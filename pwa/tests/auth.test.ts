@@ -1,7 +1,7 @@
 // Token renewal (src/auth.ts) through authFetch: the session lives in the app's own database, `db`.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { SignedOut } from '../src/api/client'
-import '../src/auth'
+import { UnsyncedChanges, signIn } from '../src/auth'
 import { db } from '../src/db/db'
 import { mutate, newId } from '../src/db/local'
 import { Engine, push } from '../src/sync/engine'
@@ -99,5 +99,47 @@ describe('renewal on a 401', () => {
     expect(await db.getMeta('session')).toMatchObject({ refresh_token: 'r1' })
     expect(engine.status.state).toBe('offline')
     expect(vi.getTimerCount()).toBe(1)
+  })
+})
+
+describe("signing in on a device that holds someone else's work", () => {
+  const other = { id: 'other-id', name: 'Luis', email: 'luis@example.com' }
+  beforeEach(() => {
+    server.accounts.set(other.email, { password: 'pw', user: other })
+    server.accounts.set(SESSION.user.email, { password: 'pw', user: SESSION.user })
+  })
+
+  it('refuses while the previous user has unsynced changes, and keeps them and their session', async () => {
+    const id = newId()
+    await mutate('company.create', { id, name: 'Acme' }, undefined, db)
+
+    const refused = signIn(other.email, 'pw')
+
+    await expect(refused).rejects.toBeInstanceOf(UnsyncedChanges)
+    await expect(refused).rejects.toMatchObject({ count: 1, owner: 'Me' })
+    expect(await db.outbox.count()).toBe(1)
+    expect(await db.company.get(id)).toBeDefined()
+    expect(await db.getMeta('session')).toMatchObject({ user: SESSION.user })
+    expect(server.requests.filter((r) => r.path === '/api/v1/auth/logout')).toHaveLength(1) // the new session ends
+  })
+
+  it('starts from an empty device with a new identity when told to discard them', async () => {
+    await mutate('company.create', { id: newId(), name: 'Acme' }, undefined, db)
+
+    await signIn(other.email, 'pw', true)
+
+    expect(await db.outbox.count()).toBe(0)
+    expect(await db.company.count()).toBe(0)
+    expect(await db.getMeta('session')).toMatchObject({ user: other })
+    expect(await db.getMeta('client_id')).not.toBe(CLIENT_ID)
+  })
+
+  it('keeps everything when the same user signs in again after their session ended', async () => {
+    const mutationId = await mutate('company.create', { id: newId(), name: 'Acme' }, undefined, db)
+
+    await signIn(SESSION.user.email, 'pw')
+
+    expect((await db.outbox.toArray()).map((row) => row.id)).toEqual([mutationId])
+    expect(await db.getMeta('client_id')).toBe(CLIENT_ID)
   })
 })

@@ -45,6 +45,9 @@ export class FakeServer {
   tokens = new Set(['t'])
   /** Refresh tokens that are still good, and the pair each one is swapped for (single use, as the API's). */
   refreshes = new Map<string, { access_token: string; refresh_token: string }>()
+  /** Who may sign in (by e-mail), and who each access token they got belongs to (`GET /me`). */
+  accounts = new Map<string, { password: string; user: { id: string; name: string; email: string } }>()
+  private owners = new Map<string, { id: string; name: string; email: string }>()
   /** No network at all: every request rejects as fetch does offline. */
   offline = false
   intercept?: Intercept
@@ -80,7 +83,7 @@ export class FakeServer {
     const intercepted = this.intercept?.(seen)
     if (intercepted === 'drop') throw new TypeError('fetch failed')
     if (intercepted instanceof Response) return intercepted
-    const open = seen.path === '/api/v1/auth/refresh'
+    const open = ['/api/v1/auth/refresh', '/api/v1/auth/login', '/api/v1/auth/logout'].includes(seen.path)
     if (!open && (!seen.token || !this.tokens.has(seen.token))) return json({ title: 'Unauthorized' }, 401)
     const response = this.handle(seen)
     // The server did the work and committed; the answer never reached the device.
@@ -90,6 +93,11 @@ export class FakeServer {
 
   private handle(seen: Seen): Response {
     if (seen.method === 'POST' && seen.path === '/api/v1/auth/refresh') return this.refresh(seen.body.refresh_token)
+    if (seen.method === 'POST' && seen.path === '/api/v1/auth/login') return this.login(seen.body)
+    if (seen.method === 'POST' && seen.path === '/api/v1/auth/logout') return new Response(null, { status: 204 })
+    if (seen.method === 'GET' && seen.path === '/api/v1/me') {
+      return json({ kind: 'user', user: this.owners.get(seen.token ?? ''), organization: SESSION.organization })
+    }
     if (seen.method === 'POST' && seen.path === '/api/v1/sync/push') return json(this.push(seen.body))
     if (seen.method === 'GET' && seen.path === '/api/v1/sync/pull') return json(this.pages.shift() ?? page())
     const rest = /^\/api\/v1\/(companies|contacts|deals|activities)\/([^/]+)$/.exec(seen.path)
@@ -98,6 +106,15 @@ export class FakeServer {
       return record ? json(record) : json({ title: 'Not found' }, 404)
     }
     return json({ title: 'Not found' }, 404)
+  }
+
+  private login(body: { email: string; password: string }): Response {
+    const account = this.accounts.get(body.email)
+    if (!account || account.password !== body.password) return json({ title: 'Unauthorized' }, 401)
+    const access_token = `access-${this.tokens.size}`
+    this.tokens.add(access_token)
+    this.owners.set(access_token, account.user)
+    return json({ access_token, refresh_token: `refresh-${access_token}`, token_type: 'bearer', expires_in: 900 })
   }
 
   private refresh(token: string): Response {

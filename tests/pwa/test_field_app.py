@@ -39,6 +39,7 @@ def test_a_call_logged_offline_survives_a_reload_and_reaches_a_teammate_s_feed(
     expect(page.get_by_test_id("pending")).to_contain_text("Activity logged")
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("alertdialog")).to_contain_text("1 change that has not reached the server")
+    expect(page.get_by_role("button", name="Cancel")).to_be_focused()  # the safe answer, where the question was
     page.get_by_role("button", name="Cancel").click()
 
     before = now(page)

@@ -23,6 +23,8 @@ export type Me = Schemas['Me']
 export type TokenPair = Schemas['TokenPair']
 
 export const API = '/api/v1'
+// The service worker has its own location, unit tests under Node none.
+export const ORIGIN = globalThis.location?.origin ?? 'http://localhost'
 
 /** Where tokens live and how they are renewed; auth.ts provides it (kept apart so tests can give their own). */
 export interface TokenStore {
@@ -62,7 +64,7 @@ export async function authFetch(request: Request): Promise<Response> {
   return send(request, renewed)
 }
 
-export const api = createClient<paths>({ baseUrl: globalThis.location?.origin ?? 'http://localhost', fetch: authFetch })
+export const api = createClient<paths>({ baseUrl: ORIGIN, fetch: authFetch })
 
 /** The problem+json of a failed call, or a generic one for a bare status. */
 export function problemText(error: unknown): string {

@@ -1,7 +1,7 @@
 // The sync engine (DESIGN §7): push the outbox in order, then pull the working set's difference, whenever there
 // is a reason to (start, online, the app shown again, a timer, a poke, a local change). It stops at the first
 // transport failure and tries again with backoff; conflicts and rejections are kept for the Sync screen.
-import { API, type MutationResult, type PullPage, SignedOut, TransportError, authFetch } from '../api/client'
+import { API, ORIGIN, type MutationResult, type PullPage, SignedOut, TransportError, authFetch } from '../api/client'
 import { db, ENTITIES, type Entity, type FieldbookDB, type Issue, type OutboxRow } from '../db/db'
 import { replayOutbox } from '../db/local'
 
@@ -20,8 +20,11 @@ export class ServerError extends Error {
   }
 }
 
+const request = (url: string, init?: RequestInit) => authFetch(new Request(new URL(url, ORIGIN), init))
+
+/** A request that must succeed: any other answer is a ServerError. */
 async function call(url: string, init?: RequestInit): Promise<Response> {
-  const response = await authFetch(new Request(new URL(url, globalThis.location?.origin ?? 'http://localhost'), init))
+  const response = await request(url, init)
   if (!response.ok) throw new ServerError(response.status, `${url}: ${await response.text()}`)
   return response
 }
@@ -57,9 +60,7 @@ async function restore(store: FieldbookDB): Promise<void> {
     for (const what of touched(issue.mutation)) {
       const path = REST[what.entity]
       if (!path) continue
-      const response = await authFetch(
-        new Request(new URL(`${API}/${path}/${what.id}`, globalThis.location?.origin ?? 'http://localhost')),
-      )
+      const response = await request(`${API}/${path}/${what.id}`)
       const missing = response.status === 404 || response.status === 410
       if (!missing && !response.ok) throw new ServerError(response.status, `reading back ${what.entity} ${what.id}`)
       const found = missing ? null : ((await response.json()) as { status?: string })
