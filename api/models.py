@@ -7,6 +7,7 @@ from api.core.changes import Change
 from api.core.idempotency import IdempotencyKey
 from api.deals.models import Deal, DealLine, DealStageEvent, LostReason, Pipeline, Product, Stage
 from api.feed.models import FeedEvent
+from api.insights.models import Goal, GoalAchievement
 from api.sharing.models import Share
 from api.sync.models import SyncClient, SyncView
 
@@ -23,6 +24,8 @@ __all__ = [
     "DealLine",
     "DealStageEvent",
     "FeedEvent",
+    "Goal",
+    "GoalAchievement",
     "IdempotencyKey",
     "LoginFailure",
     "LostReason",

@@ -1,7 +1,7 @@
 """Organisations, teams, users, login sessions, refresh tokens, API keys and login throttling."""
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -40,6 +40,8 @@ class Team(Record, table=True):
             sa.Uuid, sa.ForeignKey("user.id", use_alter=True, name="fk_team_head_id_user"), nullable=True
         ),
     )
+    # Teams start using Fieldbook one at a time: their numbers count from this day (the organisation's time zone).
+    go_live_on: date | None = None
 
 
 class User(Record, table=True):

@@ -1,7 +1,7 @@
 """API shapes for sign-in, users, teams and API keys."""
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -22,6 +22,7 @@ Scope = Literal[
     "activities:write",
     "users:read",
     "changes:read",
+    "insights:read",
     "webhooks:manage",
 ]
 SCOPES: tuple[str, ...] = get_args(Scope)
@@ -157,21 +158,30 @@ class TeamRead(Output):
     name: str
     parent_id: uuid.UUID | None
     head_id: uuid.UUID | None
+    go_live_on: date | None
     created_at: datetime
     updated_at: datetime
     version: int
+
+
+GoLiveOn = Annotated[
+    date | None,
+    Field(description="The day the team starts working in Fieldbook: its numbers count from then. Empty: always."),
+]
 
 
 class TeamCreate(Input):
     name: Name
     parent_id: uuid.UUID | None = None
     head_id: uuid.UUID | None = None
+    go_live_on: GoLiveOn = None
 
 
 class TeamUpdate(Input):
     name: Name | None = optional()
     parent_id: uuid.UUID | None = None
     head_id: uuid.UUID | None = None
+    go_live_on: GoLiveOn = None
 
 
 # API keys

@@ -283,7 +283,13 @@ async def _check_head(session: AsyncSession, principal: Principal, head_id: uuid
 async def create_team(*, session: AsyncSession, principal: Principal, data: TeamCreate) -> Team:
     await _check_team_ref(session, principal, data.parent_id, "parent_id")
     await _check_head(session, principal, data.head_id)
-    team = Team(org_id=principal.org_id, name=data.name, parent_id=data.parent_id, head_id=data.head_id)
+    team = Team(
+        org_id=principal.org_id,
+        name=data.name,
+        parent_id=data.parent_id,
+        head_id=data.head_id,
+        go_live_on=data.go_live_on,
+    )
     await changes.create(session, principal, "team", team)
     return team
 

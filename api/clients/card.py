@@ -13,7 +13,8 @@ from sqlmodel import col
 from api.activities import service as activities
 from api.activities.models import TOUCH_KINDS, Activity
 from api.activities.schemas import ActivityRead
-from api.clients.models import ClientKind, Company, Contact, CustomField
+from api.clients import completeness
+from api.clients.models import ClientKind, Company, Contact
 from api.clients.schemas import CompanyRead, ContactRead
 from api.core.errors import NotFound
 from api.core.pagination import Page
@@ -29,10 +30,6 @@ CONTACTS_SHOWN = 50
 DEALS_SHOWN = 50
 TASKS_SHOWN = 20
 TIMELINE_PAGE = 20
-
-# What a complete card has, besides the organisation's custom fields.
-COMPANY_FIELDS = ("domain", "phone", "industry", "size", "address", "city", "country", "segment", "source")
-CONTACT_FIELDS = ("emails", "phones", "title", "company_id", "segment", "source")
 
 
 class Completeness(BaseModel):
@@ -184,24 +181,13 @@ async def _touches(
     )
 
 
-async def _completeness(session: AsyncSession, client: Company | Contact, contact_count: int) -> Completeness:
-    entity = ClientKind.company if isinstance(client, Company) else ClientKind.contact
-    keys = (
-        await session.scalars(
-            sa.select(col(CustomField.key)).where(
-                col(CustomField.org_id) == client.org_id,
-                col(CustomField.entity) == entity.value,
-                col(CustomField.deleted_at).is_(None),
-            )
-        )
-    ).all()
-    names = COMPANY_FIELDS if isinstance(client, Company) else CONTACT_FIELDS
-    missing = [name for name in names if getattr(client, name) in (None, "", [])]
-    if isinstance(client, Company) and contact_count == 0:
-        missing.append("contacts")
-    missing += [f"custom.{key}" for key in keys if client.custom.get(key) in (None, "")]
-    expected = len(names) + len(keys) + (1 if isinstance(client, Company) else 0)
-    return Completeness(score=round(100 * (expected - len(missing)) / expected), missing=missing)
+async def _completeness(session: AsyncSession, client: Company | Contact) -> Completeness:
+    kind = ClientKind.company if isinstance(client, Company) else ClientKind.contact
+    parts = completeness.flags(kind, await completeness.custom_keys(session, client.org_id, kind))
+    table = sa.inspect(type(client)).local_table
+    row = (await session.execute(sa.select(*(flag for _, flag in parts)).where(table.c.id == client.id))).one()
+    missing = [name for (name, _), filled in zip(parts, row, strict=True) if not filled]
+    return Completeness(score=round(100 * (len(parts) - len(missing)) / len(parts)), missing=missing)
 
 
 async def timeline(
@@ -261,6 +247,6 @@ async def card(*, session: AsyncSession, viewer: Viewer, client_id: uuid.UUID) -
         last_touch=last_touch,
         next_touch=next_touch,
         open_tasks=open_tasks,
-        completeness=await _completeness(session, client, contact_count),
+        completeness=await _completeness(session, client),
         timeline=Page(items=items, next_cursor=next_cursor),
     )

@@ -42,6 +42,8 @@ class Change(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("org_id", "seq"),
         sa.Index("ix_change_org_id_entity_entity_id_seq", "org_id", "entity", "entity_id", "seq"),
+        # Who worked in Fieldbook and when (adoption insights).
+        sa.Index("ix_change_org_id_actor_id_at", "org_id", "actor_id", "at"),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)

@@ -58,6 +58,65 @@ def _json_array_has_sqlite(element: json_array_has, compiler: SQLCompiler, **kw:
     )
 
 
+class json_array_length(sa.sql.functions.FunctionElement[int]):
+    """`json_array_length(column)`: how many items the JSON array in `column` holds."""
+
+    type = sa.Integer()
+    inherit_cache = True
+
+
+@compiles(json_array_length, "postgresql")
+def _json_array_length_pg(element: json_array_length, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"jsonb_array_length({compiler.process(next(iter(element.clauses)), **kw)})"
+
+
+@compiles(json_array_length, "sqlite")
+def _json_array_length_sqlite(element: json_array_length, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_array_length({compiler.process(next(iter(element.clauses)), **kw)})"
+
+
+class seconds_between(sa.sql.functions.FunctionElement[float]):
+    """`seconds_between(later, earlier)`: the time from one timestamp to another, in seconds."""
+
+    type = sa.Float()
+    inherit_cache = True
+
+
+@compiles(seconds_between, "postgresql")
+def _seconds_between_pg(element: seconds_between, compiler: SQLCompiler, **kw: Any) -> str:
+    later, earlier = (compiler.process(c, **kw) for c in element.clauses)
+    return f"EXTRACT(EPOCH FROM ({later} - {earlier}))"
+
+
+@compiles(seconds_between, "sqlite")
+def _seconds_between_sqlite(element: seconds_between, compiler: SQLCompiler, **kw: Any) -> str:
+    later, earlier = (compiler.process(c, **kw) for c in element.clauses)
+    # julianday is fractional days; rounding to the microsecond keeps equal instants exactly 0 apart.
+    return f"ROUND((julianday({later}) - julianday({earlier})) * 86400.0, 6)"
+
+
+class local_day(sa.sql.functions.FunctionElement[str]):
+    """`local_day(at, offset_seconds)`: the calendar day (YYYY-MM-DD text) of a UTC timestamp at a fixed UTC offset.
+
+    A fixed offset (the organisation's at the end of the period), not a zone: SQLite knows no zones, and both
+    databases must count the same days."""
+
+    type = sa.String()
+    inherit_cache = True
+
+
+@compiles(local_day, "postgresql")
+def _local_day_pg(element: local_day, compiler: SQLCompiler, **kw: Any) -> str:
+    at, offset = (compiler.process(c, **kw) for c in element.clauses)
+    return f"to_char(({at} AT TIME ZONE 'UTC') + {offset} * INTERVAL '1 second', 'YYYY-MM-DD')"
+
+
+@compiles(local_day, "sqlite")
+def _local_day_sqlite(element: local_day, compiler: SQLCompiler, **kw: Any) -> str:
+    at, offset = (compiler.process(c, **kw) for c in element.clauses)
+    return f"date({at}, ({offset}) || ' seconds')"
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
