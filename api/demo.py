@@ -570,7 +570,10 @@ class _Demo:
             }
         )
         # Heads are set once the users exist (team.head_id and user.team_id refer to each other).
-        teams = {name: self._record(Team, at, None, name=name, parent_id=None, head_id=None) for name in TEAMS}
+        teams = {
+            name: self._record(Team, at, None, name=name, parent_id=None, head_id=None, go_live_on=None)
+            for name in TEAMS
+        }
         settings = get_settings()
         hasher = PasswordHasher(time_cost=settings.password_time_cost, memory_cost=settings.password_memory_kib)
         # One hash for the one shared password, salted from the seed so that a load is reproducible.

@@ -14,7 +14,7 @@ from api.activities.routes import routers as activities_routers
 from api.auth.deps import identify
 from api.auth.routes import routers as auth_routers
 from api.clients.routes import routers as clients_routers
-from api.core import audit
+from api.core import audit, changes
 from api.core.db import Database, get_database, make_engine
 from api.core.errors import ServiceUnavailable, document_problems, install_error_handlers, problems
 from api.core.idempotency import Idempotency
@@ -22,6 +22,8 @@ from api.core.limits import BodySizeLimit
 from api.core.live import FEED, SYNC, Broker
 from api.deals.routes import routers as deals_routers
 from api.feed.routes import routers as feed_routers
+from api.insights import goals
+from api.insights.routes import routers as insights_routers
 from api.settings import Settings, get_settings
 from api.sync.push import document_mutations
 from api.sync.routes import routers as sync_routers
@@ -74,6 +76,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.broker = Broker(FEED)
     app.state.pokes = Broker(SYNC)
     install_error_handlers(app)
+    # Goals are reached in the transaction of the change that reaches them.
+    changes.watch(goals.check)
     app.add_middleware(Idempotency, identify=identify)
     # Added last, so it runs first: a body over the cap is refused before anything reads it.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
@@ -86,6 +90,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         *activities_routers,
         *feed_routers,
         *sync_routers,
+        *insights_routers,
         audit.router,
     ):
         api.include_router(router)

@@ -35,7 +35,8 @@ def _filled(column: Any, name: str) -> sa.ColumnElement[bool]:
         return sa.and_(column.is_not(None), json_array_length(column) > 0)
     if isinstance(column.type, sa.String):
         return sa.and_(column.is_not(None), column != "")
-    return column.is_not(None)
+    filled: sa.ColumnElement[bool] = column.is_not(None)
+    return filled
 
 
 def flags(kind: ClientKind, keys: list[str], table: Any = None) -> list[tuple[str, sa.ColumnElement[int]]]:
@@ -48,7 +49,9 @@ def flags(kind: ClientKind, keys: list[str], table: Any = None) -> list[tuple[st
         contact = sa.inspect(Contact).local_table
         has_contact = (
             sa.select(sa.literal(1))
-            .where(contact.c.org_id == table.c.org_id, contact.c.company_id == table.c.id, contact.c.deleted_at.is_(None))
+            .where(
+                contact.c.org_id == table.c.org_id, contact.c.company_id == table.c.id, contact.c.deleted_at.is_(None)
+            )
             .exists()
         )
         conditions.append(("contacts", has_contact))

@@ -5,6 +5,7 @@ and `delete` here so that no write can skip it.
 """
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlmodel import Field, SQLModel, col, select
 
 from api.auth.models import Organization
 from api.auth.principals import Principal
+from api.core.db import before_commit
 from api.core.ids import new_id
 from api.core.live import SYNC, announce
 from api.core.models import Record
@@ -106,6 +108,33 @@ async def next_seq(session: AsyncSession, org_id: uuid.UUID) -> int:
     return seq
 
 
+# What must happen in the same transaction as a set of changes (a goal reached): called once, before the commit,
+# with the organisation and the ids changed per entity. The app factory registers them.
+Watcher = Callable[[AsyncSession, uuid.UUID, dict[str, set[uuid.UUID]]], Awaitable[None]]
+_watchers: list[Watcher] = []
+_TOUCHED = "fieldbook_touched"
+
+
+def watch(watcher: Watcher) -> None:
+    if watcher not in _watchers:
+        _watchers.append(watcher)
+
+
+async def _react(session: AsyncSession, org_id: uuid.UUID) -> None:
+    touched: dict[str, set[uuid.UUID]] = session.info.pop(_TOUCHED, {})
+    for watcher in _watchers:
+        await watcher(session, org_id, touched)
+
+
+def _touch(session: AsyncSession, org_id: uuid.UUID, entity: str, entity_id: uuid.UUID) -> None:
+    if not _watchers:
+        return
+    if _TOUCHED not in session.info:
+        session.info[_TOUCHED] = {}
+        before_commit(session, lambda s: _react(s, org_id))
+    session.info[_TOUCHED].setdefault(entity, set()).add(entity_id)
+
+
 async def record_change(
     session: AsyncSession,
     *,
@@ -130,6 +159,7 @@ async def record_change(
     session.add(change)
     # Open apps pull once this commits (GET /sync/events).
     announce(session, SYNC, principal.org_id)
+    _touch(session, principal.org_id, entity, entity_id)
     return change
 
 

@@ -117,8 +117,10 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.rollback()
             raise
         else:
-            for hook in session.info.pop(_BEFORE_COMMIT, []):
-                await hook(session)
+            # Until none are left: a hook may write what registers another (a goal reached writes a feed entry).
+            while hooks := session.info.pop(_BEFORE_COMMIT, None):
+                for hook in hooks:
+                    await hook(session)
             await session.commit()
             for after in session.info.pop(_AFTER_COMMIT, []):
                 after(request.app)

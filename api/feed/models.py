@@ -21,6 +21,7 @@ class FeedKind(StrEnum):
     deal_reopened = "deal_reopened"
     shared = "shared"
     mentioned = "mentioned"
+    goal_reached = "goal_reached"
 
 
 class FeedEvent(SQLModel, table=True):

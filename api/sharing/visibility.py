@@ -33,6 +33,7 @@ from api.core.db import SessionDep
 from api.core.errors import Forbidden, NotFound, ValidationFailed
 from api.core.pagination import scan_end
 from api.deals.models import Deal
+from api.feed.models import FeedKind
 from api.sharing.models import Share
 
 REPS_SEE_TEAM = "reps_see_team"
@@ -231,6 +232,8 @@ def feed_filter(viewer: Viewer, event: Any) -> sa.ColumnElement[bool]:
     return sa.or_(
         event.user_id == viewer.user_id,
         event.actor_id == viewer.user_id,
+        # A colleague's goal reached is news for whoever sees their records (their manager, their team).
+        sa.and_(event.kind == FeedKind.goal_reached.value, event.user_id.in_(viewer.owner_ids)),
         _through(viewer, Activity, event.activity_id, _own_activity),
         _through(viewer, Deal, event.deal_id, deal_filter),
         _through(viewer, Company, event.company_id, company_filter),

@@ -615,6 +615,213 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/goals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Goals with each person's progress (yours, or your team's) */
+        get: operations["goals-list"];
+        put?: never;
+        /** Set a goal (admin) */
+        post: operations["goals-create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/goals/{goal_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One goal with progress */
+        get: operations["goals-get"];
+        put?: never;
+        post?: never;
+        /** Remove a goal (admin) */
+        delete: operations["goals-delete"];
+        options?: never;
+        head?: never;
+        /** Change a goal (admin) */
+        patch: operations["goals-update"];
+        trace?: never;
+    };
+    "/api/v1/insights/adoption": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Who works in Fieldbook: per team (from its go-live) and person */
+        get: operations["insights-adoption"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/insights/data-quality": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Card completeness and well-developed clients per rep */
+        get: operations["insights-data-quality"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/insights/diagnosis": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Where the company loses money, against the previous period */
+        get: operations["insights-diagnosis"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/insights/diagnosis/print": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The diagnosis as a printable page, in English or Spanish */
+        get: operations["insights-diagnosis-print"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/insights/discipline": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Who misses deadlines: overdue and late tasks per person */
+        get: operations["insights-discipline"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/insights/funnel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Where deals break: the period's new deals through one pipeline */
+        get: operations["insights-funnel"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/insights/leaderboard": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Who wins: deals won, amounts, win rates, cycle times */
+        get: operations["insights-leaderboard"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/insights/playbook": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** How the top quartile wins, against the rest */
+        get: operations["insights-playbook"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/insights/retention": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Repeat purchases, clients who did not come back, lost reasons */
+        get: operations["insights-retention"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/insights/wins/{deal_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A teammate's won deal, whole timeline oldest first, to learn from */
+        get: operations["insights-win-story"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/lost-reasons": {
         parameters: {
             query?: never;
@@ -1320,6 +1527,55 @@ export interface components {
             /** Subject */
             subject?: string;
         };
+        /** Adoption */
+        Adoption: {
+            /**
+             * Currency
+             * @description The currency of every amount (the organisation's).
+             */
+            currency: string;
+            /** People */
+            people: components["schemas"]["AdoptionRow"][];
+            period: components["schemas"]["PeriodRead"];
+            /** Teams */
+            teams: components["schemas"]["TeamAdoption"][];
+        };
+        /** AdoptionRow */
+        AdoptionRow: {
+            /**
+             * Active Days
+             * @description Days they changed anything in Fieldbook.
+             */
+            active_days: number;
+            /**
+             * Activities
+             * @description Activities they logged.
+             */
+            activities: number;
+            /**
+             * Activities Per Day
+             * @description Per day of the period since their team went live.
+             */
+            activities_per_day: number | null;
+            /** Cards Created */
+            cards_created: number;
+            /** Cards Improved */
+            cards_improved: number;
+            /**
+             * Last Seen At
+             * @description Their last sign-in or change, whenever it was.
+             */
+            last_seen_at: string | null;
+            /** Name */
+            name: string;
+            /** Team Id */
+            team_id: string | null;
+            /**
+             * User Id
+             * Format: uuid
+             */
+            user_id: string;
+        };
         /** Agenda */
         Agenda: {
             /** Overdue */
@@ -1336,7 +1592,7 @@ export interface components {
             /** Name */
             name: string;
             /** Scopes */
-            scopes: ("clients:read" | "clients:write" | "deals:read" | "deals:write" | "activities:read" | "activities:write" | "users:read" | "changes:read" | "webhooks:manage")[];
+            scopes: ("clients:read" | "clients:write" | "deals:read" | "deals:write" | "activities:read" | "activities:write" | "users:read" | "changes:read" | "insights:read" | "webhooks:manage")[];
         };
         /** ApiKeyCreated */
         ApiKeyCreated: {
@@ -2329,6 +2585,19 @@ export interface components {
             /** Position */
             position?: number;
         };
+        /** DataQuality */
+        DataQuality: {
+            /**
+             * Currency
+             * @description The currency of every amount (the organisation's).
+             */
+            currency: string;
+            /** People */
+            people: components["schemas"]["QualityRow"][];
+            period: components["schemas"]["PeriodRead"];
+            /** Threshold */
+            threshold: number;
+        };
         /** DealCounts */
         DealCounts: {
             /**
@@ -2953,6 +3222,76 @@ export interface components {
              */
             name: "deal.win";
         };
+        /** Diagnosis */
+        Diagnosis: {
+            clients_lost_after_first_purchase: components["schemas"]["Trend"];
+            clients_lost_amount_minor: components["schemas"]["Trend"];
+            /**
+             * Currency
+             * @description The currency of every amount (the organisation's).
+             */
+            currency: string;
+            lost_amount_minor: components["schemas"]["Trend"];
+            overdue_tasks: components["schemas"]["Trend"];
+            period: components["schemas"]["PeriodRead"];
+            /**
+             * Pipeline Id
+             * Format: uuid
+             */
+            pipeline_id: string;
+            previous_period: components["schemas"]["PeriodRead"];
+            tasks_done_late: components["schemas"]["Trend"];
+            /** Top Lost Reasons */
+            top_lost_reasons: components["schemas"]["ReasonChange"][];
+            weakest_stage: components["schemas"]["WeakestStage"] | null;
+        };
+        /** Discipline */
+        Discipline: {
+            /**
+             * Currency
+             * @description The currency of every amount (the organisation's).
+             */
+            currency: string;
+            /** People */
+            people: components["schemas"]["DisciplineRow"][];
+            period: components["schemas"]["PeriodRead"];
+        };
+        /** DisciplineRow */
+        DisciplineRow: {
+            /** Done Late */
+            done_late: number;
+            /** Done On Time */
+            done_on_time: number;
+            /**
+             * Due
+             * @description Planned activities due in the period (assigned to this person).
+             */
+            due: number;
+            /**
+             * Late Share
+             * @description done_late ÷ (done_on_time + done_late).
+             */
+            late_share: number | null;
+            /**
+             * Mean Delay Hours
+             * @description Mean lateness of the tasks done late.
+             */
+            mean_delay_hours: number | null;
+            /** Name */
+            name: string;
+            /**
+             * Overdue
+             * @description Due in the period, past due and still not done.
+             */
+            overdue: number;
+            /** Team Id */
+            team_id: string | null;
+            /**
+             * User Id
+             * Format: uuid
+             */
+            user_id: string;
+        };
         /** FeedItem */
         FeedItem: {
             activity: components["schemas"]["ActivityRef"] | null;
@@ -2983,7 +3322,7 @@ export interface components {
          * FeedKind
          * @enum {string}
          */
-        FeedKind: "activity" | "deal_created" | "stage_moved" | "deal_won" | "deal_lost" | "deal_reopened" | "shared" | "mentioned";
+        FeedKind: "activity" | "deal_created" | "stage_moved" | "deal_won" | "deal_lost" | "deal_reopened" | "shared" | "mentioned" | "goal_reached";
         /** FieldChange */
         FieldChange: {
             /** After */
@@ -2998,6 +3337,247 @@ export interface components {
          * @enum {string}
          */
         FieldKind: "text" | "number" | "date" | "choice";
+        /** Funnel */
+        Funnel: {
+            /**
+             * Currency
+             * @description The currency of every amount (the organisation's).
+             */
+            currency: string;
+            /**
+             * Deals
+             * @description Deals created in the period (the cohort followed through the stages).
+             */
+            deals: number;
+            /** Lost */
+            lost: number;
+            period: components["schemas"]["PeriodRead"];
+            /**
+             * Pipeline Id
+             * Format: uuid
+             */
+            pipeline_id: string;
+            /** Pipeline Name */
+            pipeline_name: string;
+            /** Stages */
+            stages: components["schemas"]["FunnelStage"][];
+            /**
+             * Weakest Stage Id
+             * @description The stage where the most value was lost.
+             */
+            weakest_stage_id: string | null;
+            /** Won */
+            won: number;
+            /** Won Amount Minor */
+            won_amount_minor: number;
+        };
+        /** FunnelStage */
+        FunnelStage: {
+            /**
+             * Advanced
+             * @description Deals that went on to the next stage (for the last one: were won).
+             */
+            advanced: number;
+            /**
+             * Conversion Next
+             * @description advanced ÷ entered.
+             */
+            conversion_next: number | null;
+            /**
+             * Conversion Won
+             * @description Won ÷ entered.
+             */
+            conversion_won: number | null;
+            /**
+             * Entered
+             * @description Deals that reached this stage (or went further, or were won).
+             */
+            entered: number;
+            /**
+             * Lost
+             * @description Deals lost while in this stage.
+             */
+            lost: number;
+            /** Lost Amount Minor */
+            lost_amount_minor: number;
+            /**
+             * Median Days
+             * @description Median time in the stage of the deals that left it.
+             */
+            median_days: number | null;
+            /** Name */
+            name: string;
+            /** P75 Days */
+            p75_days: number | null;
+            /** Position */
+            position: number;
+            /**
+             * Stage Id
+             * Format: uuid
+             */
+            stage_id: string;
+        };
+        /** GoalCreate */
+        GoalCreate: {
+            /**
+             * Ends On
+             * Format: date
+             */
+            ends_on: string;
+            metric: components["schemas"]["GoalMetric"];
+            /** Name */
+            name: string;
+            /**
+             * Reward
+             * @description What reaching it earns: `lunch on us`.
+             */
+            reward?: string | null;
+            /**
+             * Starts On
+             * Format: date
+             */
+            starts_on: string;
+            /**
+             * Target
+             * @description For `amount_won`, minor units of the organisation's currency.
+             */
+            target: number;
+            /**
+             * Team Id
+             * @description Only this team (and below); everyone when empty.
+             */
+            team_id?: string | null;
+        };
+        /**
+         * GoalMetric
+         * @enum {string}
+         */
+        GoalMetric: "deals_won" | "amount_won" | "activities" | "calls" | "new_clients" | "well_developed_clients";
+        /** GoalRead */
+        GoalRead: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Ends On
+             * Format: date
+             */
+            ends_on: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            metric: components["schemas"]["GoalMetric"];
+            /** Name */
+            name: string;
+            /** Reward */
+            reward: string | null;
+            /**
+             * Starts On
+             * Format: date
+             */
+            starts_on: string;
+            /** Target */
+            target: number;
+            /** Team Id */
+            team_id: string | null;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** Version */
+            version: number;
+        };
+        /** GoalUpdate */
+        GoalUpdate: {
+            /**
+             * Ends On
+             * Format: date
+             */
+            ends_on?: string;
+            /** Name */
+            name?: string;
+            /** Reward */
+            reward?: string | null;
+            /**
+             * Starts On
+             * Format: date
+             */
+            starts_on?: string;
+            /** Target */
+            target?: number;
+            /** Team Id */
+            team_id?: string | null;
+        };
+        /** GoalWithProgress */
+        GoalWithProgress: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Ends On
+             * Format: date
+             */
+            ends_on: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            metric: components["schemas"]["GoalMetric"];
+            /** Name */
+            name: string;
+            /**
+             * Progress
+             * @description Each person it applies to, within your reach, best first.
+             */
+            progress: components["schemas"]["Progress"][];
+            /** Reward */
+            reward: string | null;
+            /**
+             * Starts On
+             * Format: date
+             */
+            starts_on: string;
+            /** Target */
+            target: number;
+            /** Team Id */
+            team_id: string | null;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** Version */
+            version: number;
+        };
+        /** Habits */
+        Habits: {
+            /**
+             * Days Between Touches
+             * @description Median days between touches on won deals.
+             */
+            days_between_touches: number | null;
+            /** Days In Stage */
+            days_in_stage: components["schemas"]["StageTime"][];
+            /**
+             * Days To First Touch
+             * @description Median days from a won deal's creation to its first touch.
+             */
+            days_to_first_touch: number | null;
+            /** Reps */
+            reps: number;
+            /** @description Median activities of each kind on a won deal before the win. */
+            touches_per_win: components["schemas"]["TouchesPerWin"];
+            /** Wins */
+            wins: number;
+        };
         /** Invitation */
         Invitation: {
             /**
@@ -3010,6 +3590,86 @@ export interface components {
              * @description Shown once; give it to the colleague.
              */
             invite_token: string;
+        };
+        /** LapsedClient */
+        LapsedClient: {
+            /** Amount Minor */
+            amount_minor: number;
+            /**
+             * First Won At
+             * Format: date-time
+             */
+            first_won_at: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Kind */
+            kind: string;
+            /** Name */
+            name: string;
+            /**
+             * Owner Id
+             * Format: uuid
+             */
+            owner_id: string;
+        };
+        /** Leaderboard */
+        Leaderboard: {
+            /**
+             * Currency
+             * @description The currency of every amount (the organisation's).
+             */
+            currency: string;
+            period: components["schemas"]["PeriodRead"];
+            /** Reps */
+            reps: components["schemas"]["LeaderboardRow"][];
+        };
+        /** LeaderboardRow */
+        LeaderboardRow: {
+            /**
+             * Activities
+             * @description Activities done in the period.
+             */
+            activities: number;
+            /** Activities Per Win */
+            activities_per_win: number | null;
+            /** Calls */
+            calls: number;
+            /** Calls Per Win */
+            calls_per_win: number | null;
+            /**
+             * Cycle Days Mean
+             * @description Days from creation to win.
+             */
+            cycle_days_mean: number | null;
+            /** Cycle Days Median */
+            cycle_days_median: number | null;
+            /** Lost */
+            lost: number;
+            /** Name */
+            name: string;
+            /** Rank */
+            rank: number;
+            /** Team Id */
+            team_id: string | null;
+            /** Top Quartile */
+            top_quartile: boolean;
+            /**
+             * User Id
+             * Format: uuid
+             */
+            user_id: string;
+            /**
+             * Win Rate
+             * @description won ÷ (won + lost), deals closed in the period.
+             */
+            win_rate: number | null;
+            /** Won */
+            won: number;
+            /** Won Amount Minor */
+            won_amount_minor: number;
         };
         /**
          * Logged
@@ -3071,6 +3731,20 @@ export interface components {
             updated_at: string;
             /** Version */
             version: number;
+        };
+        /** LostReasonRow */
+        LostReasonRow: {
+            /** Amount Minor */
+            amount_minor: number;
+            /** Deals */
+            deals: number;
+            /**
+             * Lost Reason Id
+             * Format: uuid
+             */
+            lost_reason_id: string;
+            /** Name */
+            name: string;
         };
         /** LostReasonUpdate */
         LostReasonUpdate: {
@@ -3287,6 +3961,16 @@ export interface components {
              */
             next_cursor?: string | null;
         };
+        /** Page[GoalWithProgress] */
+        Page_GoalWithProgress_: {
+            /** Items */
+            items: components["schemas"]["GoalWithProgress"][];
+            /**
+             * Next Cursor
+             * @description Pass as `cursor` for the next page; null on the last one. A feed or timeline page may hold fewer items than `limit`, even none, and still have a cursor: keep going until it is null.
+             */
+            next_cursor?: string | null;
+        };
         /** Page[LostReasonRead] */
         Page_LostReasonRead_: {
             /** Items */
@@ -3356,6 +4040,34 @@ export interface components {
              * @description Pass as `cursor` for the next page; null on the last one. A feed or timeline page may hold fewer items than `limit`, even none, and still have a cursor: keep going until it is null.
              */
             next_cursor?: string | null;
+        };
+        /** PeriodRead */
+        PeriodRead: {
+            /** Days */
+            days: number;
+            /**
+             * First Day
+             * Format: date
+             */
+            first_day: string;
+            /**
+             * Last Day
+             * Format: date
+             * @description Included.
+             */
+            last_day: string;
+        };
+        /** PersonRef */
+        PersonRef: {
+            /** Name */
+            name: string;
+            /** Team Id */
+            team_id: string | null;
+            /**
+             * User Id
+             * Format: uuid
+             */
+            user_id: string;
         };
         /**
          * PipelineCreate
@@ -3452,6 +4164,23 @@ export interface components {
             name?: string;
             /** Team Id */
             team_id?: string | null;
+        };
+        /** Playbook */
+        Playbook: {
+            /**
+             * Currency
+             * @description The currency of every amount (the organisation's).
+             */
+            currency: string;
+            period: components["schemas"]["PeriodRead"];
+            /**
+             * Recent Wins
+             * @description The top performers' latest wins: open each one's story.
+             */
+            recent_wins: components["schemas"]["RecentWin"][];
+            rest: components["schemas"]["Habits"];
+            /** @description The top quartile of the leaderboard. */
+            top: components["schemas"]["Habits"];
         };
         /**
          * Problem
@@ -3570,6 +4299,22 @@ export interface components {
             /** Sku */
             sku?: string | null;
         };
+        /** Progress */
+        Progress: {
+            /** Name */
+            name: string;
+            /** Reached At */
+            reached_at: string | null;
+            /** Team Id */
+            team_id: string | null;
+            /**
+             * User Id
+             * Format: uuid
+             */
+            user_id: string;
+            /** Value */
+            value: number;
+        };
         /** PullPage */
         PullPage: {
             /**
@@ -3614,10 +4359,113 @@ export interface components {
             /** Results */
             results: components["schemas"]["MutationResult"][];
         };
+        /** QualityRow */
+        QualityRow: {
+            /**
+             * Clients
+             * @description Companies and contacts they own.
+             */
+            clients: number;
+            /**
+             * Mean Completeness
+             * @description Mean card completeness, in %.
+             */
+            mean_completeness: number | null;
+            /** Name */
+            name: string;
+            /** Team Id */
+            team_id: string | null;
+            /**
+             * User Id
+             * Format: uuid
+             */
+            user_id: string;
+            /**
+             * Well Developed
+             * @description Cards at least `threshold`% complete, with an activity in the period.
+             */
+            well_developed: number;
+        };
+        /** ReasonChange */
+        ReasonChange: {
+            amount_minor: components["schemas"]["Trend"];
+            deals: components["schemas"]["Trend"];
+            /**
+             * Lost Reason Id
+             * Format: uuid
+             */
+            lost_reason_id: string;
+            /** Name */
+            name: string;
+        };
+        /** RecentWin */
+        RecentWin: {
+            /** Amount Minor */
+            amount_minor: number;
+            /** Currency */
+            currency: string;
+            /** Cycle Days */
+            cycle_days: number;
+            /**
+             * Deal Id
+             * Format: uuid
+             */
+            deal_id: string;
+            owner: components["schemas"]["PersonRef"];
+            /** Title */
+            title: string;
+            /** Touches */
+            touches: number;
+            /**
+             * Won At
+             * Format: date-time
+             */
+            won_at: string;
+        };
         /** RefreshRequest */
         RefreshRequest: {
             /** Refresh Token */
             refresh_token: string;
+        };
+        /** Retention */
+        Retention: {
+            /**
+             * Buyers
+             * @description Clients with a won deal up to the end of the period.
+             */
+            buyers: number;
+            /**
+             * Currency
+             * @description The currency of every amount (the organisation's).
+             */
+            currency: string;
+            /** Lost Reasons */
+            lost_reasons: components["schemas"]["LostReasonRow"][];
+            /**
+             * No Repeat
+             * @description Clients whose first purchase's repeat window closed in the period unbought.
+             */
+            no_repeat: number;
+            /**
+             * No Repeat Amount Minor
+             * @description What those clients' first purchases were worth.
+             */
+            no_repeat_amount_minor: number;
+            /**
+             * No Repeat Clients
+             * @description The largest of them, to win back.
+             */
+            no_repeat_clients: components["schemas"]["LapsedClient"][];
+            period: components["schemas"]["PeriodRead"];
+            /**
+             * Repeat Buyers
+             * @description Of those, clients with two or more won deals.
+             */
+            repeat_buyers: number;
+            /** Repeat Days */
+            repeat_days: number;
+            /** Repeat Rate */
+            repeat_rate: number | null;
         };
         /**
          * Role
@@ -3839,6 +4687,23 @@ export interface components {
             /** Rotten Days */
             rotten_days?: number | null;
         };
+        /** StageTime */
+        StageTime: {
+            /** Median Days */
+            median_days: number | null;
+            /** Name */
+            name: string;
+            /**
+             * Pipeline Id
+             * Format: uuid
+             */
+            pipeline_id: string;
+            /**
+             * Stage Id
+             * Format: uuid
+             */
+            stage_id: string;
+        };
         /** StageUpdate */
         StageUpdate: {
             /** Name */
@@ -4053,8 +4918,36 @@ export interface components {
              */
             name: "task.create";
         };
+        /** TeamAdoption */
+        TeamAdoption: {
+            /**
+             * Active Members
+             * @description Members active on at least one day of the period.
+             */
+            active_members: number;
+            /** Activities Per Member Day */
+            activities_per_member_day: number | null;
+            /** Go Live On */
+            go_live_on: string | null;
+            /** Is Live */
+            is_live: boolean;
+            /** Members */
+            members: number;
+            /** Name */
+            name: string;
+            /**
+             * Team Id
+             * Format: uuid
+             */
+            team_id: string;
+        };
         /** TeamCreate */
         TeamCreate: {
+            /**
+             * Go Live On
+             * @description The day the team starts working in Fieldbook: its numbers count from then. Empty: always.
+             */
+            go_live_on?: string | null;
             /** Head Id */
             head_id?: string | null;
             /** Name */
@@ -4069,6 +4962,8 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+            /** Go Live On */
+            go_live_on: string | null;
             /** Head Id */
             head_id: string | null;
             /**
@@ -4090,6 +4985,11 @@ export interface components {
         };
         /** TeamUpdate */
         TeamUpdate: {
+            /**
+             * Go Live On
+             * @description The day the team starts working in Fieldbook: its numbers count from then. Empty: always.
+             */
+            go_live_on?: string | null;
             /** Head Id */
             head_id?: string | null;
             /** Name */
@@ -4117,6 +5017,29 @@ export interface components {
              * @constant
              */
             token_type: "bearer";
+        };
+        /** TouchesPerWin */
+        TouchesPerWin: {
+            /** Call */
+            call: number | null;
+            /** Email */
+            email: number | null;
+            /** Meeting */
+            meeting: number | null;
+            /** Note */
+            note: number | null;
+        };
+        /** Trend */
+        Trend: {
+            /**
+             * Change
+             * @description value minus previous.
+             */
+            change: number;
+            /** Previous */
+            previous: number;
+            /** Value */
+            value: number;
         };
         /** UserCreate */
         UserCreate: {
@@ -4225,6 +5148,48 @@ export interface components {
             role?: components["schemas"]["Role"];
             /** Team Id */
             team_id?: string | null;
+        };
+        /** WeakestStage */
+        WeakestStage: {
+            lost: components["schemas"]["Trend"];
+            lost_amount_minor: components["schemas"]["Trend"];
+            /** Name */
+            name: string;
+            /**
+             * Stage Id
+             * Format: uuid
+             */
+            stage_id: string;
+        };
+        /** WinStory */
+        WinStory: {
+            /** Amount Minor */
+            amount_minor: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Currency */
+            currency: string;
+            /**
+             * Deal Id
+             * Format: uuid
+             */
+            deal_id: string;
+            /**
+             * Items
+             * @description The deal's timeline, oldest first.
+             */
+            items: components["schemas"]["FeedItem"][];
+            owner: components["schemas"]["PersonRef"];
+            /** Title */
+            title: string;
+            /**
+             * Won At
+             * Format: date-time
+             */
+            won_at: string;
         };
     };
     responses: never;
@@ -7815,6 +8780,1023 @@ export interface operations {
             };
             /** @description Not allowed for this role or API key scope */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "goals-list": {
+        parameters: {
+            query?: {
+                /** @description Only goals running today. */
+                current?: boolean;
+                /** @description Page size. */
+                limit?: number;
+                /** @description Opaque cursor from a previous page's `next_cursor`. */
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_GoalWithProgress_"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "goals-create": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Any unique string (a UUID): a retry with the same key and body gets the first response again (with `Idempotent-Replayed: true`) instead of doing the work twice. The same key with another body answers 422; while the first request runs, 409. Keys are kept 24 hours, per user or API key. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GoalCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoalRead"];
+                };
+            };
+            /** @description Bad request (malformed JSON, invalid cursor or header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "goals-get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                goal_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoalWithProgress"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "goals-delete": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The version you read, as its ETag (e.g. `"3"`): stale writes get 412. */
+                "if-match"?: string | null;
+            };
+            path: {
+                goal_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad request (malformed JSON, invalid cursor or header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The record changed since you read it (stale If-Match) */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "goals-update": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The version you read, as its ETag (e.g. `"3"`): stale writes get 412. */
+                "if-match"?: string | null;
+            };
+            path: {
+                goal_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GoalUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoalRead"];
+                };
+            };
+            /** @description Bad request (malformed JSON, invalid cursor or header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The record changed since you read it (stale If-Match) */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "insights-adoption": {
+        parameters: {
+            query?: {
+                /** @description First day (organisation's time zone). Default: 90 days ago. */
+                from?: string | null;
+                /** @description Last day, included. Default: today. */
+                to?: string | null;
+                /** @description Only this team and the teams below it. */
+                team_id?: string | null;
+                /** @description Only this person. */
+                user_id?: string | null;
+                /** @description Only deals of this pipeline. */
+                pipeline_id?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Adoption"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "insights-data-quality": {
+        parameters: {
+            query?: {
+                /** @description Completeness (%) from which a card is well developed. */
+                threshold?: number;
+                /** @description First day (organisation's time zone). Default: 90 days ago. */
+                from?: string | null;
+                /** @description Last day, included. Default: today. */
+                to?: string | null;
+                /** @description Only this team and the teams below it. */
+                team_id?: string | null;
+                /** @description Only this person. */
+                user_id?: string | null;
+                /** @description Only deals of this pipeline. */
+                pipeline_id?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DataQuality"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "insights-diagnosis": {
+        parameters: {
+            query?: {
+                /** @description A client who has not bought again this many days after a first purchase. */
+                repeat_days?: number;
+                /** @description First day (organisation's time zone). Default: 90 days ago. */
+                from?: string | null;
+                /** @description Last day, included. Default: today. */
+                to?: string | null;
+                /** @description Only this team and the teams below it. */
+                team_id?: string | null;
+                /** @description Only this person. */
+                user_id?: string | null;
+                /** @description Only deals of this pipeline. */
+                pipeline_id?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Diagnosis"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "insights-diagnosis-print": {
+        parameters: {
+            query?: {
+                /** @description A client who has not bought again this many days after a first purchase. */
+                repeat_days?: number;
+                /** @description Default: the browser's language. */
+                lang?: string | null;
+                /** @description First day (organisation's time zone). Default: 90 days ago. */
+                from?: string | null;
+                /** @description Last day, included. Default: today. */
+                to?: string | null;
+                /** @description Only this team and the teams below it. */
+                team_id?: string | null;
+                /** @description Only this person. */
+                user_id?: string | null;
+                /** @description Only deals of this pipeline. */
+                pipeline_id?: string | null;
+            };
+            header?: {
+                "accept-language"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A self-contained HTML page. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "insights-discipline": {
+        parameters: {
+            query?: {
+                /** @description First day (organisation's time zone). Default: 90 days ago. */
+                from?: string | null;
+                /** @description Last day, included. Default: today. */
+                to?: string | null;
+                /** @description Only this team and the teams below it. */
+                team_id?: string | null;
+                /** @description Only this person. */
+                user_id?: string | null;
+                /** @description Only deals of this pipeline. */
+                pipeline_id?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Discipline"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "insights-funnel": {
+        parameters: {
+            query?: {
+                /** @description First day (organisation's time zone). Default: 90 days ago. */
+                from?: string | null;
+                /** @description Last day, included. Default: today. */
+                to?: string | null;
+                /** @description Only this team and the teams below it. */
+                team_id?: string | null;
+                /** @description Only this person. */
+                user_id?: string | null;
+                /** @description Only deals of this pipeline. */
+                pipeline_id?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Funnel"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "insights-leaderboard": {
+        parameters: {
+            query?: {
+                /** @description First day (organisation's time zone). Default: 90 days ago. */
+                from?: string | null;
+                /** @description Last day, included. Default: today. */
+                to?: string | null;
+                /** @description Only this team and the teams below it. */
+                team_id?: string | null;
+                /** @description Only this person. */
+                user_id?: string | null;
+                /** @description Only deals of this pipeline. */
+                pipeline_id?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Leaderboard"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "insights-playbook": {
+        parameters: {
+            query?: {
+                /** @description First day (organisation's time zone). Default: 90 days ago. */
+                from?: string | null;
+                /** @description Last day, included. Default: today. */
+                to?: string | null;
+                /** @description Only this team and the teams below it. */
+                team_id?: string | null;
+                /** @description Only this person. */
+                user_id?: string | null;
+                /** @description Only deals of this pipeline. */
+                pipeline_id?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Playbook"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "insights-retention": {
+        parameters: {
+            query?: {
+                /** @description A client who has not bought again this many days after a first purchase. */
+                repeat_days?: number;
+                /** @description First day (organisation's time zone). Default: 90 days ago. */
+                from?: string | null;
+                /** @description Last day, included. Default: today. */
+                to?: string | null;
+                /** @description Only this team and the teams below it. */
+                team_id?: string | null;
+                /** @description Only this person. */
+                user_id?: string | null;
+                /** @description Only deals of this pipeline. */
+                pipeline_id?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Retention"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "insights-win-story": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                deal_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WinStory"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,0 +1,231 @@
+"""Goals set by admins ("10 well-developed contacts → lunch on us"), each rep's progress, and the moment one is
+reached: checked in the transaction of the change that reached it, which also writes the feed entry."""
+
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from api.activities.models import Activity
+from api.activities.service import time_zone
+from api.auth.models import Team
+from api.auth.principals import Principal
+from api.auth.service import team_subtree
+from api.clients.models import Company, Contact
+from api.core import changes
+from api.core.errors import ValidationFailed
+from api.core.etags import ensure_version
+from api.core.models import get_record, live
+from api.core.pagination import keyset_page
+from api.core.schemas import changed_fields
+from api.core.types import utcnow
+from api.deals.models import Deal
+from api.feed import service as feed
+from api.feed.models import FeedKind
+from api.insights import sales, team
+from api.insights.models import Goal, GoalAchievement, GoalMetric
+from api.insights.schemas import GoalCreate, GoalRead, GoalUpdate, GoalWithProgress, Progress
+from api.insights.scope import Filters, Period, Scope, resolve
+from api.insights.sql import fetch
+
+Values = Callable[[AsyncSession, Scope], Coroutine[Any, Any, dict[uuid.UUID, int]]]
+
+
+async def _won(session: AsyncSession, scope: Scope) -> dict[uuid.UUID, int]:
+    return {who: c.won for who, c in (await sales.closed_deals(session, scope)).items()}
+
+
+async def _amount(session: AsyncSession, scope: Scope) -> dict[uuid.UUID, int]:
+    return {who: c.won_amount for who, c in (await sales.closed_deals(session, scope)).items()}
+
+
+async def _activities(session: AsyncSession, scope: Scope) -> dict[uuid.UUID, int]:
+    return {who: n for who, (n, _) in (await sales.activity_counts(session, scope)).items()}
+
+
+async def _calls(session: AsyncSession, scope: Scope) -> dict[uuid.UUID, int]:
+    return {who: calls for who, (_, calls) in (await sales.activity_counts(session, scope)).items()}
+
+
+async def _developed(session: AsyncSession, scope: Scope) -> dict[uuid.UUID, int]:
+    found = await team.cards(session, scope, threshold=team.WELL_DEVELOPED)
+    return {who: c.well_developed for who, c in found.items()}
+
+
+METRICS: dict[GoalMetric, Values] = {
+    GoalMetric.deals_won: _won,
+    GoalMetric.amount_won: _amount,
+    GoalMetric.activities: _activities,
+    GoalMetric.calls: _calls,
+    GoalMetric.new_clients: team.new_clients,
+    GoalMetric.well_developed_clients: _developed,
+}
+
+
+def _period(goal: Goal, scope: Scope) -> Period:
+    return Period(goal.starts_on, goal.ends_on, scope.period.zone)
+
+
+async def _for_goal(session: AsyncSession, goal: Goal, scope: Scope) -> Scope:
+    """The people of `scope` the goal applies to (sellers of its team, or all sellers), over the goal's dates."""
+    people = [p for p in scope.people if p.is_active and p.role in sales.SELLING_ROLES]
+    if goal.team_id is not None:
+        teams = set(await session.scalars(team_subtree(goal.org_id, goal.team_id)))
+        people = [p for p in people if p.team_id in teams]
+    return scope.only({p.id for p in people}).during(_period(goal, scope))
+
+
+async def progress(session: AsyncSession, goal: Goal, scope: Scope) -> list[Progress]:
+    counted = await _for_goal(session, goal, scope)
+    values = await METRICS[GoalMetric(goal.metric)](session, counted)
+    reached = dict(
+        await fetch(
+            session,
+            sa.select(GoalAchievement.user_id, GoalAchievement.reached_at).where(  # type: ignore[call-overload]
+                col(GoalAchievement.goal_id) == goal.id
+            ),
+        )
+    )
+    rows = [
+        Progress(**sales.person_ref(p).model_dump(), value=values.get(p.id, 0), reached_at=reached.get(p.id))
+        for p in counted.people
+    ]
+    rows.sort(key=lambda r: (-r.value, r.name.casefold()))
+    return rows
+
+
+async def list_goals(
+    *, session: AsyncSession, principal: Principal, current: bool, limit: int, cursor: str | None
+) -> tuple[list[GoalWithProgress], str | None]:
+    stmt = live(Goal, principal.org_id)
+    scope = await resolve(session, principal, Filters(None, None, None, None, None))
+    if current:
+        today = utcnow().astimezone(scope.period.zone).date()
+        stmt = stmt.where(col(Goal.starts_on) <= today, col(Goal.ends_on) >= today)
+    goals, next_cursor = await keyset_page(
+        session,
+        stmt,
+        scope="goals",
+        keys=[col(Goal.ends_on), col(Goal.id)],
+        key_of=lambda g: (g.ends_on, g.id),
+        limit=limit,
+        cursor=cursor,
+        descending=True,
+    )
+    items = [
+        GoalWithProgress(**GoalRead.model_validate(g).model_dump(), progress=await progress(session, g, scope))
+        for g in goals
+    ]
+    return items, next_cursor
+
+
+async def get_goal(*, session: AsyncSession, principal: Principal, goal_id: uuid.UUID) -> GoalWithProgress:
+    goal = await get_record(session, Goal, principal.org_id, goal_id, "goal")
+    scope = await resolve(session, principal, Filters(None, None, None, None, None))
+    return GoalWithProgress(**GoalRead.model_validate(goal).model_dump(), progress=await progress(session, goal, scope))
+
+
+async def _check_team(session: AsyncSession, principal: Principal, team_id: uuid.UUID | None) -> None:
+    if (
+        team_id is not None
+        and await session.scalar(live(Team, principal.org_id).where(col(Team.id) == team_id)) is None
+    ):
+        raise ValidationFailed.field("#/team_id", "No such team.")
+
+
+async def create_goal(*, session: AsyncSession, principal: Principal, data: GoalCreate) -> Goal:
+    await _check_team(session, principal, data.team_id)
+    goal = Goal(org_id=principal.org_id, **data.model_dump())
+    await changes.create(session, principal, "goal", goal)
+    await check(session, principal.org_id, None)
+    return goal
+
+
+async def update_goal(
+    *, session: AsyncSession, principal: Principal, goal_id: uuid.UUID, data: GoalUpdate, expected_version: int | None
+) -> Goal:
+    goal = await get_record(session, Goal, principal.org_id, goal_id, "goal")
+    ensure_version(goal, expected_version, GoalRead.model_validate)
+    fields = changed_fields(data)
+    if "team_id" in fields:
+        await _check_team(session, principal, fields["team_id"])
+    if fields.get("ends_on", goal.ends_on) < fields.get("starts_on", goal.starts_on):
+        raise ValidationFailed.field("#/ends_on", "ends_on is before starts_on")
+    await changes.update(session, principal, "goal", goal, fields)
+    await check(session, principal.org_id, None)
+    return goal
+
+
+async def delete_goal(
+    *, session: AsyncSession, principal: Principal, goal_id: uuid.UUID, expected_version: int | None
+) -> None:
+    goal = await get_record(session, Goal, principal.org_id, goal_id, "goal")
+    ensure_version(goal, expected_version, GoalRead.model_validate)
+    await changes.delete(session, principal, "goal", goal)
+
+
+# Reaching a goal
+
+OWNED: dict[str, Any] = {
+    name: sa.inspect(model).local_table
+    for name, model in (("deal", Deal), ("activity", Activity), ("company", Company), ("contact", Contact))
+}
+
+
+async def check(session: AsyncSession, org_id: uuid.UUID, touched: dict[str, set[uuid.UUID]] | None) -> None:
+    """Record who has just reached a running goal, once, with a feed entry for them and their team. `touched`: the
+    records the transaction changed, whose owners are the only people whose progress can have moved (None: check
+    everyone, after a goal itself changed)."""
+    people = None if touched is None else await _owners(session, touched)
+    if people == set():
+        return
+    zone = await time_zone(session, org_id, None)
+    today = utcnow().astimezone(zone).date()
+    running = live(Goal, org_id).where(col(Goal.starts_on) <= today, col(Goal.ends_on) >= today)
+    goals = list(await session.scalars(running))
+    if not goals:
+        return
+    everyone = await resolve(session, Principal.system(org_id), Filters(None, None, None, None, None))
+    for goal in goals:
+        done = set(
+            await session.scalars(select(GoalAchievement.user_id).where(col(GoalAchievement.goal_id) == goal.id))
+        )
+        candidates = {p.id for p in everyone.people} - done
+        if people is not None:
+            candidates &= people
+        if not candidates:
+            continue
+        counted = await _for_goal(session, goal, everyone.only(candidates))
+        values = await METRICS[GoalMetric(goal.metric)](session, counted)
+        for person in counted.people:
+            value = values.get(person.id, 0)
+            if value < goal.target:
+                continue
+            session.add(GoalAchievement(org_id=org_id, goal_id=goal.id, user_id=person.id, value=value))
+            await feed.emit(
+                session,
+                Principal(kind="user", org_id=org_id, id=person.id),
+                FeedKind.goal_reached,
+                at=utcnow(),
+                user_id=person.id,
+                data={
+                    "goal_id": str(goal.id),
+                    "name": goal.name,
+                    "metric": goal.metric,
+                    "target": goal.target,
+                    "value": value,
+                    "reward": goal.reward,
+                },
+            )
+
+
+async def _owners(session: AsyncSession, touched: dict[str, set[uuid.UUID]]) -> set[uuid.UUID]:
+    owners: set[uuid.UUID] = set()
+    for entity, ids in touched.items():
+        model = OWNED.get(entity)
+        if model is not None and ids:
+            owners.update(await session.scalars(sa.select(model.c.owner_id).where(model.c.id.in_(ids))))
+    return owners
