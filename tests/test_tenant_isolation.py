@@ -10,7 +10,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -27,9 +27,13 @@ from api.core.changes import Change
 from api.core.models import live
 from api.core.types import utcnow
 from api.deals import service as deals
+from api.deals.deals import win_deal
 from api.deals.models import Deal, DealLine, DealStageEvent, LostReason, Pipeline, Product, Stage
 from api.deals.schemas import ProductCreate
 from api.feed.models import FeedEvent
+from api.insights import goals
+from api.insights.models import Goal, GoalMetric
+from api.insights.schemas import GoalCreate
 from api.main import create_app
 from api.sharing.models import Share
 from tests.factories import (
@@ -44,6 +48,7 @@ from tests.factories import (
     share_with,
     sign_in,
     system,
+    viewer_of_user,
 )
 
 
@@ -71,6 +76,9 @@ class Records:
     activity: Activity
     share: Share
     custom_field: CustomField
+    # A won deal of the rep (its story is the team's to learn from) and a goal.
+    won_deal: Deal
+    goal: Goal
 
 
 # How to get an organisation's id for each path parameter. A route with a parameter not listed here fails the suite.
@@ -89,11 +97,13 @@ ID_OF: dict[str, Callable[[Records], uuid.UUID]] = {
     "activity_id": lambda r: r.activity.id,
     "field_id": lambda r: r.custom_field.id,
     "share_id": lambda r: r.share.id,
+    "goal_id": lambda r: r.goal.id,
 }
 
 # Where one parameter names a different kind of record on some routes: (path prefix, parameter) -> id.
 ID_AT: dict[tuple[str, str], Callable[[Records], uuid.UUID]] = {
     ("/api/v1/contacts/", "client_id"): lambda r: r.contact.id,
+    ("/api/v1/insights/wins/", "deal_id"): lambda r: r.won_deal.id,
 }
 
 
@@ -128,6 +138,7 @@ BODY_OF: dict[tuple[str, str], BodyOf] = {
     ("POST", "/api/v1/deals/{deal_id}/reopen"): {},
     ("PATCH", "/api/v1/activities/{activity_id}"): {"subject": "x"},
     ("POST", "/api/v1/activities/{activity_id}/complete"): {},
+    ("PATCH", "/api/v1/goals/{goal_id}"): {"name": "x"},
 }
 
 # Routes known to exist today: a check that the enumeration itself works (new routes are found without this list).
@@ -173,6 +184,10 @@ KNOWN_OPERATIONS = {
     ("POST", "/api/v1/activities/{activity_id}/complete"),
     ("POST", "/api/v1/activities/{activity_id}/reopen"),
     ("DELETE", "/api/v1/shares/{share_id}"),
+    ("GET", "/api/v1/insights/wins/{deal_id}"),
+    ("GET", "/api/v1/goals/{goal_id}"),
+    ("PATCH", "/api/v1/goals/{goal_id}"),
+    ("DELETE", "/api/v1/goals/{goal_id}"),
 }
 
 _PARAM = re.compile(r"{(\w+)}")
@@ -283,6 +298,21 @@ async def _records(session: AsyncSession, client: httpx.AsyncClient, name: str) 
         principal=system(tenant.org),
         data=CustomFieldCreate(entity="company", key=f"{slug}_tier", label=f"{name} Tier", kind=FieldKind.text),
     )
+    won_deal = await make_deal(session, rep, title=f"{name} Won Deal", company_id=company.id)
+    await win_deal(
+        session=session, viewer=await viewer_of_user(session, rep), deal_id=won_deal.id, expected_version=None
+    )
+    goal = await goals.create_goal(
+        session=session,
+        principal=system(tenant.org),
+        data=GoalCreate(
+            name=f"{name} Calls",
+            metric=GoalMetric.calls,
+            target=50,
+            starts_on=date(2026, 1, 1),
+            ends_on=date(2026, 12, 31),
+        ),
+    )
     await session.commit()
     return Records(
         tenant,
@@ -300,6 +330,8 @@ async def _records(session: AsyncSession, client: httpx.AsyncClient, name: str) 
         activity,
         share,
         field,
+        won_deal,
+        goal,
     )
 
 
@@ -341,6 +373,10 @@ def secrets_of(b: Records) -> list[str]:
         b.custom_field.id,
         b.custom_field.key,
         b.custom_field.label,
+        b.won_deal.id,
+        b.won_deal.title,
+        b.goal.id,
+        b.goal.name,
     ]
     return [str(v) for v in values]
 
@@ -473,6 +509,7 @@ async def test_user_search_finds_none_of_another_orgs_users(
         "/api/v1/deals",
         "/api/v1/activities",
         "/api/v1/feed",
+        "/api/v1/goals",
     ],
 )
 async def test_lists_show_none_of_another_orgs_records(
@@ -519,6 +556,33 @@ async def test_deleted_records_list_none_of_another_orgs(
     assert [c["id"] for c in own.json()["items"]] == [str(b.company.id)], "B's bin does hold the company"
 
 
+INSIGHTS = (
+    "funnel",
+    "leaderboard",
+    "playbook",
+    "retention",
+    "discipline",
+    "data-quality",
+    "adoption",
+    "diagnosis",
+    "diagnosis/print",
+)
+
+
+@pytest.mark.parametrize("view", INSIGHTS)
+async def test_insights_count_none_of_another_orgs_records(
+    client: httpx.AsyncClient, orgs: tuple[Records, Records], view: str
+) -> None:
+    a, b = orgs
+
+    response = await client.get(f"/api/v1/insights/{view}", headers=a.tenant.headers)
+
+    assert response.status_code == 200, response.text
+    assert_mentions_none(response, secrets_of(b))
+    if view in ("leaderboard", "discipline", "adoption", "data-quality"):
+        assert a.tenant.rep.name in response.text, "A's own people are counted"
+
+
 # Query parameters naming another organisation's record: answered as for an id that exists nowhere.
 FILTERS: list[tuple[str, str, Callable[[Records], Any]]] = [
     ("/api/v1/companies", "owner_id", lambda r: r.tenant.rep.id),
@@ -535,6 +599,15 @@ FILTERS: list[tuple[str, str, Callable[[Records], Any]]] = [
     ("/api/v1/activities", "contact_id", lambda r: r.contact.id),
     ("/api/v1/activities", "deal_id", lambda r: r.deal.id),
     ("/api/v1/activities", "assignee_id", lambda r: r.tenant.rep.id),
+    *(
+        (f"/api/v1/insights/{view}", name, get)
+        for view in INSIGHTS
+        for name, get in (
+            ("team_id", lambda r: r.team.id),
+            ("user_id", lambda r: r.tenant.rep.id),
+            ("pipeline_id", lambda r: r.pipeline.id),
+        )
+    ),
 ]
 
 

@@ -191,14 +191,14 @@ async def _entered(session: AsyncSession, scope: Scope, cohort: Any, pipeline_id
         .group_by(event.c.deal_id)
         .subquery("furthest")
     )
-    reach = (
-        sa.select(
-            sa.func.coalesce(furthest.c.furthest, 0).label("furthest"),
-            cohort.c.status,
-            sa.func.count().label("n"),
-        )
+    per_deal = (
+        sa.select(sa.func.coalesce(furthest.c.furthest, 0).label("furthest"), cohort.c.status)
         .select_from(cohort.outerjoin(furthest, furthest.c.deal_id == cohort.c.id))
-        .group_by(sa.func.coalesce(furthest.c.furthest, 0), cohort.c.status)
+        .subquery("per_deal")
+    )
+    reach = (
+        sa.select(per_deal.c.furthest, per_deal.c.status, sa.func.count().label("n"))
+        .group_by(per_deal.c.furthest, per_deal.c.status)
         .subquery("reach")
     )
     passed = sa.or_(reach.c.status == DealStatus.won.value, reach.c.furthest >= stage.c.position)
@@ -570,7 +570,8 @@ async def retention(session: AsyncSession, scope: Scope, *, repeat_days: int) ->
             clients.c.kind,
             clients.c.first_at,
             sa.func.sum(first_win.c.amount).label("amount"),
-            sa.func.max(first_win.c.owner_id).label("owner_id"),
+            # The first purchase's owner (PostgreSQL has no max() of uuids; one id as text either way).
+            sa.func.min(sa.cast(first_win.c.owner_id, sa.String)).label("owner_id"),
         )
         .join(
             first_win,
@@ -610,7 +611,7 @@ async def retention(session: AsyncSession, scope: Scope, *, repeat_days: int) ->
                 kind=row.kind,
                 id=row.client_id,
                 name=row.name or "",
-                owner_id=row.owner_id,
+                owner_id=uuid.UUID(row.owner_id),
                 first_won_at=row.first_at,
                 amount_minor=int(row.amount),
             )
