@@ -10,7 +10,7 @@ import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -31,6 +31,9 @@ from api.deals import deals as deal_service
 from api.deals import service as deals
 from api.deals.models import Pipeline, Stage
 from api.deals.schemas import LostReasonCreate, PipelineCreate, ProductCreate, StageSpec
+from api.insights import goals
+from api.insights.models import GoalMetric
+from api.insights.schemas import GoalCreate
 from api.sharing.models import Share
 from tests.auth.test_login import bearer, tokens
 from tests.factories import (
@@ -183,12 +186,37 @@ EXPECTED: dict[str, frozenset[str]] = {
     "sync-pull": SIGNED_IN_USERS,
     "sync-events": SIGNED_IN_USERS,
     "changes-list": ADMIN | {"all_scopes_key", "no_scope_key"},
+    # Insights: whoever sells, each within their reach, and keys with `insights:read`; retention is marketing's too
+    # (whom to win back). A win story is between colleagues; goals are the admins' to set.
+    **dict.fromkeys(
+        (
+            "insights-funnel",
+            "insights-leaderboard",
+            "insights-playbook",
+            "insights-discipline",
+            "insights-data-quality",
+            "insights-adoption",
+            "insights-diagnosis",
+            "insights-diagnosis-print",
+            "goals-list",
+            "goals-get",
+        ),
+        SELLERS | {"all_scopes_key"},
+    ),
+    "insights-retention": SIGNED_IN_USERS | {"all_scopes_key"},
+    "insights-win-story": SELLERS,
+    **dict.fromkeys(("goals-create", "goals-update", "goals-delete"), ADMIN),
 }
 
 # Operations whose answer never ends (server-sent events): through the ASGI test transport, which waits for the
 # whole body, an allowed call would hang the suite. Only their refusals are checked here; the stream itself is the
 # feed's tests' business.
 STREAMS = frozenset({"feed-stream", "sync-events"})
+
+
+NEW_GOAL = GoalCreate(
+    name="Ten calls", metric=GoalMetric.calls, target=10, starts_on=date(2026, 1, 1), ends_on=date(2026, 12, 31)
+)
 
 
 @dataclass(frozen=True)
@@ -340,6 +368,12 @@ async def spare_field(world: World) -> Records:
     return dataclasses.replace(world.records, custom_field=field)
 
 
+async def spare_goal(world: World) -> Records:
+    goal = await goals.create_goal(session=world.session, principal=system(world.records.tenant.org), data=NEW_GOAL)
+    await world.session.commit()
+    return dataclasses.replace(world.records, goal=goal)
+
+
 # The records a call addresses, for operations whose call consumes or deletes them (others share one set).
 FRESH: dict[str, RecordsOf] = {
     "teams-delete": empty_team,
@@ -362,6 +396,7 @@ FRESH: dict[str, RecordsOf] = {
     "activities-reopen": done_task,
     "activities-delete": planned_task,
     "shares-delete": spare_share,
+    "goals-delete": spare_goal,
 }
 
 
@@ -469,6 +504,8 @@ BODIES: dict[str, BodyOf] = {
     "activities-complete": static({}),
     "shares-create": share_company,
     "sync-push": static({"client_id": str(uuid.uuid4()), "mutations": []}),
+    "goals-create": static(NEW_GOAL.model_dump(mode="json")),
+    "goals-update": static({"name": "Renamed goal"}),
 }
 
 # Values for each operation's required query parameters, from the records the call addresses.

@@ -406,6 +406,7 @@ async def versions(session: AsyncSession, org_id: uuid.UUID) -> dict[str, Any]:
         DealStageEvent,
         Activity,
         Share,
+        Goal,
     ):
         rows = await session.execute(
             select(model.id, model.version, model.deleted_at).where(col(model.org_id) == org_id)
