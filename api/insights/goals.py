@@ -3,6 +3,7 @@ reached: checked in the transaction of the change that reached it, which also wr
 
 import uuid
 from collections.abc import Callable, Coroutine
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -179,14 +180,19 @@ async def check(session: AsyncSession, org_id: uuid.UUID, touched: dict[str, set
     """Record who has just reached a running goal, once, with a feed entry for them and their team. `touched`: the
     records the transaction changed, whose owners are the only people whose progress can have moved (None: check
     everyone, after a goal itself changed)."""
-    people = None if touched is None else await _owners(session, touched)
-    if people == set():
-        return
-    zone = await time_zone(session, org_id, None)
-    today = utcnow().astimezone(zone).date()
-    running = live(Goal, org_id).where(col(Goal.starts_on) <= today, col(Goal.ends_on) >= today)
-    goals = list(await session.scalars(running))
+    # Every write asks, so the common answer ("no goal is running") costs one indexed query: any time zone's today
+    # is within a day of UTC's; the organisation's own today is applied once a goal is found.
+    utc_today = utcnow().date()
+    nearly = live(Goal, org_id).where(
+        col(Goal.starts_on) <= utc_today + timedelta(days=1), col(Goal.ends_on) >= utc_today - timedelta(days=1)
+    )
+    goals = list(await session.scalars(nearly))
     if not goals:
+        return
+    today = utcnow().astimezone(await time_zone(session, org_id, None)).date()
+    goals = [g for g in goals if g.starts_on <= today <= g.ends_on]
+    people = None if touched is None else await _owners(session, touched)
+    if not goals or people == set():
         return
     everyone = await resolve(session, Principal.system(org_id), Filters(None, None, None, None, None))
     for goal in goals:
