@@ -41,6 +41,8 @@ from api.deals.deals import line_amount
 from api.deals.models import Deal, DealLine, DealStageEvent, DealStatus, LostReason, Pipeline, Product, Stage, StageKind
 from api.deals.service import DEFAULTS
 from api.feed.models import FeedEvent, FeedKind
+from api.insights import goals
+from api.insights.models import Goal, GoalMetric
 from api.settings import get_settings
 
 DEMO_ORG_ID = uuid.UUID("018f0000-0000-7000-8000-00000000d3e0")
@@ -375,6 +377,8 @@ async def load(
     demo = _Demo(seed=seed, size=counts(scale), today=today or datetime.now(TIME_ZONE).date(), progress=progress)
     demo.build()
     await demo.write(await session.connection())
+    # Who is already over a goal's target is recorded as the services would have (with their feed entries).
+    await goals.check(session, DEMO_ORG_ID, None)
     return LOGIN
 
 
@@ -421,6 +425,7 @@ TABLES: tuple[tuple[type[SQLModel], str | None, str], ...] = (
     (Pipeline, "pipeline", "Writing users, pipeline"),
     (Stage, "stage", "Writing users, pipeline"),
     (LostReason, "lost_reason", "Writing users, pipeline"),
+    (Goal, "goal", "Writing users, pipeline"),
     (Company, "company", "Writing companies"),
     (Contact, "contact", "Writing contacts"),
     (ContactPoint, None, "Writing contacts"),
@@ -642,6 +647,46 @@ class _Demo:
             self._record(LostReason, at, None, name=name, position=position, is_active=True)
             for position, name in enumerate(defaults.lost_reasons, start=1)
         ]
+        self._goals(users[ADMIN_EMAIL]["id"])
+
+    def _goals(self, admin_id: uuid.UUID) -> None:
+        """This month's and this quarter's goals, as an admin sets them to get the CRM used."""
+        today = self.now.astimezone(TIME_ZONE).date()
+        month = today.replace(day=1)
+        next_month = (month + timedelta(days=32)).replace(day=1)
+        quarter = month.replace(month=3 * ((month.month - 1) // 3) + 1)
+        next_quarter = (quarter + timedelta(days=95)).replace(day=1)
+        for name, metric, target, starts, ends, reward in (
+            (
+                "250 clientes bien desarrollados este mes",
+                GoalMetric.well_developed_clients,
+                250,
+                month,
+                next_month - DAY,
+                "Comida pagada por la empresa",
+            ),
+            (
+                "8 negocios ganados en el trimestre",
+                GoalMetric.deals_won,
+                8,
+                quarter,
+                next_quarter - DAY,
+                "Un día libre",
+            ),
+        ):
+            at = self._working(datetime.combine(starts, time(), TIME_ZONE))
+            self._record(
+                Goal,
+                min(at, self.now),
+                admin_id,
+                name=name,
+                metric=metric.value,
+                target=target,
+                starts_on=starts,
+                ends_on=ends,
+                reward=reward,
+                team_id=None,
+            )
 
     # Companies and contacts
 
