@@ -233,12 +233,13 @@ async def reissue_invite(*, session: AsyncSession, principal: Principal, user_id
 # Teams
 
 
-def team_subtree(org_id: uuid.UUID, root_id: uuid.UUID) -> sa.Select[tuple[uuid.UUID]]:
-    """The ids of a team and every team below it (a recursive CTE: the same SQL on SQLite and PostgreSQL)."""
+def team_subtree(org_id: uuid.UUID, root_id: uuid.UUID, name: str = "subtree") -> sa.Select[tuple[uuid.UUID]]:
+    """The ids of a team and every team below it (a recursive CTE: the same SQL on SQLite and PostgreSQL). Two
+    subtrees in one statement need two `name`s."""
     tree = (
         select(col(Team.id).label("id"))
         .where(col(Team.id) == root_id, col(Team.org_id) == org_id)
-        .cte("subtree", recursive=True)
+        .cte(name, recursive=True)
     )
     # UNION (not UNION ALL): should a cycle ever exist, the walk still ends.
     tree = tree.union(

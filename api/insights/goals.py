@@ -3,7 +3,7 @@ reached: checked in the transaction of the change that reached it, which also wr
 
 import uuid
 from collections.abc import Callable, Coroutine
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -137,7 +137,13 @@ async def _check_team(session: AsyncSession, principal: Principal, team_id: uuid
         raise ValidationFailed.field("#/team_id", "No such team.")
 
 
+def _check_dates(starts_on: date, ends_on: date) -> None:
+    if ends_on < starts_on:
+        raise ValidationFailed.field("#/ends_on", "ends_on is before starts_on")
+
+
 async def create_goal(*, session: AsyncSession, principal: Principal, data: GoalCreate) -> Goal:
+    _check_dates(data.starts_on, data.ends_on)
     await _check_team(session, principal, data.team_id)
     goal = Goal(org_id=principal.org_id, **data.model_dump())
     await changes.create(session, principal, "goal", goal)
@@ -153,8 +159,7 @@ async def update_goal(
     fields = changed_fields(data)
     if "team_id" in fields:
         await _check_team(session, principal, fields["team_id"])
-    if fields.get("ends_on", goal.ends_on) < fields.get("starts_on", goal.starts_on):
-        raise ValidationFailed.field("#/ends_on", "ends_on is before starts_on")
+    _check_dates(fields.get("starts_on", goal.starts_on), fields.get("ends_on", goal.ends_on))
     await changes.update(session, principal, "goal", goal, fields)
     await check(session, principal.org_id, None)
     return goal
@@ -170,10 +175,34 @@ async def delete_goal(
 
 # Reaching a goal
 
-OWNED: dict[str, Any] = {
-    name: sa.inspect(model).local_table
-    for name, model in (("deal", Deal), ("activity", Activity), ("company", Company), ("contact", Contact))
-}
+DEAL, ACTIVITY, COMPANY, CONTACT = (sa.inspect(m).local_table for m in (Deal, Activity, Company, Contact))
+
+
+def _whose(entity: str, ids: set[uuid.UUID]) -> list[sa.Select[Any]]:
+    """Whose goal progress a change to these records can move: their owners, and for work on a client card (an
+    activity on it, a contact of a company) the card's owner, whose well-developed clients it counts."""
+    if entity == "deal":
+        return [sa.select(DEAL.c.owner_id).where(DEAL.c.id.in_(ids))]
+    if entity == "company":
+        return [sa.select(COMPANY.c.owner_id).where(COMPANY.c.id.in_(ids))]
+    if entity == "contact":
+        return [
+            sa.select(CONTACT.c.owner_id).where(CONTACT.c.id.in_(ids)),
+            sa.select(COMPANY.c.owner_id)
+            .join(CONTACT, CONTACT.c.company_id == COMPANY.c.id)
+            .where(CONTACT.c.id.in_(ids)),
+        ]
+    if entity == "activity":
+        return [
+            sa.select(ACTIVITY.c.owner_id).where(ACTIVITY.c.id.in_(ids)),
+            sa.select(COMPANY.c.owner_id)
+            .join(ACTIVITY, ACTIVITY.c.company_id == COMPANY.c.id)
+            .where(ACTIVITY.c.id.in_(ids)),
+            sa.select(CONTACT.c.owner_id)
+            .join(ACTIVITY, ACTIVITY.c.contact_id == CONTACT.c.id)
+            .where(ACTIVITY.c.id.in_(ids)),
+        ]
+    return []
 
 
 async def check(session: AsyncSession, org_id: uuid.UUID, touched: dict[str, set[uuid.UUID]] | None) -> None:
@@ -229,9 +258,7 @@ async def check(session: AsyncSession, org_id: uuid.UUID, touched: dict[str, set
 
 
 async def _owners(session: AsyncSession, touched: dict[str, set[uuid.UUID]]) -> set[uuid.UUID]:
-    owners: set[uuid.UUID] = set()
-    for entity, ids in touched.items():
-        model = OWNED.get(entity)
-        if model is not None and ids:
-            owners.update(await session.scalars(sa.select(model.c.owner_id).where(model.c.id.in_(ids))))
-    return owners
+    queries = [query for entity, ids in touched.items() if ids for query in _whose(entity, ids)]
+    if not queries:
+        return set()
+    return set(await session.scalars(sa.union(*queries)))

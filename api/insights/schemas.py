@@ -4,7 +4,7 @@ currencies count in the numbers of deals but not in the amounts."""
 import uuid
 from datetime import date, datetime
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
 from api.core.schemas import Input, Output, RecordRead, optional
 from api.core.types import Name
@@ -269,12 +269,6 @@ class GoalCreate(Input):
     ends_on: date
     reward: str | None = Field(default=None, max_length=500, description="What reaching it earns: `lunch on us`.")
     team_id: uuid.UUID | None = Field(default=None, description="Only this team (and below); everyone when empty.")
-
-    @model_validator(mode="after")
-    def _dates(self) -> "GoalCreate":
-        if self.ends_on < self.starts_on:
-            raise ValueError("ends_on is before starts_on")
-        return self
 
 
 class GoalUpdate(Input):

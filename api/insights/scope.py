@@ -184,7 +184,7 @@ async def resolve(session: AsyncSession, principal: Principal, wanted: Filters, 
         stmt = stmt.where(sa.or_(col(User.team_id).in_(reach), col(User.id) == principal.id))
     if wanted.team_id is not None:
         await _check_team(session, principal, wanted.team_id, reach)
-        stmt = stmt.where(col(User.team_id).in_(team_subtree(principal.org_id, wanted.team_id)))
+        stmt = stmt.where(col(User.team_id).in_(team_subtree(principal.org_id, wanted.team_id, name="wanted")))
     people = tuple(
         Person(
             id=user.id,
