@@ -2,6 +2,7 @@
 // navigation, the "how did the call go?" sheet and the update prompt.
 import { ErrorBoundary, LocationProvider, Route, Router, lazy, useLocation } from 'preact-iso'
 import { useEffect, useState } from 'preact/hooks'
+import type { Schemas } from './api/client'
 import { db } from './db/db'
 import { useLive, useOnline, useSession, useSyncStatus } from './hooks'
 import { defineMessages, lang as currentLang, plural, type Params } from './i18n'
@@ -16,6 +17,9 @@ const Deals = lazy(() => import('./screens/deals').then((m) => m.Deals))
 const DealView = lazy(() => import('./screens/deal').then((m) => m.DealView))
 const Feed = lazy(() => import('./screens/feed').then((m) => m.Feed))
 const DealStory = lazy(() => import('./screens/story').then((m) => m.DealStory))
+const WinStory = lazy(() => import('./screens/story').then((m) => m.WinStory))
+const Learn = lazy(() => import('./screens/learn').then((m) => m.Learn))
+const Team = lazy(() => import('./screens/team').then((m) => m.Team))
 const SyncScreen = lazy(() => import('./screens/sync').then((m) => m.SyncScreen))
 
 export const updateReady = new EventTarget()
@@ -27,6 +31,8 @@ const m = defineMessages({
     clients: 'Clients',
     deals: 'Deals',
     feed: 'Feed',
+    learn: 'Learn',
+    team: 'Team',
     sync: 'Sync',
     main: 'Main',
     offline: 'Offline',
@@ -46,6 +52,8 @@ const m = defineMessages({
     clients: 'Clientes',
     deals: 'Negocios',
     feed: 'Actividad',
+    learn: 'Aprender',
+    team: 'Equipo',
     sync: 'Sincronizar',
     main: 'Principal',
     offline: 'Sin conexión',
@@ -95,7 +103,19 @@ function SyncBadge() {
   )
 }
 
-const TABS = [
+type Role = Schemas['Role']
+const SELLERS: readonly Role[] = ['admin', 'manager', 'rep']
+const MANAGERS: readonly Role[] = ['admin', 'manager']
+
+// Learn is for everyone who sells, Team for those who lead them; the rest for everyone.
+interface Tab {
+  href: string
+  key: 'today' | 'clients' | 'deals' | 'feed' | 'learn' | 'team' | 'sync'
+  icon: string
+  /** Who sees it (everyone when not given). */
+  roles?: readonly Role[]
+}
+const TABS: readonly Tab[] = [
   { href: '/', key: 'today', icon: 'M4 5h16v15H4zM4 9h16M9 3v4M15 3v4' },
   {
     href: '/clients',
@@ -104,14 +124,23 @@ const TABS = [
   },
   { href: '/deals', key: 'deals', icon: 'M3 6h18v4H3zM5 10v10h14V10M10 14h4' },
   { href: '/feed', key: 'feed', icon: 'M4 6h16M4 12h16M4 18h10' },
+  {
+    href: '/learn',
+    key: 'learn',
+    icon: 'M7 4h10v5a5 5 0 0 1-10 0zM7 6H4a3 3 0 0 0 3 4M17 6h3a3 3 0 0 1-3 4M12 14v4M8 21h8',
+    roles: SELLERS,
+  },
+  { href: '/team', key: 'team', icon: 'M4 20h16M6 16v-4M11 16V6M16 16v-7', roles: MANAGERS },
   { href: '/sync', key: 'sync', icon: 'M4 12a8 8 0 0 1 14-5l2 2M20 12a8 8 0 0 1-14 5l-2-2M20 4v5h-5M4 20v-5h5' },
-] as const
+]
 
 function Nav() {
   const { path } = useLocation()
+  const role = useSession()?.user.role
+  const tabs = TABS.filter((tab) => !tab.roles || (role && tab.roles.includes(role)))
   return (
-    <nav class="tabs" aria-label={m('main')}>
-      {TABS.map((tab) => {
+    <nav class={`tabs tabs-${tabs.length}`} aria-label={m('main')}>
+      {tabs.map((tab) => {
         const active = tab.href === '/' ? path === '/' : path.startsWith(tab.href)
         return (
           <a href={tab.href} aria-current={active ? 'page' : undefined} class={active ? 'active' : ''}>
@@ -168,6 +197,9 @@ function Shell() {
             <Route path="/deals/:id" component={DealView} />
             <Route path="/deals/:id/story" component={DealStory} />
             <Route path="/feed" component={Feed} />
+            <Route path="/learn" component={Learn} />
+            <Route path="/learn/wins/:id" component={WinStory} />
+            <Route path="/team" component={Team} />
             <Route path="/sync" component={SyncScreen} />
             <Route default component={Today} />
           </Router>

@@ -39,11 +39,13 @@ export interface Issue {
   unread?: boolean
 }
 
-/** Feed pages and deal stories read while online, kept to be read again offline. */
+/** Feed pages, deal stories and insights read while online, kept to be read again offline. */
 export interface CachedPage {
   key: string
   items: FeedItem[]
   at: string
+  /** An insight's answer, or what a win story tells about its deal (no new index: the store is keyed by `key`). */
+  data?: unknown
 }
 
 export const ENTITIES = [

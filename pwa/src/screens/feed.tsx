@@ -1,11 +1,12 @@
 // Feed: what the team did, read from the server. Each list read online is kept in `db.page`, so the last one seen
 // still shows offline (marked as saved, with its age).
 import { useEffect, useRef, useState } from 'preact/hooks'
-import { TransportError, api, problemText, type FeedItem } from '../api/client'
+import { TransportError, api, problemText, type FeedItem, type Schemas } from '../api/client'
+import type { Session } from '../auth'
 import { db } from '../db/db'
 import { clientHref, userNames } from '../db/queries'
 import { useLive, useOnline, useSession } from '../hooks'
-import { defineMessages, fmt } from '../i18n'
+import { defineMessages, fmt, plural, type Params } from '../i18n'
 
 const m = defineMessages({
   en: {
@@ -38,6 +39,16 @@ const m = defineMessages({
     mentioned: 'mentioned {name}',
     mentionedYou: 'mentioned you',
     because: 'Reason: {reason}',
+    goal_reached: 'reached the goal “{name}”',
+    goalProgress: '{value} of {target}',
+    reward: 'Reward: {reward}',
+    deals_won: (p: Params) => plural(Number(p.n), { one: '{n} deal won', other: '{n} deals won' }),
+    amount_won: '{money} won',
+    activities: (p: Params) => plural(Number(p.n), { one: '{n} activity', other: '{n} activities' }),
+    calls: (p: Params) => plural(Number(p.n), { one: '{n} call', other: '{n} calls' }),
+    new_clients: (p: Params) => plural(Number(p.n), { one: '{n} new client', other: '{n} new clients' }),
+    well_developed_clients: (p: Params) =>
+      plural(Number(p.n), { one: '{n} well-developed client', other: '{n} well-developed clients' }),
   },
   es: {
     title: 'Actividad',
@@ -69,8 +80,45 @@ const m = defineMessages({
     mentioned: 'mencionó a {name}',
     mentionedYou: 'te mencionó',
     because: 'Motivo: {reason}',
+    goal_reached: 'alcanzó el objetivo «{name}»',
+    goalProgress: '{value} de {target}',
+    reward: 'Premio: {reward}',
+    deals_won: (p: Params) => plural(Number(p.n), { one: '{n} negocio ganado', other: '{n} negocios ganados' }),
+    amount_won: '{money} ganados',
+    activities: (p: Params) => plural(Number(p.n), { one: '{n} actividad', other: '{n} actividades' }),
+    calls: (p: Params) => plural(Number(p.n), { one: '{n} llamada', other: '{n} llamadas' }),
+    new_clients: (p: Params) => plural(Number(p.n), { one: '{n} cliente nuevo', other: '{n} clientes nuevos' }),
+    well_developed_clients: (p: Params) =>
+      plural(Number(p.n), { one: '{n} cliente bien trabajado', other: '{n} clientes bien trabajados' }),
   },
 })
+
+export type GoalMetric = Schemas['GoalMetric']
+
+/** The organisation's currency: what goals' amounts are in (the API's default when unset). */
+export const orgCurrency = (session: Session | null | undefined): string => {
+  const currency = session?.organization.settings.currency
+  return typeof currency === 'string' ? currency : 'EUR'
+}
+
+/** A goal's number with its unit: "5 deals won", "€5,000.00 won" (amounts are minor units of `currency`). */
+export function goalText(metric: GoalMetric, n: number, currency: string): string {
+  return metric === 'amount_won' ? m('amount_won', { money: fmt.money(n, currency) }) : m(metric, { n })
+}
+
+/** A goal's bare number: the value next to its target ("3 of 5 deals won"). */
+export const goalNumber = (metric: GoalMetric, n: number, currency: string): string =>
+  metric === 'amount_won' ? fmt.money(n, currency) : fmt.number(n)
+
+const METRICS: readonly GoalMetric[] = [
+  'deals_won',
+  'amount_won',
+  'activities',
+  'calls',
+  'new_clients',
+  'well_developed_clients',
+]
+const isMetric = (value: unknown): value is GoalMetric => METRICS.includes(value as GoalMetric)
 
 /** "logged a call", "moved a deal to Proposal": what an item's actor did. */
 export function what(item: FeedItem, names: Map<string, string>, me: string): string {
@@ -79,6 +127,8 @@ export function what(item: FeedItem, names: Map<string, string>, me: string): st
       return m(item.activity?.kind ?? 'note')
     case 'stage_moved':
       return m('stage_moved', { stage: String(item.data.to_stage ?? '') })
+    case 'goal_reached':
+      return m('goal_reached', { name: String(item.data.name ?? '') })
     case 'shared':
     case 'mentioned':
       if (item.user_id === me) return m(item.kind === 'shared' ? 'sharedYou' : 'mentionedYou')
@@ -88,8 +138,10 @@ export function what(item: FeedItem, names: Map<string, string>, me: string): st
   }
 }
 
-/** More about it: the activity's subject, the amount when the deal was made or won, why it was lost. */
-export function detail(item: FeedItem): string {
+/** More about it: the activity's subject, the amount when the deal was made or won, why it was lost, what a goal
+ *  reached asked and gives. `orgCurrency`: the organisation's, which a goal's amounts are in. */
+export function detail(item: FeedItem, orgCurrency: string): string {
+  if (item.kind === 'goal_reached') return goalDetail(item.data, orgCurrency)
   // The amount frozen in the event (what it was won for), else the deal's amount now.
   const amount = item.data.amount_minor ?? item.deal?.amount_minor
   const currency = item.data.currency ?? item.deal?.currency
@@ -106,11 +158,22 @@ export function detail(item: FeedItem): string {
     .join(' · ')
 }
 
+function goalDetail(data: FeedItem['data'], currency: string): string {
+  const { metric, value, target, reward } = data
+  const progress =
+    isMetric(metric) &&
+    typeof value === 'number' &&
+    typeof target === 'number' &&
+    m('goalProgress', { value: goalNumber(metric, value, currency), target: goalText(metric, target, currency) })
+  return [progress, typeof reward === 'string' && reward && m('reward', { reward })].filter(Boolean).join(' · ')
+}
+
 export const who = (item: FeedItem, names: Map<string, string>): string =>
   names.get(item.actor_id ?? '') ?? m('someone')
 
-/** A win opens its story; anything else the deal, else the client it is about. */
+/** A win opens its story; a goal reached the goals (Learn); anything else the deal, else the client it is about. */
 function href(item: FeedItem): string | null {
+  if (item.kind === 'goal_reached') return '/learn#goals'
   if (item.deal) return item.kind === 'deal_won' ? `/deals/${item.deal.id}/story` : `/deals/${item.deal.id}`
   if (item.contact) return clientHref('contact', item.contact.id)
   if (item.company) return clientHref('company', item.company.id)
@@ -120,13 +183,25 @@ function href(item: FeedItem): string | null {
 const SCOPES = ['team', 'org', 'me'] as const
 type Scope = (typeof SCOPES)[number]
 
-function Item({ item, names, me }: { item: FeedItem; names: Map<string, string>; me: string }) {
+function Item({
+  item,
+  names,
+  me,
+  currency,
+}: {
+  item: FeedItem
+  names: Map<string, string>
+  me: string
+  currency: string
+}) {
   const link = href(item)
   const body = (
     <span class="grow">
       <span class="title">{`${who(item, names)} ${what(item, names, me)}`}</span>
       <span class="sub">
-        {[item.deal?.title ?? item.contact?.name ?? item.company?.name, detail(item)].filter(Boolean).join(' · ')}
+        {[item.deal?.title ?? item.contact?.name ?? item.company?.name, detail(item, currency)]
+          .filter(Boolean)
+          .join(' · ')}
       </span>
     </span>
   )
@@ -154,7 +229,9 @@ function Item({ item, names, me }: { item: FeedItem; names: Map<string, string>;
 
 export function Feed() {
   const online = useOnline()
-  const me = useSession()?.user.id ?? ''
+  const session = useSession()
+  const me = session?.user.id ?? ''
+  const currency = orgCurrency(session)
   const names = useLive(userNames) ?? new Map<string, string>()
   const [scope, setScope] = useState<Scope>('team')
   const [wins, setWins] = useState(false)
@@ -245,7 +322,7 @@ export function Feed() {
         {saved && saved.items.length > 0 && (
           <ul class="list card">
             {saved.items.map((item) => (
-              <Item key={item.id} item={item} names={names} me={me} />
+              <Item key={item.id} item={item} names={names} me={me} currency={currency} />
             ))}
           </ul>
         )}

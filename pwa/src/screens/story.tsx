@@ -1,12 +1,14 @@
 // A deal's story, from first touch to close: the server's timeline of the deal read whole, oldest first, for the
-// team to learn how it was won. Kept in `db.page` so a story seen once opens offline.
+// team to learn how it was won. A teammate's win (opened from Learn) is usually not on this device nor visible to
+// the user's timeline: it is read from the insights' win story instead, which brings the deal's title, owner and
+// amount along. Kept in `db.page` so a story seen once opens offline.
 import { useEffect, useState } from 'preact/hooks'
-import { TransportError, api, problemText, type Deal, type FeedItem } from '../api/client'
+import { TransportError, api, problemText, type Deal, type FeedItem, type Schemas } from '../api/client'
 import { db } from '../db/db'
 import { userNames } from '../db/queries'
 import { useLive, useOnline, useSession } from '../hooks'
 import { defineMessages, fmt } from '../i18n'
-import { detail, what, who } from './feed'
+import { detail, orgCurrency, what, who } from './feed'
 
 const m = defineMessages({
   en: {
@@ -52,47 +54,84 @@ const m = defineMessages({
 const TOUCHES = ['call', 'meeting', 'email', 'note'] as const
 const DAY = 86_400_000
 
+/** What a win story tells about its deal besides the timeline (kept as the cached page's `data`). */
+type WinMeta = Omit<Schemas['WinStory'], 'items'>
+interface Story {
+  items: FeedItem[]
+  win?: WinMeta
+}
+
+/** Where a story is read: the deal's timeline (the user's own or visible deals), or a teammate's win. */
+export type Source = 'timeline' | 'win'
+
+/** The deal is not there for this user (not visible, or not a win of their team). */
+class Missing extends Error {}
+
 /** The whole timeline, oldest first (the server pages it newest first). */
-async function fetchStory(id: string): Promise<FeedItem[]> {
+async function fetchTimeline(id: string): Promise<Story> {
   const items: FeedItem[] = []
   let cursor: string | null = null
   do {
-    const { data, error } = await page(id, cursor)
+    const { data, error, response } = await page(id, cursor)
+    if (response.status === 404) throw new Missing(problemText(error))
     if (!data) throw new Error(problemText(error))
     items.push(...data.items)
     cursor = data.next_cursor ?? null
   } while (cursor)
-  return items.reverse()
+  return { items: items.reverse() }
 }
 
 const page = (id: string, cursor: string | null) =>
   api.GET('/api/v1/deals/{deal_id}/timeline', { params: { path: { deal_id: id }, query: { limit: 200, cursor } } })
 
-/** The header: the deal on the device when it is there, else what the timeline tells. */
-function summary(items: FeedItem[], deal: Deal | null, names: Map<string, string>) {
+/** A won deal of someone on the user's leaderboard, its whole timeline oldest first. */
+async function fetchWin(id: string): Promise<Story> {
+  const { data, error } = await api.GET('/api/v1/insights/wins/{deal_id}', { params: { path: { deal_id: id } } })
+  if (!data) throw new Error(problemText(error))
+  const { items, ...win } = data
+  return { items, win }
+}
+
+/** From Learn, the win story; otherwise the timeline, and the win story when the timeline is not the user's to
+ *  read (a teammate's win that reached them through the feed, say). */
+export async function fetchStory(id: string, source: Source): Promise<Story> {
+  if (source === 'win') return fetchWin(id)
+  try {
+    return await fetchTimeline(id)
+  } catch (error) {
+    if (error instanceof Missing) return fetchWin(id).catch(() => Promise.reject(error))
+    throw error
+  }
+}
+
+/** The header: the deal on the device when it is there, else what the win story or the timeline tells. */
+function summary(items: FeedItem[], deal: Deal | null, win: WinMeta | null, names: Map<string, string>) {
   const ref = items.findLast((item) => item.deal)?.deal
-  const status = deal?.status ?? ref?.status
+  const status = deal?.status ?? (win ? 'won' : ref?.status)
   const closing = items.findLast((item) => item.kind === 'deal_won' || item.kind === 'deal_lost')
   const start = items.find((item) => item.kind === 'deal_created') ?? items[0]
-  const created = deal?.created_at ?? start?.at
-  const closed = status === 'open' ? null : (deal?.won_at ?? deal?.lost_at ?? closing?.at)
+  const created = deal?.created_at ?? win?.created_at ?? start?.at
+  const closed = status === 'open' ? null : (deal?.won_at ?? deal?.lost_at ?? win?.won_at ?? closing?.at)
   const touches = new Map<string, number>()
   for (const item of items)
     if (item.activity) touches.set(item.activity.kind, (touches.get(item.activity.kind) ?? 0) + 1)
+  const money = deal ?? (win && { amount_minor: win.amount_minor, currency: win.currency }) ?? ref
   return {
     status,
-    title: deal?.title ?? ref?.title,
-    amount: deal ? fmt.money(deal.amount_minor, deal.currency) : ref && fmt.money(ref.amount_minor, ref.currency),
-    rep: deal ? names.get(deal.owner_id) : (closing ?? start) && who(closing ?? start, names),
+    title: deal?.title ?? win?.title ?? ref?.title,
+    amount: money && fmt.money(money.amount_minor, money.currency),
+    rep: deal ? names.get(deal.owner_id) : (win?.owner.name ?? ((closing ?? start) && who(closing ?? start, names))),
     days: created ? Math.floor(((closed ? Date.parse(closed) : Date.now()) - Date.parse(created)) / DAY) : null,
     closed: Boolean(closed),
     touches,
   }
 }
 
-export function StoryContent({ id }: { id: string }) {
+export function StoryContent({ id, source = 'timeline' }: { id: string; source?: Source }) {
   const online = useOnline()
-  const me = useSession()?.user.id ?? ''
+  const session = useSession()
+  const me = session?.user.id ?? ''
+  const currency = orgCurrency(session)
   const key = `story:${id}`
   const saved = useLive(async () => (await db.page.get(key)) ?? null, [key])
   const local = useLive(async () => ({ deal: (await db.deal.get(id)) ?? null, names: await userNames() }), [id])
@@ -103,9 +142,9 @@ export function StoryContent({ id }: { id: string }) {
     if (!online) return setState('offline')
     let shown = true
     setState('loading')
-    fetchStory(id)
-      .then(async (items) => {
-        await db.page.put({ key, items, at: new Date().toISOString() })
+    fetchStory(id, source)
+      .then(async ({ items, win }) => {
+        await db.page.put({ key, items, data: win, at: new Date().toISOString() })
         if (shown) setState('idle')
       })
       .catch((e: unknown) => {
@@ -116,12 +155,17 @@ export function StoryContent({ id }: { id: string }) {
     return () => {
       shown = false
     }
-  }, [id, online])
+  }, [id, source, online])
 
   if (saved === undefined || !local) return <h1>{m('title')}</h1>
   const items = saved?.items ?? []
-  const names = local.names
-  const story = summary(items, local.deal, names)
+  const win = (saved?.data as WinMeta | undefined) ?? null
+  // A teammate may not be among the users on this device: the win story names the deal's owner.
+  const names =
+    win && !local.names.has(win.owner.user_id)
+      ? new Map(local.names).set(win.owner.user_id, win.owner.name)
+      : local.names
+  const story = summary(items, local.deal, win, names)
   const offline = !online || state === 'offline'
   return (
     <>
@@ -162,7 +206,7 @@ export function StoryContent({ id }: { id: string }) {
                   <p>
                     <strong>{who(item, names)}</strong> {what(item, names, me)}
                   </p>
-                  {detail(item) && <p class="muted">{detail(item)}</p>}
+                  {detail(item, currency) && <p class="muted">{detail(item, currency)}</p>}
                 </li>
               ))}
             </ol>
@@ -179,6 +223,15 @@ export function DealStory({ id }: { id: string }) {
   return (
     <div class="screen">
       <StoryContent id={id} />
+    </div>
+  )
+}
+
+/** A win opened from Learn: the team's won deal, read through the insights whether or not the user can see it. */
+export function WinStory({ id }: { id: string }) {
+  return (
+    <div class="screen">
+      <StoryContent id={id} source="win" />
     </div>
   )
 }
