@@ -487,7 +487,7 @@ class Generator:
                     stage["id"],
                     d["owner_id"],
                     d["amount_minor"],
-                    "EUR",
+                    d.get("currency", "EUR"),
                     d["expected_close_on"],
                     d["status"],
                     d["lost_reason_id"],
