@@ -119,8 +119,7 @@ LABELS = {
     "time_zone": "scope: time zone",
     "_org_settings": "scope: time zone",
     "_pipeline": "funnel: pipeline",
-    "_entered": "funnel: furthest stage per deal",
-    "_lost_at": "funnel: stage lost at",
+    "_through_stages": "funnel: reached and lost per stage",
     "_times_in_stage": "funnel: days in stage (p50, p75)",
     "closed_deals": "leaderboard: won / lost per owner",
     "activity_counts": "leaderboard: activities per owner",
@@ -667,11 +666,11 @@ async def measure(args: argparse.Namespace) -> tuple[list[Scenario], dict[str, A
                     f"sql p50 {percentile(s.sql_ms, 50):8.1f} ms  ({s.counted})"
                 )
     for s in scenarios:
-        s.plans = [await read_paths.explain(base, statement, parameters) for statement, parameters in s.sample]
+        s.plans = [await _explain(base, statement, parameters) for statement, parameters in s.sample]
         s.slowest = max(range(len(s.sample)), key=s.statement_p50)
         total = percentile(s.sql_ms, 50)
         for i in range(len(s.sample)):
-            if i == s.slowest or s.statement_p50(i) >= TEXT_PLAN_SHARE * total:
+            if _planned(s.sample[i][0]) and (i == s.slowest or s.statement_p50(i) >= TEXT_PLAN_SHARE * total):
                 s.texts[i] = await read_paths.explain_text(base, *s.sample[i])
     facts = await _facts(base, args.database, org_id)
     facts["load_before"], facts["load_after"] = load_before, os.getloadavg()
@@ -679,6 +678,17 @@ async def measure(args: argparse.Namespace) -> tuple[list[Scenario], dict[str, A
     facts["period"] = (first, today)
     await base.close()
     return scenarios, facts
+
+
+def _planned(statement: str) -> bool:
+    """A query has a plan; the scope's `SET LOCAL plan_cache_mode` has none to explain."""
+    return statement.lstrip().upper().startswith(("SELECT", "WITH"))
+
+
+async def _explain(conn: asyncpg.Connection, statement: str, parameters: Any) -> read_paths.Explained:
+    if not _planned(statement):
+        return read_paths.Explained(statement, planning_ms=0.0, execution_ms=0.0, jit_ms=0.0, indexes=[], scans=[])
+    return await read_paths.explain(conn, statement, parameters)
 
 
 PLAN_KINDS_SQL = "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"

@@ -114,7 +114,10 @@ async def funnel(session: AsyncSession, scope: Scope) -> Funnel:
             deal.c.pipeline_id == pipeline.id,
             scope.counted(deal.c.owner_id, deal.c.created_at),
         )
+        # Inlined where it is used: materialised, PostgreSQL would guess its size (200 rows for 200,000) and probe
+        # the stage history once per deal instead of hashing it.
         .cte("cohort")
+        .prefix_with("NOT MATERIALIZED")
     )
     totals = (
         await fetch(
@@ -139,14 +142,12 @@ async def funnel(session: AsyncSession, scope: Scope) -> Funnel:
         )
     )[0]
     deals_count, won, won_amount, lost = (int(v) for v in totals)
-    entered = await _entered(session, scope, cohort, pipeline.id)
-    lost_at = await _lost_at(session, scope, cohort, lost_ids)
+    through = await _through_stages(session, scope, cohort, pipeline.id, lost_ids)
     times = await _times_in_stage(session, scope, cohort, [s.id for s in open_stages])
     rows: list[FunnelStage] = []
     for index, s in enumerate(open_stages):
-        reached = entered.get(s.id, 0)
-        advanced = entered.get(open_stages[index + 1].id, 0) if index + 1 < len(open_stages) else won
-        lost_count, lost_amount = lost_at.get(s.id, (0, 0))
+        reached, lost_count, lost_amount = through.get(s.id, (0, 0, 0))
+        advanced = through.get(open_stages[index + 1].id, (0, 0, 0))[0] if index + 1 < len(open_stages) else won
         median, p75 = times.get(s.id, (None, None))
         rows.append(
             FunnelStage(
@@ -178,34 +179,66 @@ async def funnel(session: AsyncSession, scope: Scope) -> Funnel:
     )
 
 
-async def _entered(session: AsyncSession, scope: Scope, cohort: Any, pipeline_id: uuid.UUID) -> dict[uuid.UUID, int]:
-    """Per open stage: the cohort's deals that reached it, went past it (deals skip stages) or were won."""
-    furthest = (
-        sa.select(event.c.deal_id, sa.func.max(stage.c.position).label("furthest"))
-        .join(stage, stage.c.id == event.c.to_stage_id)
-        .where(
-            event.c.org_id == scope.org_id,
-            stage.c.kind == StageKind.open.value,
-            event.c.deal_id.in_(sa.select(cohort.c.id)),
-        )
-        .group_by(event.c.deal_id)
-        .subquery("furthest")
-    )
+async def _through_stages(
+    session: AsyncSession, scope: Scope, cohort: Any, pipeline_id: uuid.UUID, lost_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, tuple[int, int, int]]:
+    """Per open stage: the cohort's deals that reached it (or went past it: deals skip stages; or were won), and
+    those lost while in it (the stage their last move into a lost stage came from) with their amount. One pass over
+    the cohort's stage history, grouped per deal and then per (furthest stage, status, stage lost at)."""
+    moved = sa.inspect(Stage).local_table.alias("moved_to")
     per_deal = (
-        sa.select(sa.func.coalesce(furthest.c.furthest, 0).label("furthest"), cohort.c.status)
-        .select_from(cohort.outerjoin(furthest, furthest.c.deal_id == cohort.c.id))
+        sa.select(
+            cohort.c.id,
+            cohort.c.status,
+            sa.case((cohort.c.currency == scope.currency, cohort.c.amount_minor), else_=0).label("amount"),
+            sa.func.coalesce(sa.func.max(sa.case((moved.c.kind == StageKind.open.value, moved.c.position))), 0).label(
+                "furthest"
+            ),
+            sa.func.max(sa.case((moved.c.kind == StageKind.lost.value, event.c.at))).label("lost_at"),
+        )
+        .select_from(
+            cohort.outerjoin(event, sa.and_(event.c.org_id == scope.org_id, event.c.deal_id == cohort.c.id)).outerjoin(
+                moved, moved.c.id == event.c.to_stage_id
+            )
+        )
+        .group_by(cohort.c.id, cohort.c.status, cohort.c.currency, cohort.c.amount_minor)
         .subquery("per_deal")
     )
-    reach = (
-        sa.select(per_deal.c.furthest, per_deal.c.status, sa.func.count().label("n"))
-        .group_by(per_deal.c.furthest, per_deal.c.status)
-        .subquery("reach")
+    last_lost = event.alias("last_lost")
+    grouped = (
+        sa.select(
+            per_deal.c.furthest,
+            per_deal.c.status,
+            last_lost.c.from_stage_id.label("lost_from"),
+            sa.func.count().label("n"),
+            sa.func.sum(per_deal.c.amount).label("amount"),
+        )
+        .select_from(
+            per_deal.outerjoin(
+                last_lost,
+                sa.and_(
+                    per_deal.c.status == DealStatus.lost.value,
+                    last_lost.c.org_id == scope.org_id,
+                    last_lost.c.deal_id == per_deal.c.id,
+                    last_lost.c.at == per_deal.c.lost_at,
+                    last_lost.c.to_stage_id.in_(lost_ids),
+                ),
+            )
+        )
+        .group_by(per_deal.c.furthest, per_deal.c.status, last_lost.c.from_stage_id)
+        .subquery("grouped")
     )
-    passed = sa.or_(reach.c.status == DealStatus.won.value, reach.c.furthest >= stage.c.position)
+    reached = sa.or_(grouped.c.status == DealStatus.won.value, grouped.c.furthest >= stage.c.position)
+    lost_here = sa.and_(grouped.c.status == DealStatus.lost.value, grouped.c.lost_from == stage.c.id)
     rows = await fetch(
         session,
-        sa.select(stage.c.id, sa.func.sum(sa.case((passed, reach.c.n), else_=0)))
-        .select_from(stage.join(reach, sa.true()))
+        sa.select(
+            stage.c.id,
+            sa.func.sum(sa.case((reached, grouped.c.n), else_=0)),
+            sa.func.sum(sa.case((lost_here, grouped.c.n), else_=0)),
+            sa.func.sum(sa.case((lost_here, grouped.c.amount), else_=0)),
+        )
+        .select_from(stage.join(grouped, sa.true()))
         .where(
             stage.c.org_id == scope.org_id,
             stage.c.pipeline_id == pipeline_id,
@@ -214,39 +247,7 @@ async def _entered(session: AsyncSession, scope: Scope, cohort: Any, pipeline_id
         )
         .group_by(stage.c.id),
     )
-    return {stage_id: int(n or 0) for stage_id, n in rows}
-
-
-async def _lost_at(
-    session: AsyncSession, scope: Scope, cohort: Any, lost_ids: list[uuid.UUID]
-) -> dict[uuid.UUID, tuple[int, int]]:
-    """Per stage: the cohort's lost deals that were in it when lost (the stage of their last move to a lost stage)."""
-    last = (
-        sa.select(event.c.deal_id, sa.func.max(event.c.at).label("at"))
-        .where(
-            event.c.org_id == scope.org_id,
-            event.c.to_stage_id.in_(lost_ids),
-            event.c.deal_id.in_(sa.select(cohort.c.id).where(cohort.c.status == DealStatus.lost.value)),
-        )
-        .group_by(event.c.deal_id)
-        .subquery("last_lost")
-    )
-    rows = await fetch(
-        session,
-        sa.select(
-            event.c.from_stage_id,
-            sa.func.count(),
-            sa.func.sum(sa.case((cohort.c.currency == scope.currency, cohort.c.amount_minor), else_=0)),
-        )
-        .select_from(
-            event.join(last, sa.and_(last.c.deal_id == event.c.deal_id, last.c.at == event.c.at)).join(
-                cohort, cohort.c.id == event.c.deal_id
-            )
-        )
-        .where(event.c.org_id == scope.org_id, event.c.to_stage_id.in_(lost_ids))
-        .group_by(event.c.from_stage_id),
-    )
-    return {stage_id: (int(n), int(amount or 0)) for stage_id, n, amount in rows if stage_id is not None}
+    return {stage_id: (int(n or 0), int(lost or 0), int(amount or 0)) for stage_id, n, lost, amount in rows}
 
 
 async def _times_in_stage(
@@ -262,7 +263,7 @@ async def _times_in_stage(
         )
         .subquery("stays")
     )
-    rows = await fetch(session, percentiles(stays, by=["stage_id"], value="seconds", percents=(50, 75)))
+    rows = await percentiles(session, stays, by=["stage_id"], value="seconds", percents=(50, 75))
     return {stage_id: (p50, p75) for stage_id, p50, p75 in rows}
 
 
@@ -304,7 +305,7 @@ async def closed_deals(session: AsyncSession, scope: Scope) -> dict[uuid.UUID, C
         for owner, w, amount, lo, mean in rows
     }
     cycles = sa.select(deal.c.owner_id, cycle.label("seconds")).where(*_live_deals(scope), won).subquery("cycles")
-    for owner, median in await fetch(session, percentiles(cycles, by=["owner_id"], value="seconds", percents=(50,))):
+    for owner, median in await percentiles(session, cycles, by=["owner_id"], value="seconds", percents=(50,)):
         found[owner].cycle_median = median
     return found
 
@@ -414,7 +415,7 @@ async def playbook(session: AsyncSession, scope: Scope) -> Playbook:
         .subquery("per_deal")
     )
     touches: dict[str, dict[str, float | None]] = {"top": {}, "rest": {}}
-    for grp, kind, median in await fetch(session, percentiles(per_deal, by=["grp", "kind"], value="n", percents=(50,))):
+    for grp, kind, median in await percentiles(session, per_deal, by=["grp", "kind"], value="n", percents=(50,)):
         touches[grp][kind] = round(float(median), 2)
     wins_count = {
         grp: int(n) for grp, n in (await fetch(session, sa.select(wins.c.grp, sa.func.count()).group_by(wins.c.grp)))
@@ -427,7 +428,7 @@ async def playbook(session: AsyncSession, scope: Scope) -> Playbook:
     )
     # A touch before the deal existed (the call that opened it) is a first touch on day 0.
     first_clamped = sa.select(first.c.grp, sa.case((first.c.s < 0, 0.0), else_=first.c.s).label("s")).subquery("f")
-    to_first = dict(await fetch(session, percentiles(first_clamped, by=["grp"], value="s", percents=(50,))))
+    to_first = dict(await percentiles(session, first_clamped, by=["grp"], value="s", percents=(50,)))
     ordered = (
         sa.select(
             wins.c.grp,
@@ -442,7 +443,7 @@ async def playbook(session: AsyncSession, scope: Scope) -> Playbook:
         .where(ordered.c.prev.is_not(None))
         .subquery("gaps")
     )
-    between = dict(await fetch(session, percentiles(gaps, by=["grp"], value="s", percents=(50,))))
+    between = dict(await percentiles(session, gaps, by=["grp"], value="s", percents=(50,)))
     stays = (
         sa.select(wins.c.grp, event.c.from_stage_id.label("stage_id"), event.c.seconds_in_previous.label("s"))
         .select_from(wins.join(event, event.c.deal_id == wins.c.id))
@@ -454,7 +455,7 @@ async def playbook(session: AsyncSession, scope: Scope) -> Playbook:
         )
         .subquery("stays")
     )
-    in_stage = await fetch(session, percentiles(stays, by=["grp", "stage_id"], value="s", percents=(50,)))
+    in_stage = await percentiles(session, stays, by=["grp", "stage_id"], value="s", percents=(50,))
     stage_rows = {
         s.id: s
         for s in (

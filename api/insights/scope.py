@@ -168,6 +168,10 @@ async def resolve(session: AsyncSession, principal: Principal, wanted: Filters, 
     """The scope of an insight for this caller: admins and keys count everyone, managers their team subtree,
     reps themselves (and, for the leaderboard and playbook, their team: `board`). A team or person outside the
     caller's reach is not found, as another organisation's is."""
+    if session.get_bind().dialect.name == "postgresql":
+        # Few, heavy statements whose best plan depends on the values (one team or the whole organisation): the
+        # generic plan PostgreSQL caches after five runs guessed 6,000 activities for 1.9 million (bench/RESULTS.md).
+        await session.execute(sa.text("SET LOCAL plan_cache_mode = force_custom_plan"))
     settings = (
         await session.scalar(select(Organization.settings).where(col(Organization.id) == principal.org_id))
     ) or {}
