@@ -2,7 +2,8 @@
 // local change, another tab).
 import { liveQuery } from 'dexie'
 import { useEffect, useState } from 'preact/hooks'
-import { db } from './db/db'
+import { db, type CachedPage } from './db/db'
+import { TransportError } from './api/client'
 import type { Session } from './auth'
 import { engine } from './sync/triggers'
 import type { Status } from './sync/engine'
@@ -43,4 +44,37 @@ export function useOnline(): boolean {
     }
   }, [])
   return online
+}
+
+export type FetchState = 'idle' | 'loading' | 'offline' | 'error'
+
+/** Fetches whenever `key` or `deps` change or the device comes online, and keeps what came in `db.page` under
+ *  `key`. The screen shows that copy (a live query), so it looks the same online and off, only older. */
+export function useKept(
+  key: string,
+  fetch: () => Promise<Pick<CachedPage, 'items' | 'data'>>,
+  online: boolean,
+  deps: unknown[] = [],
+): { state: FetchState; error: string } {
+  const [state, setState] = useState<FetchState>('idle')
+  const [error, setError] = useState('')
+  useEffect(() => {
+    if (!online) return setState('offline')
+    let shown = true
+    setState('loading')
+    fetch()
+      .then(async (fetched) => {
+        await db.page.put({ key, ...fetched, at: new Date().toISOString() })
+        if (shown) setState('idle')
+      })
+      .catch((e: unknown) => {
+        if (!shown) return
+        setState(e instanceof TransportError ? 'offline' : 'error')
+        setError(e instanceof Error ? e.message : String(e))
+      })
+    return () => {
+      shown = false
+    }
+  }, [key, online, ...deps])
+  return { state, error }
 }

@@ -1,9 +1,9 @@
 // What the Learn and Team screens share: the period picker, reading an insight online and keeping its last answer in
 // `db.page` (insights need the server; the copy is what shows offline), and formats the insights use.
-import { useEffect, useState } from 'preact/hooks'
-import { TransportError, problemText } from '../api/client'
+import { useState } from 'preact/hooks'
+import { problemText } from '../api/client'
 import { db } from '../db/db'
-import { useLive } from '../hooks'
+import { useKept, useLive, type FetchState } from '../hooks'
 import { defineMessages, fmt, locale } from '../i18n'
 
 const m = defineMessages({
@@ -113,47 +113,31 @@ export function signed(change: number, format: (n: number) => string = fmt.numbe
   return change > 0 ? `+${text}` : change < 0 ? `−${text}` : `±${text}`
 }
 
-export type LoadState = 'idle' | 'loading' | 'offline' | 'error'
-
 export interface Insight<T> {
   /** The last answer kept on the device for this key (undefined while IndexedDB is read, null when none). */
   data: T | null | undefined
   at: string | null
-  state: LoadState
+  state: FetchState
   error: string
 }
 
 /** Reads an insight whenever `key` changes or the device comes online, and keeps the answer in `db.page` under
- *  `key`; what is shown is always that copy, so a screen looks the same online and off (only older). `load` is
- *  an openapi-fetch call: `data` on success, `error` (problem+json) otherwise. */
+ *  `key` (see useKept). `load` is an openapi-fetch call: `data` on success, `error` (problem+json) otherwise. */
 export function useInsight<T>(
   key: string,
   load: () => Promise<{ data?: T; error?: unknown }>,
   online: boolean,
 ): Insight<T> {
   const saved = useLive(async () => (await db.page.get(key)) ?? null, [key])
-  const [state, setState] = useState<LoadState>('idle')
-  const [error, setError] = useState('')
-
-  useEffect(() => {
-    if (!online) return setState('offline')
-    let shown = true
-    setState('loading')
-    load()
-      .then(async ({ data, error }) => {
-        if (data === undefined) throw new Error(problemText(error))
-        await db.page.put({ key, items: [], data, at: new Date().toISOString() })
-        if (shown) setState('idle')
-      })
-      .catch((e: unknown) => {
-        if (!shown) return
-        setState(e instanceof TransportError ? 'offline' : 'error')
-        setError(e instanceof Error ? e.message : String(e))
-      })
-    return () => {
-      shown = false
-    }
-  }, [key, online])
+  const { state, error } = useKept(
+    key,
+    async () => {
+      const { data, error: problem } = await load()
+      if (data === undefined) throw new Error(problemText(problem))
+      return { items: [], data }
+    },
+    online,
+  )
 
   // A copy read for the key the screen left is not this one's.
   const current = saved === undefined || saved === null || saved.key === key ? saved : undefined

@@ -2,11 +2,10 @@
 // team to learn how it was won. A teammate's win (opened from Learn) is usually not on this device nor visible to
 // the user's timeline: it is read from the insights' win story instead, which brings the deal's title, owner and
 // amount along. Kept in `db.page` so a story seen once opens offline.
-import { useEffect, useState } from 'preact/hooks'
-import { TransportError, api, problemText, type Deal, type FeedItem, type Schemas } from '../api/client'
+import { api, problemText, type Deal, type FeedItem, type Schemas } from '../api/client'
 import { db } from '../db/db'
 import { userNames } from '../db/queries'
-import { useLive, useOnline, useSession } from '../hooks'
+import { useKept, useLive, useOnline, useSession } from '../hooks'
 import { defineMessages, fmt } from '../i18n'
 import { detail, orgCurrency, what, who } from './feed'
 
@@ -135,27 +134,15 @@ export function StoryContent({ id, source = 'timeline' }: { id: string; source?:
   const key = `story:${id}`
   const saved = useLive(async () => (await db.page.get(key)) ?? null, [key])
   const local = useLive(async () => ({ deal: (await db.deal.get(id)) ?? null, names: await userNames() }), [id])
-  const [state, setState] = useState<'idle' | 'loading' | 'offline' | 'error'>('idle')
-  const [error, setError] = useState('')
-
-  useEffect(() => {
-    if (!online) return setState('offline')
-    let shown = true
-    setState('loading')
-    fetchStory(id, source)
-      .then(async ({ items, win }) => {
-        await db.page.put({ key, items, data: win, at: new Date().toISOString() })
-        if (shown) setState('idle')
-      })
-      .catch((e: unknown) => {
-        if (!shown) return
-        setState(e instanceof TransportError ? 'offline' : 'error')
-        setError(e instanceof Error ? e.message : String(e))
-      })
-    return () => {
-      shown = false
-    }
-  }, [id, source, online])
+  const { state, error } = useKept(
+    key,
+    async () => {
+      const { items, win } = await fetchStory(id, source)
+      return { items, data: win }
+    },
+    online,
+    [source],
+  )
 
   if (saved === undefined || !local) return <h1>{m('title')}</h1>
   const items = saved?.items ?? []
