@@ -11,7 +11,7 @@ from pydantic_extra_types.currency_code import ISO4217
 
 from api.auth.models import Role, User
 from api.core.schemas import Input, Output, optional
-from api.core.types import Name, Password, ShortText
+from api.core.types import Day, Name, Password, ShortText
 
 Scope = Literal[
     "clients:read",
@@ -165,7 +165,7 @@ class TeamRead(Output):
 
 
 GoLiveOn = Annotated[
-    date | None,
+    Day | None,
     Field(description="The day the team starts working in Fieldbook: its numbers count from then. Empty: always."),
 ]
 

@@ -1,11 +1,11 @@
 """Column types that behave the same on SQLite and PostgreSQL, and input string types shared by schemas."""
 
 import unicodedata
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from pydantic import AfterValidator, AwareDatetime, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
@@ -154,6 +154,11 @@ def _to_utc(value: datetime) -> datetime:
 
 # A moment sent by a client: it must say its offset (a phone's local wall time is ambiguous); kept and echoed in UTC.
 Instant = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+
+# Calendar days people type (goals, go-lives, report periods): bounded so that date arithmetic and time zones never
+# overflow (a day next to year 1 or 9999 has no midnight in every zone).
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2199, 12, 31)
+Day = Annotated[date, Field(ge=FIRST_DAY, le=LAST_DAY)]
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(no_nul)]
 ShortText = Annotated[str, StringConstraints(max_length=200), AfterValidator(no_nul)]

@@ -149,6 +149,14 @@ async def by_ids(session: AsyncSession, viewer: Viewer, ids: list[uuid.UUID]) ->
     return [_item(r) for r in rows]
 
 
+async def oldest_first(session: AsyncSession, viewer: Viewer, deal_id: uuid.UUID, limit: int) -> list[FeedItem]:
+    """A deal's events the viewer may see, from its beginning: a story is read from the start."""
+    rows = await session.execute(
+        _base(viewer).where(event.deal_id == deal_id).order_by(event.at, event.id).limit(limit)
+    )
+    return [_item(r) for r in rows]
+
+
 def team_actors(viewer: Viewer) -> sa.ColumnElement[bool]:
     """Events whose actor is in the viewer's team (a manager's: their subtree)."""
     mine: sa.ColumnElement[bool] = event.actor_id == viewer.user_id

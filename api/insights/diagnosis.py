@@ -10,7 +10,7 @@ from babel.numbers import format_currency, format_decimal, format_percent, get_c
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.insights import sales, team
-from api.insights.schemas import Diagnosis, ReasonChange, Trend, WeakestStage
+from api.insights.schemas import Diagnosis, Funnel, ReasonChange, Trend, WeakestStage
 from api.insights.scope import Scope
 
 TOP_REASONS = 3
@@ -20,44 +20,50 @@ def trend(value: float, previous: float) -> Trend:
     return Trend(value=value, previous=previous, change=value - previous)
 
 
+def _weakest(now: Funnel, before: Funnel) -> WeakestStage | None:
+    """The stage where this period lost the most value, against what it lost there before; when this period lost
+    nothing, last period's weakest stage (now at 0: the improvement is the finding)."""
+    stage_id = now.weakest_stage_id or before.weakest_stage_id
+    if stage_id is None:
+        return None
+    this = next((s for s in now.stages if s.stage_id == stage_id), None)
+    then = next((s for s in before.stages if s.stage_id == stage_id), None)
+    named = this or then
+    assert named is not None
+    return WeakestStage(
+        stage_id=stage_id,
+        name=named.name,
+        lost=trend(this.lost if this else 0, then.lost if then else 0),
+        lost_amount_minor=trend(this.lost_amount_minor if this else 0, then.lost_amount_minor if then else 0),
+    )
+
+
 async def diagnosis(session: AsyncSession, scope: Scope, *, repeat_days: int) -> Diagnosis:
     before = scope.during(scope.period.previous())
-    funnel_now, funnel_before = await sales.funnel(session, scope), await sales.funnel(session, before)
-    weakest = None
-    if funnel_now.weakest_stage_id is not None:
-        now_row = next(s for s in funnel_now.stages if s.stage_id == funnel_now.weakest_stage_id)
-        then = next((s for s in funnel_before.stages if s.stage_id == now_row.stage_id), None)
-        weakest = WeakestStage(
-            stage_id=now_row.stage_id,
-            name=now_row.name,
-            lost=trend(now_row.lost, then.lost if then else 0),
-            lost_amount_minor=trend(now_row.lost_amount_minor, then.lost_amount_minor if then else 0),
-        )
-    reasons_now, reasons_before = await sales.lost_reasons(session, scope), await sales.lost_reasons(session, before)
-    previous_reasons = {r.lost_reason_id: r for r in reasons_before}
-    top = [
-        ReasonChange(
-            lost_reason_id=r.lost_reason_id,
-            name=r.name,
-            deals=trend(
-                r.deals, previous_reasons[r.lost_reason_id].deals if r.lost_reason_id in previous_reasons else 0
-            ),
-            amount_minor=trend(
-                r.amount_minor,
-                previous_reasons[r.lost_reason_id].amount_minor if r.lost_reason_id in previous_reasons else 0,
-            ),
-        )
-        for r in reasons_now[:TOP_REASONS]
-    ]
+    funnel_now = await sales.funnel(session, scope)
     kept_now = await sales.retention(session, scope, repeat_days=repeat_days)
     kept_before = await sales.retention(session, before, repeat_days=repeat_days)
+    previous_reasons = {r.lost_reason_id: r for r in kept_before.lost_reasons}
+    top = []
+    for r in kept_now.lost_reasons[:TOP_REASONS]:
+        then = previous_reasons.get(r.lost_reason_id)
+        top.append(
+            ReasonChange(
+                lost_reason_id=r.lost_reason_id,
+                name=r.name,
+                deals=trend(r.deals, then.deals if then else 0),
+                amount_minor=trend(r.amount_minor, then.amount_minor if then else 0),
+            )
+        )
     due_now, due_before = await team.deadlines(session, scope), await team.deadlines(session, before)
     return Diagnosis(
         **sales.header(scope),
         previous_period=sales.period_read(before.period),
         pipeline_id=funnel_now.pipeline_id,
-        weakest_stage=weakest,
-        lost_amount_minor=trend(sum(r.amount_minor for r in reasons_now), sum(r.amount_minor for r in reasons_before)),
+        weakest_stage=_weakest(funnel_now, await sales.funnel(session, before)),
+        lost_amount_minor=trend(
+            sum(r.amount_minor for r in kept_now.lost_reasons), sum(r.amount_minor for r in kept_before.lost_reasons)
+        ),
         top_lost_reasons=top,
         clients_lost_after_first_purchase=trend(kept_now.no_repeat, kept_before.no_repeat),
         clients_lost_amount_minor=trend(kept_now.no_repeat_amount_minor, kept_before.no_repeat_amount_minor),
@@ -92,6 +98,8 @@ TEXTS = {
         "overdue": "Tasks overdue, still open",
         "late": "Tasks done late",
         "footer": "Amounts in {currency}. Fieldbook computed these numbers on {today}.",
+        "worse": "worse",
+        "better": "better",
     },
     "es": {
         "title": "Dónde perdemos dinero",
@@ -116,6 +124,8 @@ TEXTS = {
         "overdue": "Tareas vencidas y aún abiertas",
         "late": "Tareas hechas tarde",
         "footer": "Importes en {currency}. Fieldbook calculó estas cifras el {today}.",
+        "worse": "peor",
+        "better": "mejor",
     },
 }
 LOCALES = {"en": "en_US", "es": "es_ES"}
@@ -128,14 +138,20 @@ _templates = jinja2.Environment(
 
 
 def language(requested: str | None, accept_language: str | None) -> str:
-    """`lang` when given, else the first of the browser's languages we speak, else English."""
+    """`lang` when given, else the browser's most preferred language we speak (its `q` weights), else English."""
     if requested in TEXTS:
         return requested
-    for part in (accept_language or "").split(","):
-        code = part.split(";")[0].strip().lower()[:2]
-        if code in TEXTS:
-            return code
-    return "en"
+    ranked: list[tuple[float, int, str]] = []
+    for order, part in enumerate((accept_language or "").split(",")):
+        code, _, params = part.strip().partition(";")
+        weight = 1.0
+        if params.strip().startswith("q="):
+            try:
+                weight = float(params.strip()[2:])
+            except ValueError:
+                continue
+        ranked.append((-weight, order, code.strip().lower()[:2]))
+    return next((code for weight, _, code in sorted(ranked) if code in TEXTS and weight < 0), "en")
 
 
 def render(report: Diagnosis, *, lang: str, repeat_days: int, today: Any) -> str:
@@ -161,7 +177,9 @@ def render(report: Diagnosis, *, lang: str, repeat_days: int, today: Any) -> str
             "now": show(t.value),
             "before": show(t.previous),
             "change": signed(t.change, as_money) + (f" ({relative})" if relative else ""),
+            # Every finding is a loss: more is worse. Said in words too, for a print without colour.
             "worse": "worse" if t.change > 0 else "better" if t.change < 0 else "",
+            "verdict": texts["worse"] if t.change > 0 else texts["better"] if t.change < 0 else "",
         }
 
     sections: list[dict[str, Any]] = []

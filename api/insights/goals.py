@@ -29,18 +29,18 @@ from api.feed.models import FeedKind
 from api.insights import sales, team
 from api.insights.models import Goal, GoalAchievement, GoalMetric
 from api.insights.schemas import GoalCreate, GoalRead, GoalUpdate, GoalWithProgress, Progress
-from api.insights.scope import Filters, Period, Scope, resolve
+from api.insights.scope import MAX_DAYS, Filters, Period, Scope, resolve
 from api.insights.sql import fetch
 
 Values = Callable[[AsyncSession, Scope], Coroutine[Any, Any, dict[uuid.UUID, int]]]
 
 
 async def _won(session: AsyncSession, scope: Scope) -> dict[uuid.UUID, int]:
-    return {who: c.won for who, c in (await sales.closed_deals(session, scope)).items()}
+    return {who: n for who, (n, _) in (await sales.won_totals(session, scope)).items()}
 
 
 async def _amount(session: AsyncSession, scope: Scope) -> dict[uuid.UUID, int]:
-    return {who: c.won_amount for who, c in (await sales.closed_deals(session, scope)).items()}
+    return {who: amount for who, (_, amount) in (await sales.won_totals(session, scope)).items()}
 
 
 async def _activities(session: AsyncSession, scope: Scope) -> dict[uuid.UUID, int]:
@@ -64,6 +64,19 @@ METRICS: dict[GoalMetric, Values] = {
     GoalMetric.new_clients: team.new_clients,
     GoalMetric.well_developed_clients: _developed,
 }
+
+
+# The kinds of record whose changes can move each metric: a change to anything else leaves the goal alone.
+MOVED_BY: dict[GoalMetric, frozenset[str]] = {
+    GoalMetric.deals_won: frozenset({"deal"}),
+    GoalMetric.amount_won: frozenset({"deal"}),
+    GoalMetric.activities: frozenset({"activity"}),
+    GoalMetric.calls: frozenset({"activity"}),
+    GoalMetric.new_clients: frozenset({"company", "contact"}),
+    GoalMetric.well_developed_clients: frozenset({"company", "contact", "activity"}),
+}
+# Phones sync late: work done in a goal's last days may arrive this long after it ended, and still reaches it.
+GRACE_DAYS = 14
 
 
 def _period(goal: Goal, scope: Scope) -> Period:
@@ -137,9 +150,12 @@ async def _check_team(session: AsyncSession, principal: Principal, team_id: uuid
         raise ValidationFailed.field("#/team_id", "No such team.")
 
 
-def _check_dates(starts_on: date, ends_on: date) -> None:
+def _check_dates(starts_on: date, ends_on: date, sent: str = "ends_on") -> None:
+    """A goal's days, in order and at most MAX_DAYS long; an error names the field the request `sent`."""
     if ends_on < starts_on:
-        raise ValidationFailed.field("#/ends_on", "ends_on is before starts_on")
+        raise ValidationFailed.field(f"#/{sent}", "ends_on is before starts_on")
+    if (ends_on - starts_on).days + 1 > MAX_DAYS:
+        raise ValidationFailed.field(f"#/{sent}", f"A goal lasts at most {MAX_DAYS} days.")
 
 
 async def create_goal(*, session: AsyncSession, principal: Principal, data: GoalCreate) -> Goal:
@@ -159,7 +175,11 @@ async def update_goal(
     fields = changed_fields(data)
     if "team_id" in fields:
         await _check_team(session, principal, fields["team_id"])
-    _check_dates(fields.get("starts_on", goal.starts_on), fields.get("ends_on", goal.ends_on))
+    _check_dates(
+        fields.get("starts_on", goal.starts_on),
+        fields.get("ends_on", goal.ends_on),
+        "ends_on" if "ends_on" in fields else "starts_on",
+    )
     await changes.update(session, principal, "goal", goal, fields)
     await check(session, principal.org_id, None)
     return goal
@@ -213,13 +233,16 @@ async def check(session: AsyncSession, org_id: uuid.UUID, touched: dict[str, set
     # is within a day of UTC's; the organisation's own today is applied once a goal is found.
     utc_today = utcnow().date()
     nearly = live(Goal, org_id).where(
-        col(Goal.starts_on) <= utc_today + timedelta(days=1), col(Goal.ends_on) >= utc_today - timedelta(days=1)
+        col(Goal.starts_on) <= utc_today + timedelta(days=1),
+        col(Goal.ends_on) >= utc_today - timedelta(days=GRACE_DAYS + 1),
     )
-    goals = list(await session.scalars(nearly))
+    goals = [
+        g for g in await session.scalars(nearly) if touched is None or MOVED_BY[GoalMetric(g.metric)] & touched.keys()
+    ]
     if not goals:
         return
     today = utcnow().astimezone(await time_zone(session, org_id, None)).date()
-    goals = [g for g in goals if g.starts_on <= today <= g.ends_on]
+    goals = [g for g in goals if g.starts_on <= today and (today - g.ends_on).days <= GRACE_DAYS]
     people = None if touched is None else await _owners(session, touched)
     if not goals or people == set():
         return

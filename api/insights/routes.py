@@ -5,19 +5,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import HTMLResponse
-from sqlmodel import col, select
 
 from api.auth.deps import AdminDep, allow
 from api.auth.models import Role
 from api.auth.principals import Principal
 from api.core.db import SessionDep
-from api.core.errors import NotFound, problems
+from api.core.errors import problems
 from api.core.etags import IfMatchDep, set_etag
 from api.core.pagination import CursorQuery, LimitQuery, Page
 from api.core.types import utcnow
-from api.deals.models import Deal, DealStatus
-from api.feed import queries as feed
-from api.feed.schemas import FeedItem
 from api.insights import diagnosis as report
 from api.insights import goals, sales, team
 from api.insights.schemas import (
@@ -35,8 +31,7 @@ from api.insights.schemas import (
     Retention,
     WinStory,
 )
-from api.insights.scope import BoardDep, Filters, FiltersDep, InsightReaderDep, ScopeDep, resolve
-from api.sharing.visibility import Viewer, viewer_for
+from api.insights.scope import BoardDep, FiltersDep, InsightReaderDep, ScopeDep, resolve
 
 RepeatDaysQuery = Annotated[
     int, Query(ge=1, le=1095, description="A client who has not bought again this many days after a first purchase.")
@@ -49,7 +44,6 @@ RetentionReaderDep = Annotated[
     Principal, Depends(allow(Role.admin, Role.manager, Role.rep, Role.marketing, scope="insights:read"))
 ]
 SellerDep = Annotated[Principal, Depends(allow(Role.admin, Role.manager, Role.rep))]
-STORY_ITEMS = 500
 
 router = APIRouter(prefix="/insights", tags=["insights"], responses=problems(401, 403, 404, 422))
 goals_router = APIRouter(prefix="/goals", tags=["goals"], responses=problems(401, 403))
@@ -74,50 +68,7 @@ async def playbook(scope: BoardDep, session: SessionDep) -> Playbook:
     "/wins/{deal_id}", name="win-story", summary="A teammate's won deal, whole timeline oldest first, to learn from"
 )
 async def win_story(deal_id: uuid.UUID, principal: SellerDep, session: SessionDep) -> WinStory:
-    scope = await resolve(session, principal, Filters(None, None, None, None, None), board=True)
-    deal = (
-        await session.scalars(
-            select(Deal).where(
-                col(Deal.id) == deal_id,
-                col(Deal.org_id) == principal.org_id,
-                col(Deal.deleted_at).is_(None),
-                col(Deal.status) == DealStatus.won.value,
-                col(Deal.owner_id).in_(scope.ids),
-            )
-        )
-    ).first()
-    if deal is None or deal.won_at is None:
-        raise NotFound("No such won deal of your team.")
-    viewer = await viewer_for(session, principal)
-    if not viewer.everything:
-        # The story is the owner's work on the deal: read it as someone who sees the owner's records would.
-        viewer = Viewer(principal, False, viewer.owner_ids | {deal.owner_id}, viewer.charge_ids)
-    items: list[FeedItem] = []
-    cursor = None
-    while len(items) < STORY_ITEMS:
-        page, cursor = await feed.page(
-            session,
-            viewer,
-            scope=f"win:{deal.id}",
-            where=[feed.event.deal_id == deal.id],
-            only=None,
-            limit=200,
-            cursor=cursor,
-        )
-        items += page
-        if cursor is None:
-            break
-    owner = next(p for p in scope.people if p.id == deal.owner_id)
-    return WinStory(
-        deal_id=deal.id,
-        title=deal.title,
-        owner=sales.person_ref(owner),
-        amount_minor=deal.amount_minor,
-        currency=deal.currency,
-        created_at=deal.created_at,
-        won_at=deal.won_at,
-        items=items[:STORY_ITEMS][::-1],
-    )
+    return await sales.win_story(session, principal, deal_id)
 
 
 @router.get("/retention", name="retention", summary="Repeat purchases, clients who did not come back, lost reasons")

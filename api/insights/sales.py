@@ -12,14 +12,16 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
+from sqlmodel import col, select
 
 from api.activities.models import TOUCH_KINDS, Activity, ActivityKind
+from api.auth.principals import Principal
 from api.clients.models import Company, Contact
 from api.core.errors import NotFound
 from api.core.models import live
 from api.core.types import seconds_between
 from api.deals.models import Deal, DealStageEvent, DealStatus, LostReason, Pipeline, Stage, StageKind
+from api.feed import queries as feed
 from api.insights.schemas import (
     Funnel,
     FunnelStage,
@@ -35,9 +37,11 @@ from api.insights.schemas import (
     Retention,
     StageTime,
     TouchesPerWin,
+    WinStory,
 )
-from api.insights.scope import Period, Person, Scope
+from api.insights.scope import Filters, Period, Person, Scope, resolve
 from api.insights.sql import DAY, days, fetch, percentiles, ratio
+from api.sharing.visibility import Viewer, viewer_for
 
 deal = sa.inspect(Deal).local_table
 event = sa.inspect(DealStageEvent).local_table
@@ -53,6 +57,8 @@ PLAYBOOK_KINDS = (
 )
 RECENT_WINS = 10
 LAPSED_SHOWN = 20
+# A story's first entries (a won deal has dozens; this bounds the odd one with thousands).
+STORY_ITEMS = 1_000
 SELLING_ROLES = ("rep", "manager")
 
 
@@ -310,6 +316,17 @@ async def closed_deals(session: AsyncSession, scope: Scope) -> dict[uuid.UUID, C
     return found
 
 
+async def won_totals(session: AsyncSession, scope: Scope) -> dict[uuid.UUID, tuple[int, int]]:
+    """Per owner: deals won in the period and their amount (what a goal needs, without the cycle times)."""
+    rows = await fetch(
+        session,
+        sa.select(deal.c.owner_id, sa.func.count(), sa.func.sum(_in_currency(scope)))
+        .where(*_live_deals(scope), _won_in_period(scope))
+        .group_by(deal.c.owner_id),
+    )
+    return {owner: (int(n), int(amount or 0)) for owner, n, amount in rows}
+
+
 async def activity_counts(session: AsyncSession, scope: Scope) -> dict[uuid.UUID, tuple[int, int]]:
     """Per owner: activities done in the period, and how many of them were calls."""
     rows = await fetch(
@@ -333,7 +350,7 @@ async def activity_counts(session: AsyncSession, scope: Scope) -> dict[uuid.UUID
 async def leaderboard(session: AsyncSession, scope: Scope) -> Leaderboard:
     closed = await closed_deals(session, scope)
     done = await activity_counts(session, scope)
-    people = [p for p in scope.people if (p.is_active and p.role in SELLING_ROLES) or p.id in closed]
+    people = [p for p in scope.people if (p.is_active and p.role in SELLING_ROLES) or p.id in closed or p.id in done]
 
     # Ranked by amount won, then deals won, then win rate; the top quartile is the first quarter (rounded up) of
     # the board, among those who won something.
@@ -523,10 +540,47 @@ async def _recent_wins(session: AsyncSession, scope: Scope, wins: Any) -> list[R
     ]
 
 
+async def win_story(session: AsyncSession, principal: Principal, deal_id: uuid.UUID) -> WinStory:
+    """A won deal of someone on the caller's leaderboard, with its timeline from the start: the team learns from
+    it, though they may not open the deal itself."""
+    scope = await resolve(session, principal, Filters(None, None, None, None, None), board=True)
+    deal = (
+        await session.scalars(
+            select(Deal).where(
+                col(Deal.id) == deal_id,
+                col(Deal.org_id) == principal.org_id,
+                col(Deal.deleted_at).is_(None),
+                col(Deal.status) == DealStatus.won.value,
+                col(Deal.owner_id).in_(scope.ids),
+            )
+        )
+    ).first()
+    if deal is None or deal.won_at is None:
+        raise NotFound("No such won deal of your team.")
+    viewer = await viewer_for(session, principal)
+    if not viewer.everything:
+        # The story is the owner's work on the deal: read it as someone who sees the owner's records would.
+        viewer = Viewer(principal, False, viewer.owner_ids | {deal.owner_id}, viewer.charge_ids)
+    items = await feed.oldest_first(session, viewer, deal.id, STORY_ITEMS)
+    owner = next(p for p in scope.people if p.id == deal.owner_id)
+    return WinStory(
+        deal_id=deal.id,
+        title=deal.title,
+        owner=person_ref(owner),
+        amount_minor=deal.amount_minor,
+        currency=deal.currency,
+        created_at=deal.created_at,
+        won_at=deal.won_at,
+        items=items,
+    )
+
+
 # Retention
 
 
 async def retention(session: AsyncSession, scope: Scope, *, repeat_days: int) -> Retention:
+    """Clients count for the owner of their first purchase; whether they bought again is read from every win of the
+    organisation (a client who came back to a colleague did come back)."""
     client_id = sa.func.coalesce(deal.c.company_id, deal.c.contact_id)
     wins = (
         sa.select(
@@ -540,7 +594,7 @@ async def retention(session: AsyncSession, scope: Scope, *, repeat_days: int) ->
             *_live_deals(scope),
             deal.c.status == DealStatus.won.value,
             client_id.is_not(None),
-            scope.counted(deal.c.owner_id, deal.c.won_at, since_start=False),
+            deal.c.won_at < scope.period.end,
         )
         .cte("wins")
     )
@@ -551,25 +605,13 @@ async def retention(session: AsyncSession, scope: Scope, *, repeat_days: int) ->
         .group_by(wins.c.client_id, wins.c.kind)
         .cte("clients")
     )
-    buyers, repeat = (
-        await fetch(
-            session,
-            sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(sa.case((clients.c.n >= 2, 1), else_=0)), 0)),
-        )
-    )[0]
-    again = wins.alias("again")
-    second = (
-        sa.select(sa.func.min(again.c.won_at))
-        .where(again.c.client_id == clients.c.client_id, again.c.won_at > clients.c.first_at)
-        .scalar_subquery()
-    )
-    window = repeat_days * DAY
     first_win = wins.alias("first_win")
-    lapsed = (
+    mine = (
         sa.select(
             clients.c.client_id,
             clients.c.kind,
             clients.c.first_at,
+            clients.c.n,
             sa.func.sum(first_win.c.amount).label("amount"),
             # The first purchase's owner (PostgreSQL has no max() of uuids; one id as text either way).
             sa.func.min(sa.cast(first_win.c.owner_id, sa.String)).label("owner_id"),
@@ -578,12 +620,29 @@ async def retention(session: AsyncSession, scope: Scope, *, repeat_days: int) ->
             first_win,
             sa.and_(first_win.c.client_id == clients.c.client_id, first_win.c.won_at == clients.c.first_at),
         )
-        .where(
-            clients.c.first_at >= scope.period.start - timedelta(days=repeat_days),
-            clients.c.first_at < scope.period.end - timedelta(days=repeat_days),
-            sa.or_(second.is_(None), seconds_between(second, clients.c.first_at) > window),
+        .where(scope.counted(first_win.c.owner_id, first_win.c.won_at, since_start=False))
+        .group_by(clients.c.client_id, clients.c.kind, clients.c.first_at, clients.c.n)
+        .cte("mine")
+    )
+    buyers, repeat = (
+        await fetch(
+            session,
+            sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(sa.case((mine.c.n >= 2, 1), else_=0)), 0)),
         )
-        .group_by(clients.c.client_id, clients.c.kind, clients.c.first_at)
+    )[0]
+    again = wins.alias("again")
+    second = (
+        sa.select(sa.func.min(again.c.won_at))
+        .where(again.c.client_id == mine.c.client_id, again.c.won_at > mine.c.first_at)
+        .scalar_subquery()
+    )
+    lapsed = (
+        sa.select(mine)
+        .where(
+            mine.c.first_at >= scope.period.start - timedelta(days=repeat_days),
+            mine.c.first_at < scope.period.end - timedelta(days=repeat_days),
+            sa.or_(second.is_(None), seconds_between(second, mine.c.first_at) > repeat_days * DAY),
+        )
         .cte("lapsed")
     )
     no_repeat, no_repeat_amount = (
@@ -635,8 +694,9 @@ async def lost_reasons(session: AsyncSession, scope: Scope) -> list[LostReasonRo
             deal.c.status == DealStatus.lost.value,
             scope.counted(deal.c.owner_id, deal.c.lost_at),
         )
-        .group_by(reason.c.id, reason.c.name)
-        .order_by(amount.desc(), sa.func.count().desc(), reason.c.name),
+        .group_by(reason.c.id, reason.c.name, reason.c.position)
+        # Ties in the organisation's own order of reasons (names sort differently on the two databases).
+        .order_by(amount.desc(), sa.func.count().desc(), reason.c.position, reason.c.id),
     )
     return [
         LostReasonRow(lost_reason_id=rid, name=rname, deals=int(n), amount_minor=int(total or 0))

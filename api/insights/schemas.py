@@ -7,9 +7,10 @@ from datetime import date, datetime
 from pydantic import BaseModel, Field
 
 from api.core.schemas import Input, Output, RecordRead, optional
-from api.core.types import Name
+from api.core.types import Day, Name
 from api.feed.schemas import FeedItem
 from api.insights.models import GoalMetric
+from api.insights.scope import MAX_DAYS
 
 Ratio = float | None
 Days = float | None
@@ -133,7 +134,7 @@ class WinStory(BaseModel):
     currency: str
     created_at: datetime
     won_at: datetime
-    items: list[FeedItem] = Field(description="The deal's timeline, oldest first.")
+    items: list[FeedItem] = Field(description="The deal's timeline, oldest first (its first 1,000 entries).")
 
 
 # Retention
@@ -265,8 +266,8 @@ class GoalCreate(Input):
     name: Name
     metric: GoalMetric
     target: int = Field(gt=0, le=10**15, description="For `amount_won`, minor units of the organisation's currency.")
-    starts_on: date
-    ends_on: date
+    starts_on: Day
+    ends_on: Day = Field(description=f"At most {MAX_DAYS} days after starts_on.")
     reward: str | None = Field(default=None, max_length=500, description="What reaching it earns: `lunch on us`.")
     team_id: uuid.UUID | None = Field(default=None, description="Only this team (and below); everyone when empty.")
 
@@ -274,8 +275,8 @@ class GoalCreate(Input):
 class GoalUpdate(Input):
     name: Name | None = optional()
     target: int | None = optional(gt=0, le=10**15)
-    starts_on: date | None = optional()
-    ends_on: date | None = optional()
+    starts_on: Day | None = optional()
+    ends_on: Day | None = optional()
     reward: str | None = Field(default=None, max_length=500)
     team_id: uuid.UUID | None = None
 

@@ -92,9 +92,10 @@ Expected, admin, period 2025-01-01 … 2025-03-31
         days in stage: top Lead 2 30 20 10 → 15, Qualified 3, Proposal 5 · rest Lead 4 20 12 57 → 16, Qualified 6,
             Proposal 10, Negotiation 5
         recent wins (top, latest first): D9 (touches a9 a10 a12 a13 = 4, cycle 10), D3 (0, 20), D2 (2, 30), D1 (5, 10)
-    RETENTION, repeat_days 60: wins up to END from each owner's go-live (D10 out)
-        buyers Alfa Bravo Charlie Dora Echo Foxtrot Golf Hotel India = 9; repeat Alfa (D1 D2), Hotel (D16 D17) = 2
-        → rate 2/9 = .2222
+    RETENTION, repeat_days 60: a client counts for its first win's owner, from their go-live (Foxtrot's first, D10,
+        is before South's: Foxtrot is out); repeats are read from every win up to END
+        buyers Alfa Bravo Charlie Dora Echo Golf Hotel India = 8; repeat Alfa (D1 D2), Hotel (D16 D17) = 2
+        → rate 2/8 = .25
         first win in [START - 60 d, END - 60 d) = [2024-11-02T05:00Z, 2025-01-31T05:00Z): Alfa (repeats after 25 d),
         Charlie 01-26, Dora 01-09, Golf 2024-11-15, Hotel 2024-11-20 (second win 82 d later: too late)
         → no_repeat 4: Charlie 8000, Golf 7000, Hotel 3000, Dora 3000 (ties: earlier first win first) = 21000

@@ -223,7 +223,7 @@ async def test_a_bad_goal_is_refused_naming_the_field(session: AsyncSession, cli
     today = _today()
     for body, pointer in (
         ({"ends_on": str(today - timedelta(days=2))}, "#/ends_on"),
-        ({"starts_on": str(today + timedelta(days=7))}, "#/ends_on"),
+        ({"starts_on": str(today + timedelta(days=7))}, "#/starts_on"),
         ({"target": 0}, "#/target"),
         ({"target": None}, "#/target"),
         ({"ends_on": None}, "#/ends_on"),

@@ -205,8 +205,8 @@ async def test_playbook(client: httpx.AsyncClient, world: World, admin: dict[str
 async def test_retention(client: httpx.AsyncClient, world: World, admin: dict[str, str]) -> None:
     kept = await insight(client, admin, "retention", repeat_days=60)
     assert kept["repeat_days"] == 60
-    # D10 (Foxtrot's first purchase, before South's go-live) is not counted: Foxtrot bought once.
-    assert (kept["buyers"], kept["repeat_buyers"], kept["repeat_rate"]) == (9, 2, 0.2222)
+    # A client counts for the owner of its first win, from their go-live: Foxtrot's (D10) is before South's.
+    assert (kept["buyers"], kept["repeat_buyers"], kept["repeat_rate"]) == (8, 2, 0.25)
     # Hotel bought again 82 days after its first win: too late for a 60-day window.
     assert (kept["no_repeat"], kept["no_repeat_amount_minor"]) == (4, 21_000)
     lapsed = [
@@ -230,7 +230,7 @@ async def test_retention(client: httpx.AsyncClient, world: World, admin: dict[st
     longer = await insight(client, admin, "retention", repeat_days=90)
     assert (longer["no_repeat"], longer["no_repeat_amount_minor"]) == (1, 7_000)
     assert [c["name"] for c in longer["no_repeat_clients"]] == ["Golf"]
-    assert (longer["buyers"], longer["repeat_buyers"]) == (9, 2)
+    assert (longer["buyers"], longer["repeat_buyers"]) == (8, 2)
 
 
 async def test_discipline(client: httpx.AsyncClient, world: World, admin: dict[str, str]) -> None:
@@ -448,7 +448,7 @@ async def test_go_live_hides_a_teams_earlier_records(
         {"diego": (1, 1, 6.0)},
         {"diego": (1, 2, 0.03, 0)},
         (11, 6, 54_000),
-        (9, 2),
+        (8, 2),
     )
     response = await client.patch(f"{API}/teams/{world.id('south')}", json={"go_live_on": None}, headers=admin)
     assert response.status_code == 200, response.text

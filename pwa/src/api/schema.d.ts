@@ -3422,6 +3422,7 @@ export interface components {
             /**
              * Ends On
              * Format: date
+             * @description At most 1098 days after starts_on.
              */
             ends_on: string;
             metric: components["schemas"]["GoalMetric"];
@@ -5179,7 +5180,7 @@ export interface components {
             deal_id: string;
             /**
              * Items
-             * @description The deal's timeline, oldest first.
+             * @description The deal's timeline, oldest first (its first 1,000 entries).
              */
             items: components["schemas"]["FeedItem"][];
             owner: components["schemas"]["PersonRef"];
@@ -9136,9 +9137,9 @@ export interface operations {
     "insights-adoption": {
         parameters: {
             query?: {
-                /** @description First day (organisation's time zone). Default: 90 days ago. */
+                /** @description First day (organisation's time zone). Default: 90 days before `to`. */
                 from?: string | null;
-                /** @description Last day, included. Default: today. */
+                /** @description Last day, included. Default: today, or 90 days on. */
                 to?: string | null;
                 /** @description Only this team and the teams below it. */
                 team_id?: string | null;
@@ -9205,9 +9206,9 @@ export interface operations {
             query?: {
                 /** @description Completeness (%) from which a card is well developed. */
                 threshold?: number;
-                /** @description First day (organisation's time zone). Default: 90 days ago. */
+                /** @description First day (organisation's time zone). Default: 90 days before `to`. */
                 from?: string | null;
-                /** @description Last day, included. Default: today. */
+                /** @description Last day, included. Default: today, or 90 days on. */
                 to?: string | null;
                 /** @description Only this team and the teams below it. */
                 team_id?: string | null;
@@ -9274,9 +9275,9 @@ export interface operations {
             query?: {
                 /** @description A client who has not bought again this many days after a first purchase. */
                 repeat_days?: number;
-                /** @description First day (organisation's time zone). Default: 90 days ago. */
+                /** @description First day (organisation's time zone). Default: 90 days before `to`. */
                 from?: string | null;
-                /** @description Last day, included. Default: today. */
+                /** @description Last day, included. Default: today, or 90 days on. */
                 to?: string | null;
                 /** @description Only this team and the teams below it. */
                 team_id?: string | null;
@@ -9345,9 +9346,9 @@ export interface operations {
                 repeat_days?: number;
                 /** @description Default: the browser's language. */
                 lang?: string | null;
-                /** @description First day (organisation's time zone). Default: 90 days ago. */
+                /** @description First day (organisation's time zone). Default: 90 days before `to`. */
                 from?: string | null;
-                /** @description Last day, included. Default: today. */
+                /** @description Last day, included. Default: today, or 90 days on. */
                 to?: string | null;
                 /** @description Only this team and the teams below it. */
                 team_id?: string | null;
@@ -9414,9 +9415,9 @@ export interface operations {
     "insights-discipline": {
         parameters: {
             query?: {
-                /** @description First day (organisation's time zone). Default: 90 days ago. */
+                /** @description First day (organisation's time zone). Default: 90 days before `to`. */
                 from?: string | null;
-                /** @description Last day, included. Default: today. */
+                /** @description Last day, included. Default: today, or 90 days on. */
                 to?: string | null;
                 /** @description Only this team and the teams below it. */
                 team_id?: string | null;
@@ -9481,9 +9482,9 @@ export interface operations {
     "insights-funnel": {
         parameters: {
             query?: {
-                /** @description First day (organisation's time zone). Default: 90 days ago. */
+                /** @description First day (organisation's time zone). Default: 90 days before `to`. */
                 from?: string | null;
-                /** @description Last day, included. Default: today. */
+                /** @description Last day, included. Default: today, or 90 days on. */
                 to?: string | null;
                 /** @description Only this team and the teams below it. */
                 team_id?: string | null;
@@ -9548,9 +9549,9 @@ export interface operations {
     "insights-leaderboard": {
         parameters: {
             query?: {
-                /** @description First day (organisation's time zone). Default: 90 days ago. */
+                /** @description First day (organisation's time zone). Default: 90 days before `to`. */
                 from?: string | null;
-                /** @description Last day, included. Default: today. */
+                /** @description Last day, included. Default: today, or 90 days on. */
                 to?: string | null;
                 /** @description Only this team and the teams below it. */
                 team_id?: string | null;
@@ -9615,9 +9616,9 @@ export interface operations {
     "insights-playbook": {
         parameters: {
             query?: {
-                /** @description First day (organisation's time zone). Default: 90 days ago. */
+                /** @description First day (organisation's time zone). Default: 90 days before `to`. */
                 from?: string | null;
-                /** @description Last day, included. Default: today. */
+                /** @description Last day, included. Default: today, or 90 days on. */
                 to?: string | null;
                 /** @description Only this team and the teams below it. */
                 team_id?: string | null;
@@ -9684,9 +9685,9 @@ export interface operations {
             query?: {
                 /** @description A client who has not bought again this many days after a first purchase. */
                 repeat_days?: number;
-                /** @description First day (organisation's time zone). Default: 90 days ago. */
+                /** @description First day (organisation's time zone). Default: 90 days before `to`. */
                 from?: string | null;
-                /** @description Last day, included. Default: today. */
+                /** @description Last day, included. Default: today, or 90 days on. */
                 to?: string | null;
                 /** @description Only this team and the teams below it. */
                 team_id?: string | null;

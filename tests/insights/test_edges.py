@@ -1,0 +1,173 @@
+"""The insights at their edges: days no calendar arithmetic survives, work that reaches a goal after its last day,
+a client who came back to a colleague, the browser's language weights, people with work but no closed deal, and a
+diagnosis whose period lost nothing."""
+
+import uuid
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.deals.models import Deal, DealStageEvent
+from tests.factories import make_company, share_with
+from tests.feed.crm import ACTIVITIES, DEALS, ok, refused
+from tests.insights.test_goals_and_access import (
+    GOALS,
+    INSIGHTS,
+    TEAMS,
+    _goal,
+    _param_refused,
+    _progress,
+    _reached,
+    _set_goal,
+    _today,
+    _world,
+)
+
+pytestmark = pytest.mark.asyncio
+
+
+async def _lost_reason(client: httpx.AsyncClient, headers: dict[str, str]) -> str:
+    reasons = ok(await client.get("/api/v1/lost-reasons", headers=headers))["items"]
+    return str(reasons[0]["id"])
+
+
+async def _date_deal(session: AsyncSession, deal_id: str, days_ago: int) -> None:
+    """Move a deal, closed today, and its stage history back in time."""
+    moment = datetime.combine(_today() - timedelta(days=days_ago), time(10), UTC)
+    deal, event = sa.inspect(Deal).local_table, sa.inspect(DealStageEvent).local_table
+    await session.execute(
+        sa.update(deal)
+        .where(deal.c.id == uuid.UUID(deal_id))
+        .values(
+            created_at=moment,
+            won_at=sa.case((deal.c.won_at.is_(None), None), else_=moment),
+            lost_at=sa.case((deal.c.lost_at.is_(None), None), else_=moment),
+            stage_entered_at=moment,
+        )
+    )
+    await session.execute(sa.update(event).where(event.c.deal_id == uuid.UUID(deal_id)).values(at=moment))
+    await session.commit()
+
+
+async def test_days_out_of_calendar_reach_are_refused_naming_the_field(
+    session: AsyncSession, client: httpx.AsyncClient
+) -> None:
+    w = await _world(session, client)
+    admin = w.h["admin"]
+
+    for fields, pointer in (
+        ({"ends_on": "9999-12-31"}, "#/ends_on"),
+        ({"starts_on": "0001-01-01"}, "#/starts_on"),
+        # Longer than any period an insight reads.
+        ({"ends_on": str(_today() + timedelta(days=1100))}, "#/ends_on"),
+    ):
+        refused(await client.post(GOALS, json=_goal(**fields), headers=admin), 422, pointer)
+    goal = await _set_goal(client, w)
+    refused(
+        await client.patch(
+            f"{GOALS}/{goal['id']}", json={"ends_on": "9999-12-31"}, headers={**admin, "If-Match": '"1"'}
+        ),
+        422,
+        "#/ends_on",
+    )
+    refused(await client.patch(f"{TEAMS}/{w.sales.id}", json={"go_live_on": "0001-01-01"}, headers=admin), 422)
+    for params in ({"from": "9999-12-01", "to": "9999-12-31"}, {"from": "0001-01-05", "to": "0001-02-01"}):
+        _param_refused(await client.get(f"{INSIGHTS}/diagnosis", params=params, headers=admin), "from")
+
+    # Nothing was stored, so every write and insight still works.
+    ok(await client.post(ACTIVITIES, json={"kind": "call", "subject": "Hello"}, headers=w.h["ana"]), 201)
+    ok(await client.get(f"{INSIGHTS}/leaderboard", headers=admin))
+
+
+async def test_work_that_arrives_after_a_goal_ended_still_reaches_it(
+    session: AsyncSession, client: httpx.AsyncClient
+) -> None:
+    w = await _world(session, client)
+    today = _today()
+    goal = await _set_goal(
+        client, w, target=1, starts_on=str(today - timedelta(days=7)), ends_on=str(today - timedelta(days=1))
+    )
+    # A call made yesterday on a phone that was offline, sent today.
+    yesterday = f"{today - timedelta(days=1)}T10:00:00+00:00"
+    ok(await client.post(ACTIVITIES, json={"kind": "call", "done_at": yesterday}, headers=w.h["ana"]), 201)
+
+    ana = next(p for p in await _progress(client, w.h["admin"], goal) if p["user_id"] == str(w.ana.id))
+    assert ana["value"] == 1 and ana["reached_at"] is not None
+    assert [e["data"]["name"] for e in await _reached(client, w.h["ana"])] == [goal["name"]]
+
+
+async def test_a_client_who_came_back_to_a_colleague_is_not_lost(
+    session: AsyncSession, client: httpx.AsyncClient
+) -> None:
+    w = await _world(session, client)
+    company = await make_company(session, w.ana, name="Talleres Ruiz")
+    await share_with(session, w.ana, "company", company.id, w.carl)
+    won: list[Any] = []
+    for who in ("ana", "carl"):
+        deal = ok(
+            await client.post(DEALS, json={"title": f"Order {who}", "company_id": str(company.id)}, headers=w.h[who]),
+            201,
+        )
+        ok(await client.post(f"{DEALS}/{deal['id']}/win", headers=w.h[who]))
+        won.append(deal["id"])
+    for deal_id, days_ago in zip(won, (200, 170), strict=True):
+        await _date_deal(session, deal_id, days_ago)
+
+    params = {"repeat_days": 180, "from": str(_today() - timedelta(days=89)), "to": str(_today())}
+    ana = ok(await client.get(f"{INSIGHTS}/retention", params=params, headers=w.h["ana"]))
+    # Ana's client bought again, from Carl, 30 days later: not lost, and a repeat buyer.
+    assert (ana["buyers"], ana["repeat_buyers"], ana["no_repeat"], ana["no_repeat_clients"]) == (1, 1, 0, [])
+    carl = ok(await client.get(f"{INSIGHTS}/retention", params=params, headers=w.h["carl"]))
+    # The client is Ana's (she sold to it first), not Carl's.
+    assert carl["buyers"] == 0
+
+
+async def test_the_print_follows_the_browsers_weights_and_says_worse_in_words(
+    session: AsyncSession, client: httpx.AsyncClient
+) -> None:
+    w = await _world(session, client)
+    deal = ok(await client.post(DEALS, json={"title": "Fleet", "amount_minor": 50_000}, headers=w.h["ana"]), 201)
+    reason = await _lost_reason(client, w.h["admin"])
+    ok(await client.post(f"{DEALS}/{deal['id']}/lose", json={"lost_reason_id": reason}, headers=w.h["ana"]))
+
+    page = await client.get(
+        f"{INSIGHTS}/diagnosis/print", headers={**w.h["admin"], "Accept-Language": "en;q=0.1, es;q=0.9"}
+    )
+
+    assert page.headers["content-language"] == "es"
+    # More lost than the period before: worse, said in words as well as in red.
+    assert '<span class="verdict">peor</span>' in page.text
+
+
+async def test_the_leaderboard_lists_whoever_worked_in_the_period(
+    session: AsyncSession, client: httpx.AsyncClient
+) -> None:
+    w = await _world(session, client)
+    ok(await client.post(ACTIVITIES, json={"kind": "call", "subject": "Hello"}, headers=w.h["admin"]), 201)
+
+    board = ok(await client.get(f"{INSIGHTS}/leaderboard", headers=w.h["admin"]))
+
+    admin = next(r for r in board["reps"] if r["user_id"] == str(w.admin.id))
+    assert (admin["won"], admin["activities"], admin["calls"], admin["top_quartile"]) == (0, 1, 1, False)
+
+
+async def test_a_diagnosis_that_lost_nothing_shows_where_the_last_period_lost(
+    session: AsyncSession, client: httpx.AsyncClient
+) -> None:
+    w = await _world(session, client)
+    deal = ok(await client.post(DEALS, json={"title": "Fleet", "amount_minor": 50_000}, headers=w.h["ana"]), 201)
+    reason = await _lost_reason(client, w.h["admin"])
+    ok(await client.post(f"{DEALS}/{deal['id']}/lose", json={"lost_reason_id": reason}, headers=w.h["ana"]))
+    # Created and lost in the previous 90 days.
+    await _date_deal(session, deal["id"], 120)
+
+    found = ok(await client.get(f"{INSIGHTS}/diagnosis", headers=w.h["admin"]))
+
+    weakest = found["weakest_stage"]
+    assert weakest is not None
+    assert weakest["lost"] == {"value": 0, "previous": 1, "change": -1}
+    assert weakest["lost_amount_minor"] == {"value": 0, "previous": 50_000, "change": -50_000}
