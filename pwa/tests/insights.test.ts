@@ -1,22 +1,79 @@
 // What the Learn and Team screens compute themselves: the period they ask for, a goal reached as the feed tells it
 // in both languages, and where a deal's story is read from (the timeline, or a teammate's win story).
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import type { FeedItem } from '../src/api/client'
-import { periodQuery } from '../src/components/insight'
+import type { FeedItem, Pipeline, Stage } from '../src/api/client'
+import type { Session } from '../src/auth'
+import { orgTimeZone, periodQuery } from '../src/components/insight'
+import { stageRows } from '../src/screens/learn'
 import { fetchStory } from '../src/screens/story'
 import { json, online } from './fake-server'
 
 afterEach(() => {
+  vi.unstubAllEnvs()
   vi.unstubAllGlobals()
   vi.resetModules()
 })
 
 describe('the period picked', () => {
-  it('is the last N days, today included, on the device calendar', () => {
-    const today = new Date(2026, 2, 10, 23, 30) // 10 March 2026, late evening
-    expect(periodQuery(30, today)).toEqual({ from: '2026-02-09', to: '2026-03-10' })
-    expect(periodQuery(90, today)).toEqual({ from: '2025-12-11', to: '2026-03-10' })
-    expect(periodQuery(365, today)).toEqual({ from: '2025-03-11', to: '2026-03-10' })
+  it("is the last N days, today included, on the organisation's calendar", () => {
+    const now = new Date('2026-03-10T23:30:00Z') // 10 March 2026, late evening in UTC
+    expect(periodQuery(30, 'UTC', now)).toEqual({ from: '2026-02-09', to: '2026-03-10' })
+    expect(periodQuery(90, 'UTC', now)).toEqual({ from: '2025-12-11', to: '2026-03-10' })
+    expect(periodQuery(365, 'UTC', now)).toEqual({ from: '2025-03-11', to: '2026-03-10' })
+    // Already 11 March in Madrid.
+    expect(periodQuery(30, 'Europe/Madrid', now)).toEqual({ from: '2026-02-10', to: '2026-03-11' })
+  })
+
+  it('asks for the days the server means, whatever time zone the phone is in', () => {
+    // A phone in Kiritimati (UTC+14) at 01:00 on 10 March: it is still 9 March in Bogotá (UTC−5), where the
+    // organisation is, so "today" is the 9th.
+    vi.stubEnv('TZ', 'Pacific/Kiritimati')
+    const now = new Date('2026-03-10T01:00:00+14:00')
+    expect(now.getDate()).toBe(10) // the phone's own calendar
+    expect(periodQuery(30, 'America/Bogota', now)).toEqual({ from: '2026-02-08', to: '2026-03-09' })
+    expect(periodQuery(90, 'America/Bogota', now)).toEqual({ from: '2025-12-10', to: '2026-03-09' })
+    // Across a change of the clocks (Madrid moves to summer time on 29 March 2026): whole days still.
+    const spring = new Date('2026-04-02T10:00:00Z')
+    expect(periodQuery(30, 'Europe/Madrid', spring)).toEqual({ from: '2026-03-04', to: '2026-04-02' })
+  })
+
+  it('is read in UTC when the organisation has no time zone, or one the device does not know', () => {
+    const now = new Date('2026-03-10T01:00:00+14:00') // 9 March, 11:00 UTC
+    expect(orgTimeZone(null)).toBe('UTC')
+    expect(orgTimeZone({ organization: { settings: {} } } as unknown as Session)).toBe('UTC')
+    expect(orgTimeZone({ organization: { settings: { time_zone: 'America/Bogota' } } } as unknown as Session)).toBe(
+      'America/Bogota',
+    )
+    expect(periodQuery(30, 'Mars/Olympus_Mons', now)).toEqual({ from: '2026-02-08', to: '2026-03-09' })
+  })
+})
+
+describe('time in each stage, top quartile against everyone else', () => {
+  const time = (stage_id: string, name: string, median_days: number | null, pipeline_id = 'p1') => ({
+    stage_id,
+    name,
+    pipeline_id,
+    median_days,
+  })
+  const stage = (id: string, position: number, pipeline_id = 'p1') => ({ id, position, pipeline_id }) as Stage
+  const pipeline = (id: string, name: string) => ({ id, name }) as Pipeline
+
+  it("matches the stages by id, in the pipeline's order, a dash where a group did not pass", () => {
+    const top = [time('lead', 'Lead', 1.5), time('proposal', 'Proposal', 4)]
+    const rest = [time('lead', 'Lead', 3), time('qualified', 'Qualified', 2.25)]
+    const stages = [stage('lead', 0), stage('qualified', 1), stage('proposal', 2)]
+    expect(stageRows(top, rest, stages, [pipeline('p1', 'Sales')])).toEqual([
+      { stage_id: 'lead', name: 'Lead', top: 1.5, rest: 3 },
+      { stage_id: 'qualified', name: 'Qualified', top: null, rest: 2.25 },
+      { stage_id: 'proposal', name: 'Proposal', top: 4, rest: null },
+    ])
+  })
+
+  it("names the pipeline when the stages are of several, and keeps the server's order for a stage not on the device", () => {
+    const top = [time('a', 'Lead', 1), time('b', 'Lead', 2, 'p2')]
+    const rest = [time('c', 'Demo', 5)]
+    const rows = stageRows(top, rest, [stage('a', 0)], [pipeline('p1', 'Sales'), pipeline('p2', 'Renewals')])
+    expect(rows.map((r) => r.name)).toEqual(['Sales · Lead', 'Sales · Demo', 'Renewals · Lead'])
   })
 })
 

@@ -1,6 +1,8 @@
-"""The Learn and Team screens in a phone-sized Chromium: a rep reads the leaderboard (chart and table), the goals
-and a teammate's win that is not on their device, online and then offline; a manager reads the funnel and the
-diagnosis and prints it; every new screen through axe-core at 360 px; and all of it in Spanish."""
+"""The Learn and Team screens in a phone-sized Chromium: a rep reads the leaderboard (chart and table), the goals,
+how the top quartile wins (time in each stage included) and a teammate's win that is not on their device, online and
+then offline; a manager reads the funnel, the diagnosis (and prints it), the clients who did not come back and why
+deals were lost, deadlines, client data and adoption; every new screen through axe-core at 360 px; and all of it in
+Spanish."""
 
 import asyncio
 import re
@@ -12,12 +14,12 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
-from sqlmodel import col, select
+from sqlmodel import col, select, update
 
 from api.auth.models import Role, User
 from api.core.db import Database, make_engine
 from api.deals import deals as deal_service
-from api.deals.models import LostReason, Stage
+from api.deals.models import Deal, DealStageEvent, LostReason, Stage
 from api.insights import goals as goal_service
 from api.insights.models import GoalMetric
 from api.insights.schemas import GoalCreate
@@ -55,10 +57,15 @@ DOMAIN = "talleres-norte.es"
 @dataclass
 class Sales(Field):
     """Marta, Luis and Pablo (reps) under Elena (their manager). Reps do not see each other's work. Marta won
-    "Workshop tools" after three touches and lost "Spare parts" at Proposal; Luis won "Tyres" and has a task
-    overdue; Pablo has not won yet. Two goals run: an amount and a number of calls, which Marta has reached."""
+    "Workshop tools" (3 days in Lead, then Proposal) after three touches from Acme Corp, a client card complete and
+    worked on, and lost "Spare parts" at Proposal for "Price too high"; Luis won "Tyres" and has a task overdue;
+    Pablo has not won yet. Before the period Luis sold to Beta Motors 100 days ago (Tyres is its second purchase)
+    and to Gamma Repuestos 200 days ago (€900.00), and Elena to Delta Talleres 190 days ago (€400.00): neither
+    bought again, and their 180 days ended in the period. Two goals run: an amount and a number of calls, which
+    Marta has reached."""
 
     win_id: str = ""
+    lapsed_id: str = ""  # Delta Talleres, Elena's own client
 
 
 async def _seed(url: str) -> dict[str, Any]:
@@ -87,7 +94,21 @@ async def _seed(url: str) -> dict[str, Any]:
             )
             clock = datetime.now(UTC)
 
-            company = await make_company(session, marta, name="Acme Corp", city="Madrid")
+            # Every field a company card expects, and a contact: 100% complete.
+            company = await make_company(
+                session,
+                marta,
+                name="Acme Corp",
+                domain="acme-corp.es",
+                industry="Machinery",
+                size=40,
+                phone="+34 912 345 678",
+                address="Calle Mayor 1",
+                city="Madrid",
+                country="ES",
+                segment="SMB",
+                source="referral",
+            )
             contact = await make_contact(session, marta, name="Ana Núñez", company_id=company.id)
             won = await make_deal(session, marta, title="Workshop tools", company_id=company.id, amount_minor=480_000)
             for days, kind in ((20, "call"), (12, "meeting"), (5, "call")):
@@ -136,9 +157,31 @@ async def _seed(url: str) -> dict[str, Any]:
                 note=None,
                 expected_version=None,
             )
-            await deal_service.win_deal(
-                session=session, viewer=await viewer_of_user(session, luis), deal_id=tyres.id, expected_version=None
+            as_luis = await viewer_of_user(session, luis)
+            await deal_service.win_deal(session=session, viewer=as_luis, deal_id=tyres.id, expected_version=None)
+            # Workshop tools stayed 3 days in Lead.
+            await session.execute(
+                update(DealStageEvent)
+                .where(col(DealStageEvent.deal_id) == won.id, col(DealStageEvent.from_stage_id) == stages["Lead"])
+                .values(seconds_in_previous=3 * 86_400)
             )
+            # Sales before the period.
+            elena = people["elena"]
+            gamma = await make_company(session, luis, name="Gamma Repuestos", city="Vigo")
+            delta = await make_company(session, elena, name="Delta Talleres", city="León")
+            for seller, title, client, amount, days_ago in (
+                (luis, "Brake pads", beta, 60_000, 100),
+                (luis, "Oil filters", gamma, 90_000, 200),
+                (elena, "Lifts", delta, 40_000, 190),
+            ):
+                old = await make_deal(session, seller, title=title, company_id=client.id, amount_minor=amount)
+                await deal_service.win_deal(
+                    session=session, viewer=await viewer_of_user(session, seller), deal_id=old.id, expected_version=None
+                )
+                then = clock - timedelta(days=days_ago)
+                await session.execute(
+                    update(Deal).where(col(Deal.id) == old.id).values(created_at=then - timedelta(days=5), won_at=then)
+                )
             await session.commit()
 
             today = clock.date()
@@ -165,6 +208,7 @@ async def _seed(url: str) -> dict[str, Any]:
                 "contact_id": str(contact.id),
                 "deal_id": str(won.id),
                 "win_id": str(won.id),
+                "lapsed_id": str(delta.id),
             }
     finally:
         await engine.dispose()
@@ -226,6 +270,16 @@ def test_a_rep_learns_from_the_leaderboard_and_a_teammate_s_win_online_and_offli
     # How the top quartile wins, and Marta's win, which is not on Luis's device.
     expect(page.get_by_test_id("playbook-chart").get_by_role("img")).to_be_visible()
     expect(page.get_by_test_id("playbook-table")).to_contain_text("Calls")
+    # Time in each stage: Marta (top quartile) spent 3 days in Lead, Luis (everyone else) moved his at once; only
+    # Marta's deal went through Proposal.
+    expect(page.get_by_test_id("stage-days-chart").get_by_role("img")).to_have_attribute(
+        "aria-label", re.compile("days a won deal spent in each stage")
+    )
+    stage_days = page.get_by_test_id("stage-days-table")
+    expect(stage_days.locator("tbody tr")).to_have_count(2)
+    expect(stage_days.locator("tbody tr", has_text="Lead").locator("td")).to_have_text(["3", "0"])
+    # A dash (\u2013): no deal of everyone else was ever in Proposal.
+    expect(stage_days.locator("tbody tr", has_text="Proposal").locator("td")).to_have_text(["0", "\u2013"])
     page.get_by_test_id("recent-wins").get_by_role("link", name=re.compile("Workshop tools")).click()
     expect(page.get_by_role("heading", name="How this deal was won")).to_be_visible()
     expect(page.get_by_text("Rep: Marta Gil")).to_be_visible()
@@ -278,8 +332,60 @@ def test_a_manager_reads_the_funnel_and_the_diagnosis_and_prints_it(sales: Sales
     expect(findings).to_contain_text("Value of all lost deals")
     expect(findings.locator("li", has_text="Value of all lost deals")).to_contain_text("+€2,500.00")
     expect(findings).to_contain_text("Lost because “Price too high”: deals")
+    expect(page.locator("section[aria-labelledby=team-funnel]")).to_contain_text(
+        "4 deals created · 2 won (€6,300.00) · 1 lost"
+    )
+
+    # Clients who come back: of Acme, Beta, Gamma and Delta (buyers), Beta bought again; Gamma and Delta bought once
+    # and not since. Elena's own Delta is on her phone and opens its card; Luis's Gamma is not, and says whose it is.
+    retention = page.locator("section[aria-labelledby=team-retention]")
+    figures = retention.get_by_test_id("retention-figures")
+    expect(figures.locator("> div").nth(0)).to_have_text(re.compile(r"Repeat-purchase rate\s*25%"))
+    expect(figures.locator("> div").nth(1)).to_have_text(re.compile(r"Buyers\s*4"))
+    expect(figures.locator("> div").nth(2)).to_have_text(re.compile(r"Repeat buyers\s*1"))
+    expect(figures.locator("> div").nth(3)).to_have_text(
+        re.compile(r"Bought once and not again within 180 days\s*2 clients · worth €1,300\.00")
+    )
+    win_back = retention.get_by_test_id("win-back").locator("li")
+    expect(win_back).to_have_count(2)
+    expect(win_back.nth(0)).to_contain_text("Gamma Repuestos")
+    expect(win_back.nth(0)).to_contain_text("€900.00")
+    expect(win_back.nth(0)).to_contain_text("Owner: Luis Soto")
+    expect(win_back.nth(0).get_by_role("link")).to_have_count(0)
+    lapsed = win_back.nth(1).get_by_role("link", name=re.compile("Delta Talleres"))
+    expect(lapsed).to_contain_text("€400.00")
+    expect(lapsed).to_have_attribute("href", f"/clients/company/{sales.lapsed_id}")
+    expect(retention).to_contain_text("ask the owner about the others")
+    expect(retention.get_by_test_id("reasons-chart").get_by_role("img")).to_have_attribute(
+        "aria-label", re.compile("value of the deals lost for each reason")
+    )
+    reason = retention.get_by_test_id("reasons-table").locator("tbody tr")
+    expect(reason).to_have_count(1)
+    expect(reason.locator("th, td")).to_have_text(["Price too high", "1", "€2,500.00"])
+
+    # Deadlines and adoption: a chart each, with the table.
+    expect(page.get_by_test_id("discipline-chart").get_by_role("img")).to_be_visible()
     expect(page.get_by_test_id("discipline-table").locator("tr", has_text="Luis Soto")).to_contain_text("1")
-    expect(page.get_by_test_id("adoption-people")).to_contain_text("Pablo Vidal")
+    expect(page.get_by_test_id("adoption-chart").get_by_role("img")).to_be_visible()
+    people = page.get_by_test_id("adoption-people")
+    expect(people).to_contain_text("Pablo Vidal")
+    expect(people.locator("thead")).to_contain_text("Cards created")
+    expect(people.locator("thead")).to_contain_text("Cards improved")
+
+    # Client data: Acme (100%, worked on) is Marta's well-developed card; Ana's card is 1 field of 6 (17%).
+    quality = page.locator("section[aria-labelledby=team-quality]")
+    expect(quality.get_by_test_id("quality-chart").get_by_role("img")).to_have_attribute(
+        "aria-label", re.compile("well-developed client cards")
+    )
+    marta = quality.get_by_test_id("quality-table").locator("tbody tr", has_text="Marta Gil")
+    expect(marta.locator("td")).to_have_text(["2", "58%", "1"])
+    expect(quality).to_contain_text("at least 80% complete")
+
+    # Opening a client to win back.
+    lapsed.click()
+    expect(page.get_by_role("heading", name="Delta Talleres", level=1)).to_be_visible()
+    page.go_back()
+    expect(page.get_by_role("heading", name="Team", level=1)).to_be_visible()
 
     page.get_by_role("button", name="Print").click()
     frame = page.get_by_test_id("print-frame")
@@ -351,7 +457,15 @@ def test_the_insights_speak_spanish(sales: Sales, page: Page) -> None:
     nav.get_by_role("link", name="Equipo").click()
     _settled(page)
     expect(page.get_by_test_id("weakest-stage")).to_contain_text("Etapa más débil: Proposal.")
+    cohort = page.locator("section[aria-labelledby=team-funnel] p", has_text="negocios creados")
+    expect(cohort).to_have_text(re.compile(r"^4 negocios creados · 2 ganados \(6\.?300,00\s€\) · 1 perdido$"))
     expect(page.get_by_role("heading", name="Dónde perdemos dinero")).to_be_visible()
+    retention = page.locator("section[aria-labelledby=team-retention]")
+    expect(retention.get_by_test_id("retention-figures")).to_contain_text(
+        "Compraron una vez y no repitieron en 180 días"
+    )
+    expect(retention.get_by_test_id("retention-figures")).to_contain_text("2 clientes")
+    expect(page.locator("section[aria-labelledby=team-quality]")).to_contain_text("al menos en un 80")
     page.screenshot(path=SCREENSHOTS / "team-es.png", full_page=True)
     page.get_by_role("button", name="Imprimir").click()
     expect(page.frame_locator("[data-testid=print-frame]").locator("h1")).to_have_text("Dónde perdemos dinero")

@@ -18,6 +18,8 @@ export interface BarSpec {
   format: (n: number) => string
   /** A value on the axis (compact money, say); `format` when not given. */
   axis?: (n: number) => string
+  /** Counts: the axis marks whole numbers only (no "0.5 tasks"). */
+  whole?: boolean
 }
 
 export const COLORS = {
@@ -25,6 +27,7 @@ export const COLORS = {
   other: '#6e7781',
   mine: '#1f6feb',
   danger: '#a40e26',
+  warn: '#9a6700',
 } as const
 
 type Engine = typeof import('./chart-engine')

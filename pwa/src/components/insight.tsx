@@ -2,14 +2,15 @@
 // `db.page` (insights need the server; the copy is what shows offline), and formats the insights use.
 import { useState } from 'preact/hooks'
 import { problemText } from '../api/client'
+import type { Session } from '../auth'
 import { db } from '../db/db'
 import { useKept, useLive, type FetchState } from '../hooks'
-import { defineMessages, fmt, locale } from '../i18n'
+import { defineMessages, fmt, locale, plural, type Params } from '../i18n'
 
 const m = defineMessages({
   en: {
     period: 'Period',
-    days: '{n} days',
+    days: (p: Params) => plural(Number(p.n), { one: '{n} day', other: '{n} days' }),
     year: '1 year',
     range: '{first} – {last}',
     loading: 'Loading…',
@@ -21,7 +22,7 @@ const m = defineMessages({
   },
   es: {
     period: 'Periodo',
-    days: '{n} días',
+    days: (p: Params) => plural(Number(p.n), { one: '{n} día', other: '{n} días' }),
     year: '1 año',
     range: '{first} – {last}',
     loading: 'Cargando…',
@@ -36,15 +37,40 @@ const m = defineMessages({
 export const PERIODS = [30, 90, 365] as const
 export type Days = (typeof PERIODS)[number]
 
-/** YYYY-MM-DD of a day on the device's calendar. */
-const isoDay = (day: Date): string =>
-  [day.getFullYear(), day.getMonth() + 1, day.getDate()].map((n) => String(n).padStart(2, '0')).join('-')
+/** The organisation's time zone (setting `time_zone`), in which the server reads a period's days; UTC when unset. */
+export function orgTimeZone(session: Session | null | undefined): string {
+  const zone = session?.organization.settings.time_zone
+  return typeof zone === 'string' && zone ? zone : 'UTC'
+}
 
-/** The last `days` days, today included, as the insights' `from`/`to` (whole days; the server reads them in the
- *  organisation's time zone). */
-export function periodQuery(days: number, now: Date = new Date()): { from: string; to: string } {
-  const first = new Date(now.getFullYear(), now.getMonth(), now.getDate() - (days - 1))
-  return { from: isoDay(first), to: isoDay(now) }
+/** Year, month and day of `now` on the calendar of `timeZone` (UTC when the device does not know that zone). */
+function calendarDay(now: Date, timeZone: string): [number, number, number] {
+  let format: Intl.DateTimeFormat
+  try {
+    format = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' })
+  } catch {
+    format = new Intl.DateTimeFormat('en-CA', { timeZone: 'UTC', year: 'numeric', month: '2-digit', day: '2-digit' })
+  }
+  const parts = format.formatToParts(now)
+  const part = (type: Intl.DateTimeFormatPartTypes) => Number(parts.find((p) => p.type === type)?.value)
+  return [part('year'), part('month'), part('day')]
+}
+
+/** YYYY-MM-DD of a calendar day (counted in UTC, which has no daylight saving to skip a day). */
+const isoDay = (day: Date): string => day.toISOString().slice(0, 10)
+
+/** The last `days` days, today included, as the insights' `from`/`to`: whole days on the organisation's calendar
+ *  (`timeZone`), which is how the server reads them, so a phone abroad asks for the days the server means. */
+export function periodQuery(
+  days: number,
+  timeZone: string = 'UTC',
+  now: Date = new Date(),
+): { from: string; to: string } {
+  const [year, month, day] = calendarDay(now, timeZone)
+  return {
+    from: isoDay(new Date(Date.UTC(year, month - 1, day - (days - 1)))),
+    to: isoDay(new Date(Date.UTC(year, month - 1, day))),
+  }
 }
 
 // The period chosen last, kept while the app runs so Learn and Team show the same one.
@@ -121,12 +147,14 @@ export interface Insight<T> {
   error: string
 }
 
-/** Reads an insight whenever `key` changes or the device comes online, and keeps the answer in `db.page` under
- *  `key` (see useKept). `load` is an openapi-fetch call: `data` on success, `error` (problem+json) otherwise. */
+/** Reads an insight whenever `key` or `deps` change (the days asked for: a new day, the session's time zone) or the
+ *  device comes online, and keeps the answer in `db.page` under `key` (see useKept). `load` is an openapi-fetch call:
+ *  `data` on success, `error` (problem+json) otherwise. */
 export function useInsight<T>(
   key: string,
   load: () => Promise<{ data?: T; error?: unknown }>,
   online: boolean,
+  deps: unknown[] = [],
 ): Insight<T> {
   const saved = useLive(async () => (await db.page.get(key)) ?? null, [key])
   const { state, error } = useKept(
@@ -137,6 +165,7 @@ export function useInsight<T>(
       return { items: [], data }
     },
     online,
+    deps,
   )
 
   // A copy read for the key the screen left is not this one's.

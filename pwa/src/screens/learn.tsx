@@ -1,8 +1,10 @@
 // Learn: how the team sells, for everyone who sells. The leaderboard, the goals running now with each one's
-// progress, and how the top quartile wins against everyone else, with their latest wins to read step by step.
+// progress, and how the top quartile wins against everyone else (touches, days between them, time in each stage),
+// with their latest wins to read step by step.
 // Insights are read from the server; the last answer for each period stays on the device for offline use.
 import { useEffect } from 'preact/hooks'
-import { api, type Schemas } from '../api/client'
+import { api, type Pipeline, type Schemas, type Stage } from '../api/client'
+import type { Session } from '../auth'
 import { BarChart, COLORS } from '../components/chart'
 import {
   InsightStatus,
@@ -11,6 +13,7 @@ import {
   daysText,
   dayText,
   decimal,
+  orgTimeZone,
   percent,
   periodQuery,
   rangeText,
@@ -18,7 +21,8 @@ import {
   usePeriod,
   type Insight,
 } from '../components/insight'
-import { useOnline, useSession } from '../hooks'
+import { db } from '../db/db'
+import { useLive, useOnline, useSession } from '../hooks'
 import { defineMessages, fmt, plural, type Params } from '../i18n'
 import { goalNumber, goalText, orgCurrency } from './feed'
 import '../components/insights.css'
@@ -27,6 +31,7 @@ type Leaderboard = Schemas['Leaderboard']
 type Playbook = Schemas['Playbook']
 type Goal = Schemas['GoalWithProgress']
 type Habits = Schemas['Habits']
+type StageTime = Schemas['StageTime']
 
 const m = defineMessages({
   en: {
@@ -70,6 +75,11 @@ const m = defineMessages({
     note: 'Notes',
     firstTouch: 'Days to first touch',
     between: 'Days between touches',
+    stageTime: 'Time in each stage',
+    stageChart:
+      'Grouped bar chart: the median days a won deal spent in each stage, the top quartile against everyone else. The table below has the same numbers.',
+    stage: 'Stage',
+    stageNote: 'Days: the median time the won deals of the period spent in each stage; a dash, none passed through it.',
     recent: 'Their latest wins',
     recentEmpty: 'No win of the top quartile in this period.',
     winLine: (p: Params) =>
@@ -117,6 +127,12 @@ const m = defineMessages({
     note: 'Notas',
     firstTouch: 'Días hasta el primer contacto',
     between: 'Días entre contactos',
+    stageTime: 'Tiempo en cada etapa',
+    stageChart:
+      'Gráfico de barras agrupadas: la mediana de días que un negocio ganado pasó en cada etapa, el cuartil superior frente al resto. La tabla de abajo tiene las mismas cifras.',
+    stage: 'Etapa',
+    stageNote:
+      'Días: la mediana del tiempo que los negocios ganados del periodo pasaron en cada etapa; un guion, ninguno pasó por ella.',
     recent: 'Sus últimas ventas ganadas',
     recentEmpty: 'El cuartil superior no ganó ningún negocio en este periodo.',
     winLine: (p: Params) =>
@@ -269,6 +285,96 @@ const habits = (h: Habits) => [
   h.days_between_touches,
 ]
 
+interface StageRow {
+  stage_id: string
+  name: string
+  top: number | null
+  rest: number | null
+}
+
+/** The stages either group's won deals stayed in, matched by id, in the pipelines' order (the stages on the device
+ *  give each one's position; one not there keeps the server's order), each group's median days or null. With
+ *  stages of more than one pipeline, a stage's name says its pipeline's. */
+export function stageRows(top: StageTime[], rest: StageTime[], stages: Stage[], pipelines: Pipeline[]): StageRow[] {
+  const rows = new Map<string, StageRow & { pipeline_id: string; seen: number }>()
+  for (const [group, times] of [
+    ['top', top],
+    ['rest', rest],
+  ] as const)
+    for (const t of times) {
+      const row = rows.get(t.stage_id) ?? {
+        stage_id: t.stage_id,
+        name: t.name,
+        pipeline_id: t.pipeline_id,
+        top: null,
+        rest: null,
+        seen: rows.size,
+      }
+      row[group] = t.median_days
+      rows.set(t.stage_id, row)
+    }
+  const position = new Map(stages.map((s) => [s.id, s.position]))
+  const pipelineIds = [...new Set([...rows.values()].map((r) => r.pipeline_id))]
+  const pipelineName = new Map(pipelines.map((p) => [p.id, p.name]))
+  const sorted = [...rows.values()].sort(
+    (a, b) =>
+      pipelineIds.indexOf(a.pipeline_id) - pipelineIds.indexOf(b.pipeline_id) ||
+      (position.get(a.stage_id) ?? Infinity) - (position.get(b.stage_id) ?? Infinity) ||
+      a.seen - b.seen,
+  )
+  return sorted.map(({ stage_id, name, pipeline_id, top, rest }) => ({
+    stage_id,
+    name: pipelineIds.length > 1 && pipelineName.has(pipeline_id) ? `${pipelineName.get(pipeline_id)} · ${name}` : name,
+    top,
+    rest,
+  }))
+}
+
+function TimeInStage({ playbook }: { playbook: Playbook }) {
+  const stages = useLive(() => db.stage.toArray()) ?? []
+  const pipelines = useLive(() => db.pipeline.toArray()) ?? []
+  const rows = stageRows(playbook.top.days_in_stage, playbook.rest.days_in_stage, stages, pipelines)
+  if (!rows.length) return null
+  return (
+    <>
+      <h3 id="learn-stages">{m('stageTime')}</h3>
+      <BarChart
+        testid="stage-days-chart"
+        label={m('stageChart')}
+        horizontal
+        labels={rows.map((r) => r.name)}
+        series={[
+          { label: m('top'), values: rows.map((r) => r.top), color: COLORS.brand },
+          { label: m('others'), values: rows.map((r) => r.rest), color: COLORS.other },
+        ]}
+        format={daysText}
+        axis={decimal}
+      />
+      <div class="table-wrap" role="region" aria-labelledby="learn-stages" tabIndex={0}>
+        <table class="numbers" data-testid="stage-days-table">
+          <thead>
+            <tr>
+              <th scope="col">{m('stage')}</th>
+              <th scope="col">{m('topHead')}</th>
+              <th scope="col">{m('restHead')}</th>
+            </tr>
+          </thead>
+          <tbody>
+            {rows.map((r) => (
+              <tr key={r.stage_id}>
+                <th scope="row">{r.name}</th>
+                <td>{decimal(r.top)}</td>
+                <td>{decimal(r.rest)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      <p class="muted">{m('stageNote')}</p>
+    </>
+  )
+}
+
 function HowTheyWin({ playbook }: { playbook: Playbook }) {
   const labels = [...TOUCHES.map((kind) => m(kind)), m('firstTouch'), m('between')]
   const top = habits(playbook.top)
@@ -310,6 +416,7 @@ function HowTheyWin({ playbook }: { playbook: Playbook }) {
               </tbody>
             </table>
           </div>
+          <TimeInStage playbook={playbook} />
         </>
       )}
       <h3>{m('recent')}</h3>
@@ -342,22 +449,30 @@ function HowTheyWin({ playbook }: { playbook: Playbook }) {
 }
 
 export function Learn() {
-  const online = useOnline()
   const session = useSession()
+  // The period's days are the organisation's (its time zone, in the session): nothing is asked before it is read.
+  return session === undefined ? null : <LearnInsights session={session} />
+}
+
+function LearnInsights({ session }: { session: Session | null }) {
+  const online = useOnline()
   const me = session?.user.id ?? ''
   const everyone = session?.user.role === 'admin' || session?.user.role === 'manager'
   const [days, setDays] = usePeriod()
-  const query = periodQuery(days)
+  const query = periodQuery(days, orgTimeZone(session))
+  const asked = [query.from, query.to]
   const board: Insight<Leaderboard> = useInsight(
     `learn:leaderboard:${days}`,
     () => api.GET('/api/v1/insights/leaderboard', { params: { query } }),
     online,
+    asked,
   )
   const goals: Insight<Goal[]> = useInsight('learn:goals', currentGoals, online)
   const playbook: Insight<Playbook> = useInsight(
     `learn:playbook:${days}`,
     () => api.GET('/api/v1/insights/playbook', { params: { query } }),
     online,
+    asked,
   )
   const currency = orgCurrency(session)
   const period = board.data?.period ?? playbook.data?.period

@@ -1,5 +1,6 @@
-// Team: how the team works, for managers and admins. Where deals break (the funnel), who misses deadlines, who
-// works in Fieldbook, and where the company loses money against the period before, with a printable diagnosis.
+// Team: how the team works, for managers and admins. Where deals break (the funnel), where the company loses money
+// against the period before (a printable diagnosis), which clients do not come back and why deals are lost, who
+// misses deadlines, whose client cards are well developed, and who works in Fieldbook.
 // Read from the server; the last answer for each period stays on the device for offline use.
 import { useEffect, useState } from 'preact/hooks'
 import { API, ORIGIN, api, authFetch, problemText, type Schemas } from '../api/client'
@@ -11,6 +12,7 @@ import {
   dayText,
   decimal,
   hoursText,
+  orgTimeZone,
   percent,
   periodQuery,
   rangeText,
@@ -19,7 +21,9 @@ import {
   usePeriod,
   type Insight,
 } from '../components/insight'
+import type { Session } from '../auth'
 import { db } from '../db/db'
+import { clientHref, userNames } from '../db/queries'
 import { useLive, useOnline, useSession } from '../hooks'
 import { defineMessages, fmt, lang, plural, type Params } from '../i18n'
 import '../components/insights.css'
@@ -28,6 +32,8 @@ type Funnel = Schemas['Funnel']
 type Discipline = Schemas['Discipline']
 type Adoption = Schemas['Adoption']
 type Diagnosis = Schemas['Diagnosis']
+type DataQuality = Schemas['DataQuality']
+type Retention = Schemas['Retention']
 type Trend = Schemas['Trend']
 
 const m = defineMessages({
@@ -39,7 +45,7 @@ const m = defineMessages({
     funnelChart:
       'Bar chart of the deals that reached each stage and the deals lost at it. The table below has the same numbers.',
     cohort: (p: Params) =>
-      `${plural(Number(p.deals), { one: '{n} deal created', other: '{n} deals created' })} · ${p.won} won (${p.amount}) · ${p.lost} lost`,
+      `${plural(Number(p.deals), { one: '{n} deal created', other: '{n} deals created' })} · ${plural(Number(p.won), { one: '{n} won', other: '{n} won' })} (${p.amount}) · ${plural(Number(p.lost), { one: '{n} lost', other: '{n} lost' })}`,
     weakest: 'Weakest stage: {name}.',
     weakestWhy: (p: Params) =>
       `${plural(Number(p.n), { one: '{n} deal lost there', other: '{n} deals lost there' })}, worth ${p.amount}.`,
@@ -60,7 +66,10 @@ const m = defineMessages({
     overdue: 'Overdue',
     late: 'Done late',
     delay: 'Mean delay',
-    disciplineNote: 'Done late: the share of the tasks done that were done after they were due.',
+    disciplineChart:
+      'Bar chart of the overdue tasks and the tasks done late of each person. The table below has the same numbers.',
+    disciplineNote:
+      'Overdue: not done and past due. Done late: how many were done after they were due, and their share of the tasks done.',
     adoption: 'Adoption',
     teams: 'Teams',
     team: 'Team',
@@ -72,10 +81,43 @@ const m = defineMessages({
     people: 'People',
     activeDays: 'Active days',
     perDay: 'Activities per day',
-    lastSeen: 'Last seen',
-    never: 'Never',
+    lastSeen: 'Last seen {when}',
+    never: 'Never seen',
+    cardsCreated: 'Cards created',
+    cardsImproved: 'Cards improved',
     few: 'low use',
-    fewNote: 'Highlighted: fewer than one active day a week.',
+    fewNote:
+      'Highlighted: fewer than one active day a week. Cards: the client cards (companies and contacts) they created, or changed, in the period.',
+    adoptionChart: 'Bar chart of the days each person was active in Fieldbook. The table below has the same numbers.',
+    quality: 'Client data',
+    qualityChart: 'Bar chart of the well-developed client cards of each person. The table below has the same numbers.',
+    qualityEmpty: 'Nobody to show in this period.',
+    clients: 'Clients',
+    completeness: 'Mean completeness',
+    wellDeveloped: 'Well developed',
+    qualityNote:
+      'Well developed: a client card at least {threshold} complete that someone worked on (an activity done) in the period.',
+    retention: 'Clients who come back',
+    repeatRate: 'Repeat-purchase rate',
+    buyers: 'Buyers',
+    repeatBuyers: 'Repeat buyers',
+    noRepeat: (p: Params) =>
+      `Bought once and not again within ${plural(Number(p.days), { one: '{n} day', other: '{n} days' })}`,
+    noRepeatCount: (p: Params) => plural(Number(p.n), { one: '{n} client', other: '{n} clients' }),
+    worth: 'worth {amount}',
+    retentionNote: (p: Params) =>
+      `Repeat-purchase rate: the share of the clients who ever bought who bought twice or more. Bought once and not again: clients whose ${plural(Number(p.days), { one: '{n} day', other: '{n} days' })} after a first purchase ended in this period without another one.`,
+    winBack: 'To win back',
+    winBackEmpty: 'No client to win back in this period.',
+    firstPurchase: 'First purchase {when} · {amount}',
+    owner: 'Owner: {name}',
+    notOnDevice: 'A client on this device opens its card; ask the owner about the others.',
+    lostReasons: 'Why deals were lost',
+    reasonsChart: 'Bar chart of the value of the deals lost for each reason. The table below has the same numbers.',
+    reasonsEmpty: 'No deal was lost with a reason in this period.',
+    reason: 'Reason',
+    deals: 'Deals',
+    value: 'Value',
     diagnosis: 'Where we lose money',
     against: 'Against {range}',
     now: 'This period',
@@ -105,7 +147,7 @@ const m = defineMessages({
     funnelChart:
       'Gráfico de barras de los negocios que llegaron a cada etapa y los que se perdieron en ella. La tabla de abajo tiene las mismas cifras.',
     cohort: (p: Params) =>
-      `${plural(Number(p.deals), { one: '{n} negocio creado', other: '{n} negocios creados' })} · ${p.won} ganados (${p.amount}) · ${p.lost} perdidos`,
+      `${plural(Number(p.deals), { one: '{n} negocio creado', other: '{n} negocios creados' })} · ${plural(Number(p.won), { one: '{n} ganado', other: '{n} ganados' })} (${p.amount}) · ${plural(Number(p.lost), { one: '{n} perdido', other: '{n} perdidos' })}`,
     weakest: 'Etapa más débil: {name}.',
     weakestWhy: (p: Params) =>
       `${plural(Number(p.n), { one: '{n} negocio perdido en ella', other: '{n} negocios perdidos en ella' })}, por valor de ${p.amount}.`,
@@ -126,7 +168,10 @@ const m = defineMessages({
     overdue: 'Vencidas',
     late: 'Tarde',
     delay: 'Retraso medio',
-    disciplineNote: 'Tarde: la parte de las tareas hechas que se hicieron después de su plazo.',
+    disciplineChart:
+      'Gráfico de barras de las tareas vencidas y las hechas tarde de cada persona. La tabla de abajo tiene las mismas cifras.',
+    disciplineNote:
+      'Vencidas: sin hacer y fuera de plazo. Tarde: cuántas se hicieron después de su plazo, y qué parte son de las tareas hechas.',
     adoption: 'Uso de Fieldbook',
     teams: 'Equipos',
     team: 'Equipo',
@@ -138,10 +183,46 @@ const m = defineMessages({
     people: 'Personas',
     activeDays: 'Días activos',
     perDay: 'Actividades por día',
-    lastSeen: 'Última vez',
-    never: 'Nunca',
+    lastSeen: 'Última vez: {when}',
+    never: 'Nunca ha entrado',
+    cardsCreated: 'Fichas creadas',
+    cardsImproved: 'Fichas mejoradas',
     few: 'poco uso',
-    fewNote: 'Resaltado: menos de un día activo por semana.',
+    fewNote:
+      'Resaltado: menos de un día activo por semana. Fichas: las fichas de cliente (empresas y contactos) que crearon, o cambiaron, en el periodo.',
+    adoptionChart:
+      'Gráfico de barras de los días que cada persona usó Fieldbook. La tabla de abajo tiene las mismas cifras.',
+    quality: 'Datos de clientes',
+    qualityChart:
+      'Gráfico de barras de las fichas de cliente bien desarrolladas de cada persona. La tabla de abajo tiene las mismas cifras.',
+    qualityEmpty: 'No hay nadie que mostrar en este periodo.',
+    clients: 'Clientes',
+    completeness: 'Completitud media',
+    wellDeveloped: 'Bien desarrolladas',
+    qualityNote:
+      'Bien desarrollada: una ficha de cliente completa al menos en un {threshold} en la que se trabajó (una actividad hecha) en el periodo.',
+    retention: 'Clientes que repiten',
+    repeatRate: 'Tasa de repetición',
+    buyers: 'Clientes que compraron',
+    repeatBuyers: 'Repitieron',
+    noRepeat: (p: Params) =>
+      `Compraron una vez y no repitieron en ${plural(Number(p.days), { one: '{n} día', other: '{n} días' })}`,
+    noRepeatCount: (p: Params) => plural(Number(p.n), { one: '{n} cliente', other: '{n} clientes' }),
+    worth: 'por valor de {amount}',
+    retentionNote: (p: Params) =>
+      `Tasa de repetición: de los clientes que alguna vez compraron, la parte que compró dos veces o más. Compraron una vez y no repitieron: clientes cuyos ${plural(Number(p.days), { one: '{n} día', other: '{n} días' })} tras una primera compra terminaron en este periodo sin otra.`,
+    winBack: 'Para recuperar',
+    winBackEmpty: 'Ningún cliente por recuperar en este periodo.',
+    firstPurchase: 'Primera compra: {when} · {amount}',
+    owner: 'Responsable: {name}',
+    notOnDevice: 'Un cliente que está en este dispositivo abre su ficha; por los demás, pregunta a su responsable.',
+    lostReasons: 'Por qué se perdieron negocios',
+    reasonsChart:
+      'Gráfico de barras del valor de los negocios perdidos por cada motivo. La tabla de abajo tiene las mismas cifras.',
+    reasonsEmpty: 'No se perdió ningún negocio con motivo en este periodo.',
+    reason: 'Motivo',
+    deals: 'Negocios',
+    value: 'Valor',
     diagnosis: 'Dónde perdemos dinero',
     against: 'Frente a {range}',
     now: 'Este periodo',
@@ -174,9 +255,9 @@ function FunnelView({ funnel }: { funnel: Funnel }) {
       <p>
         {m('cohort', {
           deals: funnel.deals,
-          won: fmt.number(funnel.won),
+          won: funnel.won,
           amount: money(funnel.won_amount_minor),
-          lost: fmt.number(funnel.lost),
+          lost: funnel.lost,
         })}
       </p>
       <p class="callout" data-testid="weakest-stage">
@@ -199,6 +280,7 @@ function FunnelView({ funnel }: { funnel: Funnel }) {
           { label: m('lost'), values: funnel.stages.map((s) => s.lost), color: COLORS.danger },
         ]}
         format={fmt.number}
+        whole
       />
       <div class="table-wrap" role="region" aria-labelledby="team-funnel" tabIndex={0}>
         <table class="numbers" data-testid="funnel-table">
@@ -242,6 +324,18 @@ function DisciplineView({ discipline }: { discipline: Discipline }) {
   if (!people.length) return <p class="empty">{m('disciplineEmpty')}</p>
   return (
     <>
+      <BarChart
+        testid="discipline-chart"
+        label={m('disciplineChart')}
+        horizontal
+        labels={people.map((p) => p.name)}
+        series={[
+          { label: m('overdue'), values: people.map((p) => p.overdue), color: COLORS.danger },
+          { label: m('late'), values: people.map((p) => p.done_late), color: COLORS.warn },
+        ]}
+        format={fmt.number}
+        whole
+      />
       <div class="table-wrap" role="region" aria-labelledby="team-discipline" tabIndex={0}>
         <table class="numbers" data-testid="discipline-table">
           <thead>
@@ -259,7 +353,10 @@ function DisciplineView({ discipline }: { discipline: Discipline }) {
                 <th scope="row">{p.name}</th>
                 <td>{fmt.number(p.due)}</td>
                 <td>{fmt.number(p.overdue)}</td>
-                <td>{percent(p.late_share)}</td>
+                <td>
+                  {fmt.number(p.done_late)}
+                  {p.late_share !== null && <span class="muted block">{percent(p.late_share)}</span>}
+                </td>
                 <td>{hoursText(p.mean_delay_hours)}</td>
               </tr>
             ))}
@@ -275,6 +372,7 @@ function AdoptionView({ adoption }: { adoption: Adoption }) {
   // Fewer than one active day a week of the period stands out.
   const few = (activeDays: number) => activeDays * 7 < adoption.period.days
   const people = [...adoption.people].sort((a, b) => a.active_days - b.active_days || a.name.localeCompare(b.name))
+  const anyFew = people.some((p) => few(p.active_days))
   return (
     <>
       {adoption.teams.length > 0 && (
@@ -311,6 +409,25 @@ function AdoptionView({ adoption }: { adoption: Adoption }) {
         </>
       )}
       <h3 id="team-people">{m('people')}</h3>
+      <BarChart
+        testid="adoption-chart"
+        label={m('adoptionChart')}
+        horizontal
+        labels={people.map((p) => p.name)}
+        series={[
+          {
+            label: m('activeDays'),
+            values: people.map((p) => p.active_days),
+            color: people.map((p) => (few(p.active_days) ? COLORS.warn : COLORS.brand)),
+          },
+        ]}
+        format={fmt.number}
+        whole
+        legend={[
+          { label: m('activeDays'), color: COLORS.brand },
+          ...(anyFew ? [{ label: m('few'), color: COLORS.warn }] : []),
+        ]}
+      />
       <div class="table-wrap" role="region" aria-labelledby="team-people" tabIndex={0}>
         <table class="numbers" data-testid="adoption-people">
           <thead>
@@ -318,7 +435,8 @@ function AdoptionView({ adoption }: { adoption: Adoption }) {
               <th scope="col">{m('name')}</th>
               <th scope="col">{m('activeDays')}</th>
               <th scope="col">{m('perDay')}</th>
-              <th scope="col">{m('lastSeen')}</th>
+              <th scope="col">{m('cardsCreated')}</th>
+              <th scope="col">{m('cardsImproved')}</th>
             </tr>
           </thead>
           <tbody>
@@ -326,17 +444,189 @@ function AdoptionView({ adoption }: { adoption: Adoption }) {
               <tr key={p.user_id} class={few(p.active_days) ? 'warn-row' : undefined}>
                 <th scope="row">
                   {p.name}
+                  <span class="muted block seen">
+                    {p.last_seen_at ? m('lastSeen', { when: fmt.relative(p.last_seen_at) }) : m('never')}
+                  </span>
                   {few(p.active_days) && <span class="pill warn block-pill">{m('few')}</span>}
                 </th>
                 <td>{fmt.number(p.active_days)}</td>
                 <td>{decimal(p.activities_per_day)}</td>
-                <td class="text">{p.last_seen_at ? fmt.relative(p.last_seen_at) : m('never')}</td>
+                <td>{fmt.number(p.cards_created)}</td>
+                <td>{fmt.number(p.cards_improved)}</td>
               </tr>
             ))}
           </tbody>
         </table>
       </div>
       <p class="muted">{m('fewNote')}</p>
+    </>
+  )
+}
+
+function QualityView({ quality }: { quality: DataQuality }) {
+  const people = [...quality.people].sort(
+    (a, b) =>
+      b.well_developed - a.well_developed ||
+      (b.mean_completeness ?? -1) - (a.mean_completeness ?? -1) ||
+      a.name.localeCompare(b.name),
+  )
+  if (!people.length) return <p class="empty">{m('qualityEmpty')}</p>
+  // Completeness comes in % (66.67); shown whole, as the client card rounds it.
+  const completeness = (n: number | null) => percent(n === null ? null : n / 100)
+  return (
+    <>
+      <BarChart
+        testid="quality-chart"
+        label={m('qualityChart')}
+        horizontal
+        labels={people.map((p) => p.name)}
+        series={[{ label: m('wellDeveloped'), values: people.map((p) => p.well_developed), color: COLORS.brand }]}
+        format={fmt.number}
+        whole
+      />
+      <div class="table-wrap" role="region" aria-labelledby="team-quality" tabIndex={0}>
+        <table class="numbers" data-testid="quality-table">
+          <thead>
+            <tr>
+              <th scope="col">{m('name')}</th>
+              <th scope="col">{m('clients')}</th>
+              <th scope="col">{m('completeness')}</th>
+              <th scope="col">{m('wellDeveloped')}</th>
+            </tr>
+          </thead>
+          <tbody>
+            {people.map((p) => (
+              <tr key={p.user_id}>
+                <th scope="row">{p.name}</th>
+                <td>{fmt.number(p.clients)}</td>
+                <td>{completeness(p.mean_completeness)}</td>
+                <td>{fmt.number(p.well_developed)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      <p class="muted">{m('qualityNote', { threshold: percent(quality.threshold / 100) })}</p>
+    </>
+  )
+}
+
+const isClientKind = (kind: string): kind is 'company' | 'contact' => kind === 'company' || kind === 'contact'
+
+/** Which of these clients are on the device (their cards open offline; a manager's phone holds only their own and
+ *  shared clients, not the team's), and the names of their owners. */
+function useLapsed(clients: Retention['no_repeat_clients']) {
+  const ids = clients.map((c) => c.id)
+  return useLive(async () => {
+    const [companies, contacts, names] = await Promise.all([
+      db.company.bulkGet(ids),
+      db.contact.bulkGet(ids),
+      userNames(),
+    ])
+    const here = new Set([...companies, ...contacts].flatMap((record) => (record ? [record.id] : [])))
+    return { here, names }
+  }, [ids.join()])
+}
+
+function RetentionView({ retention }: { retention: Retention }) {
+  const money = (n: number) => fmt.money(n, retention.currency)
+  const reasons = retention.lost_reasons
+  const days = retention.repeat_days
+  const lapsed = useLapsed(retention.no_repeat_clients)
+  const opens = (id: string) => lapsed?.here.has(id) ?? false
+  return (
+    <>
+      <dl class="figures card" data-testid="retention-figures">
+        <div>
+          <dt>{m('repeatRate')}</dt>
+          <dd>{percent(retention.repeat_rate)}</dd>
+        </div>
+        <div>
+          <dt>{m('buyers')}</dt>
+          <dd>{fmt.number(retention.buyers)}</dd>
+        </div>
+        <div>
+          <dt>{m('repeatBuyers')}</dt>
+          <dd>{fmt.number(retention.repeat_buyers)}</dd>
+        </div>
+        <div class="wide">
+          <dt>{m('noRepeat', { days })}</dt>
+          <dd>
+            {m('noRepeatCount', { n: retention.no_repeat })}
+            <span class="muted"> · {m('worth', { amount: money(retention.no_repeat_amount_minor) })}</span>
+          </dd>
+        </div>
+      </dl>
+      <p class="muted">{m('retentionNote', { days })}</p>
+
+      <h3 id="team-win-back">{m('winBack')}</h3>
+      {retention.no_repeat_clients.length ? (
+        <ul class="list card" data-testid="win-back">
+          {retention.no_repeat_clients.map((client) => {
+            const owner = lapsed?.names.get(client.owner_id)
+            const line = (
+              <span class="grow">
+                <span class="title">{client.name}</span>
+                <span class="sub">
+                  {m('firstPurchase', { when: fmt.date(client.first_won_at), amount: money(client.amount_minor) })}
+                </span>
+                {owner && <span class="sub">{m('owner', { name: owner })}</span>}
+              </span>
+            )
+            return (
+              <li key={client.id}>
+                {isClientKind(client.kind) && opens(client.id) ? (
+                  <a class="item" href={clientHref(client.kind, client.id)}>
+                    {line}
+                  </a>
+                ) : (
+                  <div class="item">{line}</div>
+                )}
+              </li>
+            )
+          })}
+        </ul>
+      ) : (
+        <p class="empty">{m('winBackEmpty')}</p>
+      )}
+      {lapsed && retention.no_repeat_clients.some((c) => !opens(c.id)) && <p class="muted">{m('notOnDevice')}</p>}
+
+      <h3 id="team-reasons">{m('lostReasons')}</h3>
+      {reasons.length ? (
+        <>
+          <BarChart
+            testid="reasons-chart"
+            label={m('reasonsChart')}
+            horizontal
+            labels={reasons.map((r) => r.name)}
+            series={[{ label: m('value'), values: reasons.map((r) => r.amount_minor), color: COLORS.danger }]}
+            format={money}
+            axis={(n) => fmt.money(n, retention.currency, true)}
+          />
+          <div class="table-wrap" role="region" aria-labelledby="team-reasons" tabIndex={0}>
+            <table class="numbers" data-testid="reasons-table">
+              <thead>
+                <tr>
+                  <th scope="col">{m('reason')}</th>
+                  <th scope="col">{m('deals')}</th>
+                  <th scope="col">{m('value')}</th>
+                </tr>
+              </thead>
+              <tbody>
+                {reasons.map((r) => (
+                  <tr key={r.lost_reason_id}>
+                    <th scope="row">{r.name}</th>
+                    <td>{fmt.number(r.deals)}</td>
+                    <td>{money(r.amount_minor)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        </>
+      ) : (
+        <p class="empty">{m('reasonsEmpty')}</p>
+      )}
     </>
   )
 }
@@ -447,7 +737,7 @@ function DiagnosisView({
 export function Team() {
   const session = useSession()
   const role = session?.user.role
-  if (role === 'manager' || role === 'admin') return <TeamInsights />
+  if (session && (role === 'manager' || role === 'admin')) return <TeamInsights session={session} />
   return (
     <div class="screen">
       <h1>{m('title')}</h1>
@@ -456,34 +746,58 @@ export function Team() {
   )
 }
 
-function TeamInsights() {
+function TeamInsights({ session }: { session: Session }) {
   const online = useOnline()
   const [days, setDays] = usePeriod()
   const [pipelineId, setPipelineId] = useState('')
   const pipelines = useLive(() => db.pipeline.toArray()) ?? []
-  const query = periodQuery(days)
+  // The days the server means by "the last N days": the organisation's, wherever the phone is.
+  const query = periodQuery(days, orgTimeZone(session))
+  const asked = [query.from, query.to]
   const funnel: Insight<Funnel> = useInsight(
     `team:funnel:${pipelineId || 'default'}:${days}`,
     () => api.GET('/api/v1/insights/funnel', { params: { query: { ...query, pipeline_id: pipelineId || undefined } } }),
     online,
+    asked,
   )
   const discipline: Insight<Discipline> = useInsight(
     `team:discipline:${days}`,
     () => api.GET('/api/v1/insights/discipline', { params: { query } }),
     online,
+    asked,
   )
   const adoption: Insight<Adoption> = useInsight(
     `team:adoption:${days}`,
     () => api.GET('/api/v1/insights/adoption', { params: { query } }),
     online,
+    asked,
+  )
+  const retention: Insight<Retention> = useInsight(
+    `team:retention:${days}`,
+    () => api.GET('/api/v1/insights/retention', { params: { query } }),
+    online,
+    asked,
+  )
+  const quality: Insight<DataQuality> = useInsight(
+    `team:data-quality:${days}`,
+    () => api.GET('/api/v1/insights/data-quality', { params: { query } }),
+    online,
+    asked,
   )
   const diagnosis: Insight<Diagnosis> = useInsight(
     `team:diagnosis:${days}`,
     () => api.GET('/api/v1/insights/diagnosis', { params: { query } }),
     online,
+    asked,
   )
 
-  const period = funnel.data?.period ?? discipline.data?.period ?? adoption.data?.period ?? diagnosis.data?.period
+  const period =
+    funnel.data?.period ??
+    diagnosis.data?.period ??
+    retention.data?.period ??
+    discipline.data?.period ??
+    quality.data?.period ??
+    adoption.data?.period
   const shownPipeline = funnel.data?.pipeline_id ?? pipelineId
 
   return (
@@ -491,7 +805,7 @@ function TeamInsights() {
       <h1>{m('title')}</h1>
       <PeriodPicker days={days} onChange={setDays} />
       {period && <p class="muted">{rangeText(period)}</p>}
-      <InsightStatus insights={[funnel, discipline, adoption, diagnosis]} online={online} />
+      <InsightStatus insights={[funnel, diagnosis, retention, discipline, quality, adoption]} online={online} />
 
       <section aria-labelledby="team-funnel">
         <h2 id="team-funnel">{m('funnel')}</h2>
@@ -516,10 +830,22 @@ function TeamInsights() {
         {diagnosis.data && <DiagnosisView diagnosis={diagnosis.data} query={query} online={online} />}
       </section>
 
+      <section aria-labelledby="team-retention">
+        <h2 id="team-retention">{m('retention')}</h2>
+        <SectionNote insight={retention} online={online} />
+        {retention.data && <RetentionView retention={retention.data} />}
+      </section>
+
       <section aria-labelledby="team-discipline">
         <h2 id="team-discipline">{m('discipline')}</h2>
         <SectionNote insight={discipline} online={online} />
         {discipline.data && <DisciplineView discipline={discipline.data} />}
+      </section>
+
+      <section aria-labelledby="team-quality">
+        <h2 id="team-quality">{m('quality')}</h2>
+        <SectionNote insight={quality} online={online} />
+        {quality.data && <QualityView quality={quality.data} />}
       </section>
 
       <section aria-labelledby="team-adoption">
