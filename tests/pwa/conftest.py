@@ -90,7 +90,15 @@ def browser_type_launch_args() -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def browser_context_args() -> dict[str, Any]:
-    return {"viewport": PHONE, "has_touch": True, "is_mobile": True, "device_scale_factor": 2, "locale": "en-GB"}
+    # Reduced motion: charts draw at once, so a screenshot never catches a bar halfway.
+    return {
+        "viewport": PHONE,
+        "has_touch": True,
+        "is_mobile": True,
+        "device_scale_factor": 2,
+        "locale": "en-GB",
+        "reduced_motion": "reduce",
+    }
 
 
 @dataclass
