@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from api.activities.models import Activity
+from api.activities.models import Activity, ActivityKind
 from api.activities.service import time_zone
 from api.auth.models import Team
 from api.auth.principals import Principal
@@ -23,7 +23,7 @@ from api.core.models import get_record, live
 from api.core.pagination import keyset_page
 from api.core.schemas import changed_fields
 from api.core.types import utcnow
-from api.deals.models import Deal
+from api.deals.models import Deal, DealStatus
 from api.feed import service as feed
 from api.feed.models import FeedKind
 from api.insights import sales, team
@@ -257,6 +257,8 @@ async def check(session: AsyncSession, org_id: uuid.UUID, touched: dict[str, set
         if not candidates:
             continue
         counted = await _for_goal(session, goal, everyone.only(candidates))
+        if touched is not None and not await _may_move(session, goal, counted, touched):
+            continue
         values = await METRICS[GoalMetric(goal.metric)](session, counted)
         for person in counted.people:
             value = values.get(person.id, 0)
@@ -278,6 +280,46 @@ async def check(session: AsyncSession, org_id: uuid.UUID, touched: dict[str, set
                     "reward": goal.reward,
                 },
             )
+
+
+async def _may_move(session: AsyncSession, goal: Goal, counted: Scope, touched: dict[str, set[uuid.UUID]]) -> bool:
+    """Whether a touched record counts towards the goal now: the only way a count (which was below the target, or
+    it would have been recorded) can have reached it. Cheap, on the touched rows only; the full count, over all of a
+    person's records, is run only when this says yes."""
+    metric = GoalMetric(goal.metric)
+    if metric is GoalMetric.well_developed_clients:
+        return await team.newly_developed(session, counted, touched, threshold=team.WELL_DEVELOPED)
+    if metric in (GoalMetric.deals_won, GoalMetric.amount_won):
+        counts = [
+            DEAL.c.id.in_(touched.get("deal", set())),
+            DEAL.c.status == DealStatus.won.value,
+            counted.counted(DEAL.c.owner_id, DEAL.c.won_at),
+        ]
+    elif metric is GoalMetric.new_clients:
+        return any(
+            [
+                await session.scalar(
+                    sa.select(sa.literal(1))
+                    .where(
+                        table.c.id.in_(touched.get(entity, set())),
+                        table.c.deleted_at.is_(None),
+                        counted.counted(table.c.owner_id, table.c.created_at),
+                    )
+                    .limit(1)
+                )
+                for entity, table in (("company", COMPANY), ("contact", CONTACT))
+            ]
+        )
+    else:
+        counts = [
+            ACTIVITY.c.id.in_(touched.get("activity", set())),
+            ACTIVITY.c.deleted_at.is_(None),
+            ACTIVITY.c.done_at.is_not(None),
+            counted.counted(ACTIVITY.c.owner_id, ACTIVITY.c.done_at),
+        ]
+        if metric is GoalMetric.calls:
+            counts.append(ACTIVITY.c.kind == ActivityKind.call.value)
+    return await session.scalar(sa.select(sa.literal(1)).where(*counts).limit(1)) is not None
 
 
 async def _owners(session: AsyncSession, touched: dict[str, set[uuid.UUID]]) -> set[uuid.UUID]:

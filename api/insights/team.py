@@ -110,31 +110,44 @@ class Cards:
     well_developed: int = 0
 
 
+# Client cards: each kind, and the activity column that files an activity on it.
+CARDS = (
+    (ClientKind.company, sa.inspect(Company).local_table, activity.c.company_id),
+    (ClientKind.contact, sa.inspect(Contact).local_table, activity.c.contact_id),
+)
+
+
+def _worked(scope: Scope, table: Any, ref: Any, besides: set[uuid.UUID] | None = None) -> sa.ColumnElement[bool]:
+    """The card had an activity done on it in the period (by the card owner's clock: their go-live); `besides`:
+    other than these."""
+    where = [
+        activity.c.org_id == scope.org_id,
+        ref == table.c.id,
+        activity.c.deleted_at.is_(None),
+        activity.c.done_at.is_not(None),
+        scope.counted(table.c.owner_id, activity.c.done_at),
+    ]
+    if besides:
+        where.append(activity.c.id.not_in(besides))
+    worked: sa.ColumnElement[bool] = sa.select(sa.literal(1)).where(*where).exists()
+    return worked
+
+
+def _complete(filled: Any, expected: int, threshold: int) -> sa.ColumnElement[bool]:
+    # Integer comparison (filled/expected ≥ threshold%) so no rounding differs between the databases.
+    complete: sa.ColumnElement[bool] = filled * 100 >= threshold * expected
+    return complete
+
+
 async def cards(session: AsyncSession, scope: Scope, *, threshold: int) -> dict[uuid.UUID, Cards]:
     """Per owner: their companies and contacts, the sum of the cards' completeness (%), and how many cards are at
     least `threshold`% complete and had an activity done in the period."""
     found: dict[uuid.UUID, Cards] = defaultdict(Cards)
-    for kind, model, ref in (
-        (ClientKind.company, Company, activity.c.company_id),
-        (ClientKind.contact, Contact, activity.c.contact_id),
-    ):
-        table = sa.inspect(model).local_table
+    for kind, table, ref in CARDS:
         filled, expected = completeness.filled_count(
             kind, await completeness.custom_keys(session, scope.org_id, kind), table
         )
-        worked = (
-            sa.select(sa.literal(1))
-            .where(
-                activity.c.org_id == scope.org_id,
-                ref == table.c.id,
-                activity.c.deleted_at.is_(None),
-                activity.c.done_at.is_not(None),
-                scope.counted(table.c.owner_id, activity.c.done_at),
-            )
-            .exists()
-        )
-        # Integer comparison (filled/expected ≥ threshold%) so no rounding differs between the databases.
-        developed = sa.and_(filled * 100 >= threshold * expected, worked)
+        developed = sa.and_(_complete(filled, expected, threshold), _worked(scope, table, ref))
         rows = await fetch(
             session,
             sa.select(
@@ -151,6 +164,51 @@ async def cards(session: AsyncSession, scope: Scope, *, threshold: int) -> dict[
             found[owner].score_sum += float(score or 0)
             found[owner].well_developed += int(well)
     return dict(found)
+
+
+async def newly_developed(
+    session: AsyncSession, scope: Scope, touched: dict[str, set[uuid.UUID]], *, threshold: int
+) -> bool:
+    """Whether a card the transaction touched (or a card an activity it touched is on, or the company of a contact
+    it touched) is well developed now; when only activities changed, one that was not before them (it had no other
+    activity in the period). Only then can someone's count of well-developed cards have gone up."""
+    acts = touched.get("activity", set())
+    on = (
+        await fetch(session, sa.select(activity.c.company_id, activity.c.contact_id).where(activity.c.id.in_(acts)))
+        if acts
+        else []
+    )
+    contact = sa.inspect(Contact).local_table
+    parents = touched.get("contact", set())
+    of_contacts: set[uuid.UUID | None] = (
+        set(await session.scalars(sa.select(contact.c.company_id).where(contact.c.id.in_(parents))))
+        if parents
+        else set()
+    )
+    ids = {
+        ClientKind.company: touched.get("company", set()) | of_contacts | {c for c, _ in on},
+        ClientKind.contact: touched.get("contact", set()) | {c for _, c in on},
+    }
+    only_activities = not touched.get("company") and not touched.get("contact")
+    for kind, table, ref in CARDS:
+        wanted = ids[kind] - {None}
+        if not wanted:
+            continue
+        filled, expected = completeness.filled_count(
+            kind, await completeness.custom_keys(session, scope.org_id, kind), table
+        )
+        now = [_complete(filled, expected, threshold), _worked(scope, table, ref)]
+        if only_activities:
+            now.append(sa.not_(_worked(scope, table, ref, besides=acts)))
+        found = await session.scalar(
+            sa.select(sa.literal(1))
+            .where(table.c.org_id == scope.org_id, table.c.id.in_(wanted), table.c.deleted_at.is_(None), *now)
+            .where(table.c.owner_id.in_(scope.ids))
+            .limit(1)
+        )
+        if found is not None:
+            return True
+    return False
 
 
 async def data_quality(session: AsyncSession, scope: Scope, *, threshold: int) -> DataQuality:
