@@ -171,3 +171,35 @@ async def test_a_diagnosis_that_lost_nothing_shows_where_the_last_period_lost(
     assert weakest is not None
     assert weakest["lost"] == {"value": 0, "previous": 1, "change": -1}
     assert weakest["lost_amount_minor"] == {"value": 0, "previous": 50_000, "change": -50_000}
+
+
+async def test_a_card_completed_after_its_call_reaches_a_well_developed_goal(
+    session: AsyncSession, client: httpx.AsyncClient
+) -> None:
+    w = await _world(session, client)
+    goal = await _set_goal(client, w, metric="well_developed_clients", target=1)
+    company = ok(await client.post("/api/v1/companies", json={"name": "Talleres Ruiz"}, headers=w.h["ana"]), 201)
+    ok(await client.post(ACTIVITIES, json={"kind": "call", "company_id": company["id"]}, headers=w.h["ana"]), 201)
+    # Worked on, but 0% complete: not yet.
+    assert await _reached(client, w.h["ana"]) == []
+
+    details = {
+        "domain": "talleres-ruiz.example",
+        "phone": "+34 912 345 678",
+        "industry": "Automotive",
+        "size": 12,
+        "address": "Calle Mayor 1",
+        "city": "Madrid",
+        "country": "ES",
+        "segment": "SMB",
+    }
+    ok(
+        await client.patch(
+            f"/api/v1/companies/{company['id']}", json=details, headers={**w.h["ana"], "If-Match": '"1"'}
+        )
+    )
+
+    # 8 of its 10 fields: 80%, and worked in the period.
+    ana = next(p for p in await _progress(client, w.h["admin"], goal) if p["user_id"] == str(w.ana.id))
+    assert ana["value"] == 1 and ana["reached_at"] is not None
+    assert len(await _reached(client, w.h["ana"])) == 1
