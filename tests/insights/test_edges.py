@@ -30,9 +30,12 @@ from tests.insights.test_goals_and_access import (
 pytestmark = pytest.mark.asyncio
 
 
-async def _lost_reason(client: httpx.AsyncClient, headers: dict[str, str]) -> str:
-    reasons = ok(await client.get("/api/v1/lost-reasons", headers=headers))["items"]
-    return str(reasons[0]["id"])
+async def _lost_deal(client: httpx.AsyncClient, rep: dict[str, str], admin: dict[str, str]) -> Any:
+    """A rep's deal worth 500.00, lost today for the organisation's first reason."""
+    reason = ok(await client.get("/api/v1/lost-reasons", headers=admin))["items"][0]["id"]
+    deal = ok(await client.post(DEALS, json={"title": "Fleet", "amount_minor": 50_000}, headers=rep), 201)
+    ok(await client.post(f"{DEALS}/{deal['id']}/lose", json={"lost_reason_id": reason}, headers=rep))
+    return deal
 
 
 async def _date_deal(session: AsyncSession, deal_id: str, days_ago: int) -> None:
@@ -130,9 +133,7 @@ async def test_the_print_follows_the_browsers_weights_and_says_worse_in_words(
     session: AsyncSession, client: httpx.AsyncClient
 ) -> None:
     w = await _world(session, client)
-    deal = ok(await client.post(DEALS, json={"title": "Fleet", "amount_minor": 50_000}, headers=w.h["ana"]), 201)
-    reason = await _lost_reason(client, w.h["admin"])
-    ok(await client.post(f"{DEALS}/{deal['id']}/lose", json={"lost_reason_id": reason}, headers=w.h["ana"]))
+    await _lost_deal(client, w.h["ana"], w.h["admin"])
 
     page = await client.get(
         f"{INSIGHTS}/diagnosis/print", headers={**w.h["admin"], "Accept-Language": "en;q=0.1, es;q=0.9"}
@@ -159,9 +160,7 @@ async def test_a_diagnosis_that_lost_nothing_shows_where_the_last_period_lost(
     session: AsyncSession, client: httpx.AsyncClient
 ) -> None:
     w = await _world(session, client)
-    deal = ok(await client.post(DEALS, json={"title": "Fleet", "amount_minor": 50_000}, headers=w.h["ana"]), 201)
-    reason = await _lost_reason(client, w.h["admin"])
-    ok(await client.post(f"{DEALS}/{deal['id']}/lose", json={"lost_reason_id": reason}, headers=w.h["ana"]))
+    deal = await _lost_deal(client, w.h["ana"], w.h["admin"])
     # Created and lost in the previous 90 days.
     await _date_deal(session, deal["id"], 120)
 

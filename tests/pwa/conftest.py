@@ -4,9 +4,10 @@ uvicorn serving the built app (pwa/dist) and the API on a committed database.
 Without Chromium or the built app they are skipped with the reason shown, except in CI, where that fails."""
 
 import asyncio
+import contextlib
 import json
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -198,20 +199,30 @@ def app_dir() -> Path:
     return DIST
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def field(request: pytest.FixtureRequest, tmp_path: Path, app_dir: Path) -> Iterator[Field]:
+@contextlib.contextmanager
+def seeded_server(
+    dialect: str, directory: Path, seed: Callable[[str], Awaitable[dict[str, Any]]], pwa_dir: Path
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A database of the test's own, seeded by `seed(url)`, served with the app on a real port: (its URL, what the
+    seed returned). Skipped where Chromium or the app's build is missing."""
     if _missing():
         pytest.skip(_missing() or "")
-    database = own_database(request.param, tmp_path)
+    database = own_database(dialect, directory)
     url = _off_loop(database.__enter__)
     try:
-        seeded = _off_loop(lambda: asyncio.run(_seed(url)))
-        with uvicorn_serving(create_app(Settings(database_url=url, pwa_dir=app_dir))) as served:
-            team = Field(url=served, **seeded)
-            _a_day_of_work(team)
-            yield team
+        seeded = _off_loop(lambda: asyncio.run(seed(url)))
+        with uvicorn_serving(create_app(Settings(database_url=url, pwa_dir=pwa_dir))) as served:
+            yield served, seeded
     finally:
         _off_loop(lambda: database.__exit__(None, None, None))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def field(request: pytest.FixtureRequest, tmp_path: Path, app_dir: Path) -> Iterator[Field]:
+    with seeded_server(request.param, tmp_path, _seed, app_dir) as (served, seeded):
+        team = Field(url=served, **seeded)
+        _a_day_of_work(team)
+        yield team
 
 
 def sign_in(page: Page, field: Field, who: str = "marta") -> None:

@@ -4,7 +4,6 @@ then offline; a manager reads the funnel, the diagnosis (and prints it), the cli
 deals were lost, deadlines, client data and adoption; every new screen through axe-core at 360 px; and all of it in
 Spanish."""
 
-import asyncio
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,9 +22,6 @@ from api.deals.models import Deal, DealStageEvent, LostReason, Stage
 from api.insights import goals as goal_service
 from api.insights.models import GoalMetric
 from api.insights.schemas import GoalCreate
-from api.main import create_app
-from api.settings import Settings
-from tests.conftest import own_database, uvicorn_serving
 from tests.factories import (
     PASSWORD,
     make_activity,
@@ -42,10 +38,9 @@ from tests.pwa.conftest import (
     DIST,
     SCREENSHOTS,
     Field,
-    _missing,
-    _off_loop,
     controlled,
     scrolls_sideways,
+    seeded_server,
     serious_violations,
     sign_in,
     synced,
@@ -216,16 +211,8 @@ async def _seed(url: str) -> dict[str, Any]:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def sales(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sales]:
-    if _missing():
-        pytest.skip(_missing() or "")
-    database = own_database(request.param, tmp_path)
-    url = _off_loop(database.__enter__)
-    try:
-        seeded = _off_loop(lambda: asyncio.run(_seed(url)))
-        with uvicorn_serving(create_app(Settings(database_url=url, pwa_dir=DIST))) as served:
-            yield Sales(url=served, **seeded)
-    finally:
-        _off_loop(lambda: database.__exit__(None, None, None))
+    with seeded_server(request.param, tmp_path, _seed, DIST) as (served, seeded):
+        yield Sales(url=served, **seeded)
 
 
 def _settled(page: Page) -> None:
