@@ -75,6 +75,9 @@ MOVED_BY: dict[GoalMetric, frozenset[str]] = {
     GoalMetric.new_clients: frozenset({"company", "contact"}),
     GoalMetric.well_developed_clients: frozenset({"company", "contact", "activity"}),
 }
+# Changes that can move anyone's progress at once (a team's go-live, a person's team or role, the custom fields a
+# card's completeness counts): rare admin work, after which everyone is checked.
+MOVES_EVERYONE = frozenset({"team", "user", "custom_field"})
 # Phones sync late: work done in a goal's last days may arrive this long after it ended, and still reaches it.
 GRACE_DAYS = 14
 
@@ -229,6 +232,8 @@ async def check(session: AsyncSession, org_id: uuid.UUID, touched: dict[str, set
     """Record who has just reached a running goal, once, with a feed entry for them and their team. `touched`: the
     records the transaction changed, whose owners are the only people whose progress can have moved (None: check
     everyone, after a goal itself changed)."""
+    if touched is not None and touched.keys() & MOVES_EVERYONE:
+        touched = None
     # Every write asks, so the common answer ("no goal is running") costs one indexed query: any time zone's today
     # is within a day of UTC's; the organisation's own today is applied once a goal is found.
     utc_today = utcnow().date()

@@ -202,3 +202,24 @@ async def test_a_card_completed_after_its_call_reaches_a_well_developed_goal(
     ana = next(p for p in await _progress(client, w.h["admin"], goal) if p["user_id"] == str(w.ana.id))
     assert ana["value"] == 1 and ana["reached_at"] is not None
     assert len(await _reached(client, w.h["ana"])) == 1
+
+
+async def test_moving_someone_into_a_goals_team_records_them_if_they_are_over_it(
+    session: AsyncSession, client: httpx.AsyncClient
+) -> None:
+    w = await _world(session, client)
+    for _ in range(2):
+        ok(await client.post(ACTIVITIES, json={"kind": "call", "subject": "Hello"}, headers=w.h["dan"]), 201)
+    goal = await _set_goal(client, w, team_id=str(w.sales.id))
+    # Dan is in East: the Sales goal is not his.
+    assert str(w.dan.id) not in [p["user_id"] for p in await _progress(client, w.h["admin"], goal)]
+
+    ok(
+        await client.patch(
+            f"/api/v1/users/{w.dan.id}", json={"team_id": str(w.sales.id)}, headers={**w.h["admin"], "If-Match": '"1"'}
+        )
+    )
+
+    dan = next(p for p in await _progress(client, w.h["admin"], goal) if p["user_id"] == str(w.dan.id))
+    assert dan["value"] == 2 and dan["reached_at"] is not None
+    assert [e["data"]["name"] for e in await _reached(client, w.h["dan"])] == [goal["name"]]
