@@ -301,20 +301,17 @@ async def _may_move(session: AsyncSession, goal: Goal, counted: Scope, touched: 
             counted.counted(DEAL.c.owner_id, DEAL.c.won_at),
         ]
     elif metric is GoalMetric.new_clients:
-        return any(
-            [
-                await session.scalar(
-                    sa.select(sa.literal(1))
-                    .where(
-                        table.c.id.in_(touched.get(entity, set())),
-                        table.c.deleted_at.is_(None),
-                        counted.counted(table.c.owner_id, table.c.created_at),
-                    )
-                    .limit(1)
+        created = sa.union_all(
+            *(
+                sa.select(table.c.id).where(
+                    table.c.id.in_(touched.get(entity, set())),
+                    table.c.deleted_at.is_(None),
+                    counted.counted(table.c.owner_id, table.c.created_at),
                 )
                 for entity, table in (("company", COMPANY), ("contact", CONTACT))
-            ]
-        )
+            )
+        ).subquery("created")
+        return await session.scalar(sa.select(sa.literal(1)).select_from(created).limit(1)) is not None
     else:
         counts = [
             ACTIVITY.c.id.in_(touched.get("activity", set())),

@@ -231,8 +231,7 @@ async def data_quality(session: AsyncSession, scope: Scope, *, threshold: int) -
 async def new_clients(session: AsyncSession, scope: Scope) -> dict[uuid.UUID, int]:
     """Per owner: companies and contacts created in the period."""
     found: dict[uuid.UUID, int] = defaultdict(int)
-    for model in (Company, Contact):
-        table = sa.inspect(model).local_table
+    for _, table, _ in CARDS:
         rows = await fetch(
             session,
             sa.select(table.c.owner_id, sa.func.count())
