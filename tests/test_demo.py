@@ -362,6 +362,16 @@ async def test_a_rep_reads_board_feed_and_a_client_card(db: Database) -> None:
         assert agenda.status_code == 200, agenda.text
         assert agenda.json()["overdue"] or agenda.json()["upcoming"] or agenda.json()["today"]
 
+        # This month's and this quarter's goals, each with the rep's progress; who was over a target at load time
+        # is recorded as reached, with a feed entry.
+        goals = await client.get("/api/v1/goals", params={"current": "true"}, headers=headers)
+        assert goals.status_code == 200, goals.text
+        assert {g["metric"] for g in goals.json()["items"]} == {"well_developed_clients", "deals_won"}
+        for goal in goals.json()["items"]:
+            (mine,) = goal["progress"]
+            assert mine["user_id"] == str(rep_id)
+            assert (mine["reached_at"] is not None) == (mine["value"] >= goal["target"])
+
 
 async def test_loading_twice_changes_nothing(sqlite_db: Database) -> None:
     await _load(sqlite_db, 0.02)

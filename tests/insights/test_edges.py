@@ -2,6 +2,7 @@
 a client who came back to a colleague, the browser's language weights, people with work but no closed deal, and a
 diagnosis whose period lost nothing."""
 
+import itertools
 import uuid
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deals.models import Deal, DealStageEvent
+from api.insights import sales
 from tests.factories import make_company, share_with
 from tests.feed.crm import ACTIVITIES, DEALS, ok, refused
 from tests.insights.test_goals_and_access import (
@@ -223,3 +225,52 @@ async def test_moving_someone_into_a_goals_team_records_them_if_they_are_over_it
     dan = next(p for p in await _progress(client, w.h["admin"], goal) if p["user_id"] == str(w.dan.id))
     assert dan["value"] == 2 and dan["reached_at"] is not None
     assert [e["data"]["name"] for e in await _reached(client, w.h["dan"])] == [goal["name"]]
+
+
+async def test_a_long_win_story_is_read_from_its_beginning(
+    session: AsyncSession, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = await _world(session, client)
+    deal = ok(await client.post(DEALS, json={"title": "Fleet"}, headers=w.h["ana"]), 201)
+    for n in range(3):
+        ok(
+            await client.post(
+                ACTIVITIES, json={"kind": "call", "subject": f"Call {n}", "deal_id": deal["id"]}, headers=w.h["ana"]
+            ),
+            201,
+        )
+    ok(await client.post(f"{DEALS}/{deal['id']}/win", headers=w.h["ana"]))
+    monkeypatch.setattr(sales, "STORY_ITEMS", 2)
+
+    story = ok(await client.get(f"{INSIGHTS}/wins/{deal['id']}", headers=w.h["carl"]))
+
+    # The first two entries (the deal made, its first call), not the last two.
+    assert [i["kind"] for i in story["items"]] == ["deal_created", "activity"]
+    assert story["items"][1]["activity"]["subject"] == "Call 0"
+
+
+async def test_lost_reasons_that_tie_come_in_the_organisations_order(
+    session: AsyncSession, client: httpx.AsyncClient
+) -> None:
+    w = await _world(session, client)
+    reasons = ok(await client.get("/api/v1/lost-reasons", headers=w.h["admin"]))["items"]
+    # Two reasons whose names sort against their order: names sort differently on the two databases.
+    first, second = next((a, b) for a, b in itertools.pairwise(reasons) if a["name"].casefold() > b["name"].casefold())
+    for reason in (second, first):
+        deal = ok(await client.post(DEALS, json={"title": "Fleet", "amount_minor": 1_000}, headers=w.h["ana"]), 201)
+        ok(await client.post(f"{DEALS}/{deal['id']}/lose", json={"lost_reason_id": reason["id"]}, headers=w.h["ana"]))
+
+    kept = ok(await client.get(f"{INSIGHTS}/retention", headers=w.h["admin"]))
+
+    assert [r["lost_reason_id"] for r in kept["lost_reasons"]] == [first["id"], second["id"]]
+
+
+async def test_from_alone_after_today_is_refused(session: AsyncSession, client: httpx.AsyncClient) -> None:
+    w = await _world(session, client)
+
+    response = await client.get(
+        f"{INSIGHTS}/leaderboard", params={"from": str(_today() + timedelta(days=3))}, headers=w.h["admin"]
+    )
+
+    _param_refused(response, "from")
+    assert "after today" in response.json()["detail"]
