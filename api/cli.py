@@ -16,6 +16,7 @@ from api.auth.schemas import UserCreate
 from api.auth.service import create_organization, create_user
 from api.core.db import Database, make_engine
 from api.core.errors import AppError
+from api.imports import cli as imports_cli
 from api.settings import Settings, get_settings
 
 T = TypeVar("T")
@@ -151,3 +152,6 @@ def demo(
 
         login = _in_transaction(lambda session: demo_data.load(session, seed=seed, scale=scale, progress=phase))
     typer.echo(f"Demo organisation ready. Sign in as {login.email} with password {login.password}")
+
+
+app.command("import")(imports_cli.run)

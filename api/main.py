@@ -21,7 +21,9 @@ from api.core.idempotency import Idempotency
 from api.core.limits import BodySizeLimit
 from api.core.live import FEED, SYNC, Broker
 from api.deals.routes import routers as deals_routers
+from api.exports.routes import routers as exports_routers
 from api.feed.routes import routers as feed_routers
+from api.imports.routes import router as imports_router
 from api.insights import goals
 from api.insights.routes import routers as insights_routers
 from api.settings import Settings, get_settings
@@ -80,7 +82,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     changes.watch(goals.check)
     app.add_middleware(Idempotency, identify=identify)
     # Added last, so it runs first: a body over the cap is refused before anything reads it.
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        uploads={f"{API_PREFIX}/imports": settings.max_upload_bytes},
+    )
 
     api = APIRouter(prefix=API_PREFIX)
     for router in (
@@ -91,6 +97,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         *feed_routers,
         *sync_routers,
         *insights_routers,
+        *exports_routers,
+        imports_router,
         audit.router,
     ):
         api.include_router(router)

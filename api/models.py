@@ -7,6 +7,7 @@ from api.core.changes import Change
 from api.core.idempotency import IdempotencyKey
 from api.deals.models import Deal, DealLine, DealStageEvent, LostReason, Pipeline, Product, Stage
 from api.feed.models import FeedEvent
+from api.imports.models import ImportJob, ImportMapping, ImportRow, ImportValue
 from api.insights.models import Goal, GoalAchievement
 from api.sharing.models import Share
 from api.sync.models import SyncClient, SyncView
@@ -27,6 +28,10 @@ __all__ = [
     "Goal",
     "GoalAchievement",
     "IdempotencyKey",
+    "ImportJob",
+    "ImportMapping",
+    "ImportRow",
+    "ImportValue",
     "LoginFailure",
     "LostReason",
     "Organization",

@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     refresh_token_days: int = Field(default=30, ge=1, le=365)
     invite_days: int = Field(default=7, ge=1, le=90)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Spreadsheet uploads (POST /imports) may be larger than any other request.
+    max_upload_bytes: int = Field(default=25 * 1_048_576, ge=1024)
     # Failed-login throttling: at most N failures per window, per account and per client address.
     login_window_seconds: int = Field(default=900, ge=1)
     login_max_failures_per_account: int = Field(default=5, ge=1)

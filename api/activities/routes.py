@@ -15,6 +15,7 @@ from api.activities.schemas import (
     Agenda,
     Logged,
 )
+from api.activities.service import ActivityFilters
 from api.auth.models import Role
 from api.core.db import SessionDep
 from api.core.errors import problems
@@ -41,30 +42,38 @@ def _logged(response: Response, activity: Activity, follow_up: Activity | None) 
     return Logged(activity=_read(response, activity), next_step=service.present(follow_up) if follow_up else None)
 
 
-@router.get("", name="list", summary="Activities you can see, newest first", responses=problems(400, 422))
-async def list_activities(
-    viewer: ReaderDep,
-    session: SessionDep,
+async def activity_filters(
     kind: ActivityKind | None = None,
     company_id: uuid.UUID | None = None,
     contact_id: uuid.UUID | None = None,
     deal_id: uuid.UUID | None = None,
     assignee_id: uuid.UUID | None = None,
     planned: Annotated[bool | None, Query(description="Only planned (true) or only done (false) activities.")] = None,
-    limit: LimitQuery = DEFAULT_LIMIT,
-    cursor: CursorQuery = None,
-) -> Page[ActivityRead]:
-    found, next_cursor = await service.list_activities(
-        session=session,
-        viewer=viewer,
+) -> ActivityFilters:
+    """The list's filters, which the export takes too."""
+    return ActivityFilters(
         kind=kind,
         company_id=company_id,
         contact_id=contact_id,
         deal_id=deal_id,
         assignee_id=assignee_id,
         planned=planned,
-        limit=limit,
-        cursor=cursor,
+    )
+
+
+ActivityFiltersDep = Annotated[ActivityFilters, Depends(activity_filters)]
+
+
+@router.get("", name="list", summary="Activities you can see, newest first", responses=problems(400, 422))
+async def list_activities(
+    viewer: ReaderDep,
+    session: SessionDep,
+    filters: ActivityFiltersDep,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Page[ActivityRead]:
+    found, next_cursor = await service.list_activities(
+        session=session, viewer=viewer, filters=filters, limit=limit, cursor=cursor
     )
     now = utcnow()
     return Page(items=[service.present(a, now) for a in found], next_cursor=next_cursor)

@@ -2,6 +2,7 @@
 (tasks, scheduled calls and meetings), complete and reopen; and each user's agenda."""
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -272,33 +273,44 @@ async def delete_activity(
     await changes.delete(session, viewer.principal, "activity", activity)
 
 
-async def list_activities(
-    *,
-    session: AsyncSession,
-    viewer: Viewer,
-    kind: ActivityKind | None,
-    company_id: uuid.UUID | None,
-    contact_id: uuid.UUID | None,
-    deal_id: uuid.UUID | None,
-    assignee_id: uuid.UUID | None,
-    planned: bool | None,
-    limit: int,
-    cursor: str | None,
-) -> tuple[list[Activity], str | None]:
-    """Newest first."""
+@dataclass(frozen=True)
+class ActivityFilters:
+    """What a list of activities (and its export) is narrowed to."""
+
+    kind: ActivityKind | None = None
+    company_id: uuid.UUID | None = None
+    contact_id: uuid.UUID | None = None
+    deal_id: uuid.UUID | None = None
+    assignee_id: uuid.UUID | None = None
+    # Only planned (True) or only done (False).
+    planned: bool | None = None
+
+
+def matching_activities(viewer: Viewer, filters: ActivityFilters) -> Any:
+    """The activities matching the filters, before visibility (`activity_filter`): the list and the export start
+    from this."""
     stmt = in_org(viewer, Activity)
     equal = {
-        col(Activity.kind): kind.value if kind else None,
-        col(Activity.company_id): company_id,
-        col(Activity.contact_id): contact_id,
-        col(Activity.deal_id): deal_id,
-        col(Activity.assignee_id): assignee_id,
+        col(Activity.kind): filters.kind.value if filters.kind else None,
+        col(Activity.company_id): filters.company_id,
+        col(Activity.contact_id): filters.contact_id,
+        col(Activity.deal_id): filters.deal_id,
+        col(Activity.assignee_id): filters.assignee_id,
     }
     for column, value in equal.items():
         if value is not None:
             stmt = stmt.where(column == value)
-    if planned is not None:
-        stmt = stmt.where(col(Activity.done_at).is_(None) if planned else col(Activity.done_at).is_not(None))
+    if filters.planned is not None:
+        done = col(Activity.done_at)
+        stmt = stmt.where(done.is_(None) if filters.planned else done.is_not(None))
+    return stmt
+
+
+async def list_activities(
+    *, session: AsyncSession, viewer: Viewer, filters: ActivityFilters, limit: int, cursor: str | None
+) -> tuple[list[Activity], str | None]:
+    """Newest first."""
+    stmt = matching_activities(viewer, filters)
     scope, keys = "activity-list", [col(Activity.id)]
     return await keyset_page(
         session,

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from api.auth.deps import AdminDep, allow
+from api.auth.deps import AdminDep, PrincipalDep, allow
 from api.auth.models import Role
 from api.auth.principals import Principal
 from api.clients import search as search_service
@@ -23,7 +23,7 @@ from api.clients.schemas import (
     CustomFieldUpdate,
 )
 from api.clients.search import SearchHit
-from api.clients.service import COMPANY, CONTACT, ClientKindSpec
+from api.clients.service import COMPANY, CONTACT, ClientFilters, ClientKindSpec
 from api.core.db import SessionDep
 from api.core.errors import problems
 from api.core.etags import IfMatchDep, set_etag
@@ -39,6 +39,29 @@ ConfirmDuplicate = Annotated[
 ]
 
 
+async def client_filters(
+    principal: PrincipalDep,
+    q: Annotated[SearchText | None, Query(description="Names starting with this (accents and case ignored).")] = None,
+    owner_id: OwnerQuery = None,
+    tag: Annotated[SearchText | None, Query(description="Only records with this tag.")] = None,
+    segment: Annotated[SearchText | None, Query()] = None,
+    company_id: Annotated[uuid.UUID | None, Query(description="Contacts: only this company's.")] = None,
+    deleted: Annotated[bool, Query(description="The bin: deleted records you can restore.")] = False,
+) -> ClientFilters:
+    """The list's filters, which the export takes too."""
+    return ClientFilters(
+        q=q,
+        owner_id=owner_filter(principal, owner_id),
+        tag=tag,
+        segment=segment,
+        company_id=company_id,
+        deleted=deleted,
+    )
+
+
+ClientFiltersDep = Annotated[ClientFilters, Depends(client_filters)]
+
+
 def _client_router(spec: ClientKindSpec, path: str, create_model: Any, update_model: Any, read_model: Any) -> APIRouter:
     router = APIRouter(prefix=f"/{path}", tags=[path], responses=problems(401, 403))
     what = spec.what
@@ -47,29 +70,12 @@ def _client_router(spec: ClientKindSpec, path: str, create_model: Any, update_mo
     async def list_clients(
         viewer: ClientReaderDep,
         session: SessionDep,
-        q: Annotated[
-            SearchText | None, Query(description="Names starting with this (accents and case ignored).")
-        ] = None,
-        owner_id: OwnerQuery = None,
-        tag: Annotated[SearchText | None, Query(description="Only records with this tag.")] = None,
-        segment: Annotated[SearchText | None, Query()] = None,
-        company_id: Annotated[uuid.UUID | None, Query(description="Contacts: only this company's.")] = None,
-        deleted: Annotated[bool, Query(description="The bin: deleted records you can restore.")] = False,
+        filters: ClientFiltersDep,
         limit: LimitQuery = DEFAULT_LIMIT,
         cursor: CursorQuery = None,
     ) -> Page[read_model]:
         records, next_cursor = await service.list_clients(
-            session=session,
-            viewer=viewer,
-            spec=spec,
-            q=q,
-            owner_id=owner_filter(viewer, owner_id),
-            tag=tag,
-            segment=segment,
-            company_id=company_id,
-            deleted=deleted,
-            limit=limit,
-            cursor=cursor,
+            session=session, viewer=viewer, spec=spec, filters=filters, limit=limit, cursor=cursor
         )
         return Page(items=[read_model.model_validate(r) for r in records], next_cursor=next_cursor)
 

@@ -278,7 +278,7 @@ async def _refuse_duplicates(
         )
 
 
-async def _write_points(session: AsyncSession, spec: ClientKindSpec, record: ClientModel) -> None:
+async def write_points(session: AsyncSession, spec: ClientKindSpec, record: ClientModel) -> None:
     """Rewrite the record's contact points (none while it is deleted)."""
     await session.execute(sa.delete(ContactPoint).where(col(ContactPoint.client_id) == record.id))
     if record.deleted_at is None:
@@ -294,32 +294,49 @@ async def _write_points(session: AsyncSession, spec: ClientKindSpec, record: Cli
 # Companies and contacts
 
 
+@dataclass(frozen=True)
+class ClientFilters:
+    """What a list of companies or contacts (and its export) is narrowed to."""
+
+    q: str | None = None
+    owner_id: uuid.UUID | None = None
+    tag: str | None = None
+    segment: str | None = None
+    # Contacts only.
+    company_id: uuid.UUID | None = None
+    # The bin instead of the live records.
+    deleted: bool = False
+
+
+def matching_clients(viewer: Viewer, spec: ClientKindSpec, filters: ClientFilters) -> Any:
+    """The organisation's records of the kind that match the filters, before visibility (`FILTERS`): the list and
+    the export start from this."""
+    model = spec.model
+    stmt = in_org(viewer, model, deleted=filters.deleted)
+    if filters.q:
+        stmt = stmt.where(col(model.name_folded).like(prefix_pattern(fold(filters.q)), escape="\\"))
+    if filters.owner_id is not None:
+        stmt = stmt.where(col(model.owner_id) == filters.owner_id)
+    if filters.tag:
+        stmt = stmt.where(json_array_has(col(model.tags), filters.tag))
+    if filters.segment:
+        stmt = stmt.where(col(model.segment) == filters.segment)
+    if filters.company_id is not None and model is Contact:
+        stmt = stmt.where(col(Contact.company_id) == filters.company_id)
+    return stmt
+
+
 async def list_clients(
     *,
     session: AsyncSession,
     viewer: Viewer,
     spec: ClientKindSpec,
-    q: str | None,
-    owner_id: uuid.UUID | None,
-    tag: str | None,
-    segment: str | None,
-    company_id: uuid.UUID | None,
-    deleted: bool,
+    filters: ClientFilters,
     limit: int,
     cursor: str | None,
 ) -> tuple[list[Any], str | None]:
     model = spec.model
-    stmt = in_org(viewer, model, deleted=deleted)
-    if q:
-        stmt = stmt.where(col(model.name_folded).like(prefix_pattern(fold(q)), escape="\\"))
-    if owner_id is not None:
-        stmt = stmt.where(col(model.owner_id) == owner_id)
-    if tag:
-        stmt = stmt.where(json_array_has(col(model.tags), tag))
-    if segment:
-        stmt = stmt.where(col(model.segment) == segment)
-    if company_id is not None and model is Contact:
-        stmt = stmt.where(col(Contact.company_id) == company_id)
+    stmt = matching_clients(viewer, spec, filters)
     scope, keys = f"{spec.kind.value}-list", [col(model.name_folded), col(model.id)]
     return await keyset_page(
         session,
@@ -352,7 +369,7 @@ async def create_client(
     if not confirm_duplicate:
         await _refuse_duplicates(session, spec, record, _points_of(record))
     await changes.create(session, viewer.principal, spec.kind.value, record)
-    await _write_points(session, spec, record)
+    await write_points(session, spec, record)
     return record
 
 
@@ -380,7 +397,7 @@ async def update_client(
         # Only the handles this update adds are checked: a duplicate confirmed earlier stays confirmed.
         if not confirm_duplicate:
             await _refuse_duplicates(session, spec, record, [p for p in after if p not in before])
-        await _write_points(session, spec, record)
+        await write_points(session, spec, record)
     return record
 
 
@@ -397,11 +414,11 @@ async def delete_client(
     ensure_version(record, expected_version, present)
     ensure_owner(viewer, record.owner_id)
     await changes.delete(session, viewer.principal, spec.kind.value, record)
-    await _write_points(session, spec, record)
+    await write_points(session, spec, record)
 
 
 async def restore_client(*, session: AsyncSession, viewer: Viewer, spec: ClientKindSpec, client_id: uuid.UUID) -> Any:
     record = await get_restorable(session, viewer, spec.model, client_id, spec.what)
     await changes.update(session, viewer.principal, spec.kind.value, record, {"deleted_at": None})
-    await _write_points(session, spec, record)
+    await write_points(session, spec, record)
     return record

@@ -32,6 +32,8 @@ EntityName = Literal[
     "deal_line",
     "deal_stage_event",
     "activity",
+    "import_job",
+    "import_mapping",
     "share",
 ]
 

@@ -102,6 +102,19 @@ def get_database(request: Request) -> Database:
     return db
 
 
+async def commit(session: AsyncSession, app: Any) -> None:
+    """Commit with the hooks the transaction registered: before-commit ones in it, after-commit ones (given the app,
+    which a CLI command has not) once it is durable. Work that commits in several transactions (an import) uses it."""
+    # Until none are left: a hook may write what registers another (a goal reached writes a feed entry).
+    while hooks := session.info.pop(_BEFORE_COMMIT, None):
+        for hook in hooks:
+            await hook(session)
+    await session.commit()
+    for after in session.info.pop(_AFTER_COMMIT, []):
+        if app is not None:
+            after(app)
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     db = get_database(request)
     maker = db.writer if request.method in WRITE_METHODS else db.reader
@@ -117,13 +130,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.rollback()
             raise
         else:
-            # Until none are left: a hook may write what registers another (a goal reached writes a feed entry).
-            while hooks := session.info.pop(_BEFORE_COMMIT, None):
-                for hook in hooks:
-                    await hook(session)
-            await session.commit()
-            for after in session.info.pop(_AFTER_COMMIT, []):
-                after(request.app)
+            await commit(session, request.app)
         finally:
             session.info.pop(_BEFORE_COMMIT, None)
             session.info.pop(_AFTER_COMMIT, None)

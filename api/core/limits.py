@@ -14,19 +14,23 @@ _DETAIL = "The request body is larger than {limit} bytes."
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    """`uploads`: paths whose POST bodies (file uploads) may be larger, with their own limit."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, uploads: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.uploads = uploads or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.max_bytes
+        if scope["method"] == "POST":
+            limit = self.uploads.get(scope["path"].rstrip("/"), limit)
         declared = Headers(scope=scope).get("content-length")
-        if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > self.max_bytes:
-            response = problem(
-                413, "Payload too large", slug="payload-too-large", detail=_DETAIL.format(limit=self.max_bytes)
-            )
+        if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
+            response = problem(413, "Payload too large", slug="payload-too-large", detail=_DETAIL.format(limit=limit))
             await response(scope, receive, send)
             return
         received = 0
@@ -36,9 +40,9 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     # Raised while the route reads its body: the app's handler turns it into a 413 problem.
-                    raise HTTPException(413, _DETAIL.format(limit=self.max_bytes))
+                    raise HTTPException(413, _DETAIL.format(limit=limit))
             return message
 
         await self.app(scope, counting_receive, send)

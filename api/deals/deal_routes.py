@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
+from api.auth.deps import PrincipalDep
 from api.auth.models import Role
 from api.core.db import SessionDep
 from api.core.errors import problems
@@ -13,6 +14,7 @@ from api.core.etags import IfMatchDep, set_etag
 from api.core.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from api.core.types import SearchText
 from api.deals import deals as service
+from api.deals.deals import DealFilters
 from api.deals.models import Deal, DealStatus
 from api.deals.schemas import (
     Board,
@@ -38,10 +40,8 @@ async def _detail(session: SessionDep, response: Response, deal: Deal) -> DealDe
     return await service.detail(session, deal)
 
 
-@router.get("", name="list", summary="Deals you can see, newest first", responses=problems(400, 422))
-async def list_deals(
-    viewer: ReaderDep,
-    session: SessionDep,
+async def deal_filters(
+    principal: PrincipalDep,
     owner_id: OwnerQuery = None,
     pipeline_id: uuid.UUID | None = None,
     stage_id: uuid.UUID | None = None,
@@ -52,15 +52,10 @@ async def list_deals(
     close_to: Annotated[date | None, Query(description="Expected to close on or before this day.")] = None,
     rotten: Annotated[bool | None, Query(description="Only rotten (true) or only fresh (false) deals.")] = None,
     q: Annotated[SearchText | None, Query(description="Title contains (accents and case ignored).")] = None,
-    limit: LimitQuery = DEFAULT_LIMIT,
-    cursor: CursorQuery = None,
-) -> Page[DealRead]:
-    deals, next_cursor = await service.list_deals(
-        session=session,
-        viewer=viewer,
-        limit=limit,
-        cursor=cursor,
-        owner_id=owner_filter(viewer, owner_id),
+) -> DealFilters:
+    """The list's filters, which the export takes too."""
+    return DealFilters(
+        owner_id=owner_filter(principal, owner_id),
         pipeline_id=pipeline_id,
         stage_id=stage_id,
         status=status,
@@ -70,6 +65,22 @@ async def list_deals(
         close_to=close_to,
         rotten=rotten,
         q=q,
+    )
+
+
+DealFiltersDep = Annotated[DealFilters, Depends(deal_filters)]
+
+
+@router.get("", name="list", summary="Deals you can see, newest first", responses=problems(400, 422))
+async def list_deals(
+    viewer: ReaderDep,
+    session: SessionDep,
+    filters: DealFiltersDep,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Page[DealRead]:
+    deals, next_cursor = await service.list_deals(
+        session=session, viewer=viewer, filters=filters, limit=limit, cursor=cursor
     )
     return Page(items=deals, next_cursor=next_cursor)
 

@@ -6,6 +6,7 @@ cycle times are computed from; wins, losses, reopenings and moves also reach the
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -109,53 +110,57 @@ async def get_deal(*, session: AsyncSession, viewer: Viewer, deal_id: uuid.UUID)
     return await get_visible(session, viewer, Deal, deal_id, "deal")
 
 
-def _filtered(
-    viewer: Viewer,
-    *,
-    owner_id: uuid.UUID | None = None,
-    pipeline_id: uuid.UUID | None = None,
-    stage_id: uuid.UUID | None = None,
-    status: DealStatus | None = None,
-    company_id: uuid.UUID | None = None,
-    contact_id: uuid.UUID | None = None,
-    close_from: date | None = None,
-    close_to: date | None = None,
-    rotten: bool | None = None,
-    q: str | None = None,
-) -> Any:
-    """The deals matching the filters, before visibility (`deal_filter`)."""
+@dataclass(frozen=True)
+class DealFilters:
+    """What a list of deals (a board column, an export) is narrowed to."""
+
+    owner_id: uuid.UUID | None = None
+    pipeline_id: uuid.UUID | None = None
+    stage_id: uuid.UUID | None = None
+    status: DealStatus | None = None
+    company_id: uuid.UUID | None = None
+    contact_id: uuid.UUID | None = None
+    close_from: date | None = None
+    close_to: date | None = None
+    rotten: bool | None = None
+    q: str | None = None
+
+
+def matching_deals(viewer: Viewer, filters: DealFilters) -> Any:
+    """The deals matching the filters, before visibility (`deal_filter`): the list, the board and the export start
+    from this."""
     stmt = in_org(viewer, Deal)
     conditions = {
-        col(Deal.owner_id): owner_id,
-        col(Deal.pipeline_id): pipeline_id,
-        col(Deal.stage_id): stage_id,
-        col(Deal.status): status.value if status else None,
-        col(Deal.company_id): company_id,
-        col(Deal.contact_id): contact_id,
+        col(Deal.owner_id): filters.owner_id,
+        col(Deal.pipeline_id): filters.pipeline_id,
+        col(Deal.stage_id): filters.stage_id,
+        col(Deal.status): filters.status.value if filters.status else None,
+        col(Deal.company_id): filters.company_id,
+        col(Deal.contact_id): filters.contact_id,
     }
     for column, value in conditions.items():
         if value is not None:
             stmt = stmt.where(column == value)
-    if close_from is not None:
-        stmt = stmt.where(col(Deal.expected_close_on) >= close_from)
-    if close_to is not None:
-        stmt = stmt.where(col(Deal.expected_close_on) <= close_to)
-    if rotten is not None:
+    if filters.close_from is not None:
+        stmt = stmt.where(col(Deal.expected_close_on) >= filters.close_from)
+    if filters.close_to is not None:
+        stmt = stmt.where(col(Deal.expected_close_on) <= filters.close_to)
+    if filters.rotten is not None:
         now = utcnow()
         is_rotten = sa.and_(col(Deal.rots_at).is_not(None), col(Deal.rots_at) <= now)
-        stmt = stmt.where(is_rotten if rotten else sa.not_(is_rotten))
-    if q:
-        stmt = stmt.where(col(Deal.title_folded).contains(fold(q), autoescape=True))
+        stmt = stmt.where(is_rotten if filters.rotten else sa.not_(is_rotten))
+    if filters.q:
+        stmt = stmt.where(col(Deal.title_folded).contains(fold(filters.q), autoescape=True))
     return stmt
 
 
 async def list_deals(
-    *, session: AsyncSession, viewer: Viewer, limit: int, cursor: str | None, **filters: Any
+    *, session: AsyncSession, viewer: Viewer, filters: DealFilters, limit: int, cursor: str | None
 ) -> tuple[list[DealRead], str | None]:
     """Newest first (ids are time-ordered UUIDv7s, so the order is stable while paging). Core rows, not ORM
     objects: this is a hot read path."""
     table = Deal.__table__  # type: ignore[attr-defined]
-    stmt, keys = _filtered(viewer, **filters), [table.c.id]
+    stmt, keys = matching_deals(viewer, filters), [table.c.id]
     rows, next_cursor = await keyset_rows(
         session,
         stmt.where(deal_filter(viewer)).with_only_columns(*table.c),
@@ -177,7 +182,8 @@ async def board(
     """Per stage of a pipeline: how many deals, their totals, and the first page of them."""
     pipeline = await _pipeline(session, viewer.org_id, pipeline_id, "pipeline_id")
     stages = await _stages(session, viewer.org_id, pipeline.id)
-    base = _filtered(viewer, owner_id=owner_id, pipeline_id=pipeline.id).where(deals_seen(viewer)).subquery()
+    matching = matching_deals(viewer, DealFilters(owner_id=owner_id, pipeline_id=pipeline.id))
+    base = matching.where(deals_seen(viewer)).subquery()
     sums = await session.execute(
         select(base.c.stage_id, base.c.currency, func.count(), func.sum(base.c.amount_minor)).group_by(
             base.c.stage_id, base.c.currency
@@ -191,7 +197,11 @@ async def board(
     columns = []
     for stage in stages:
         deals, next_cursor = await list_deals(
-            session=session, viewer=viewer, limit=limit, cursor=None, stage_id=stage.id, owner_id=owner_id
+            session=session,
+            viewer=viewer,
+            filters=DealFilters(owner_id=owner_id, stage_id=stage.id),
+            limit=limit,
+            cursor=None,
         )
         stage_totals = totals.get(stage.id, {})
         columns.append(
@@ -288,7 +298,8 @@ async def _enter_stage(
     await changes.create(session, viewer.principal, "deal_stage_event", event)
 
 
-async def create_deal(*, session: AsyncSession, viewer: Viewer, data: DealCreate) -> Deal:
+async def create_deal(*, session: AsyncSession, viewer: Viewer, data: DealCreate, at: datetime | None = None) -> Deal:
+    """`at`: when the deal really started, for history brought in from elsewhere (an import); now otherwise."""
     if viewer.read_only:
         raise Forbidden("Your role can read deals but not change them.")
     fields = data.model_dump(exclude={"id", "lines"})
@@ -310,12 +321,13 @@ async def create_deal(*, session: AsyncSession, viewer: Viewer, data: DealCreate
         org = await session.get(Organization, viewer.org_id)
         fields["currency"] = str((org.settings if org else {}).get("currency", "EUR"))
     fields["custom"] = await check_custom(session, viewer.org_id, "deal", data.custom, None)
-    now = utcnow()
+    now = at or utcnow()
     deal = Deal(
         **{**fields, "pipeline_id": pipeline.id, "stage_id": stage.id, "owner_id": owner_id},
         id=deal_id,
         org_id=viewer.org_id,
         title_folded=fold(data.title),
+        created_at=now,
         stage_entered_at=now,
     )
     deal.rots_at = rots_at(deal.status, now, stage)
@@ -412,10 +424,11 @@ async def _change_stage(
     fields: dict[str, Any],
     feed: FeedKind,
     data: dict[str, Any] | None = None,
+    at: datetime | None = None,
 ) -> None:
     """Put the deal in `stage` (with `fields`: the status change, if any), record the move and tell the feed."""
     previous = await _stage(session, deal.org_id, deal.stage_id, "#/stage_id")
-    now = utcnow()
+    now = at or utcnow()
     days_in_previous = (now - deal.stage_entered_at).days
     await _enter_stage(session, viewer, deal, stage, now, previous)
     status = fields.get("status", deal.status)
@@ -458,18 +471,32 @@ async def move_deal(
     return deal
 
 
-async def win_deal(*, session: AsyncSession, viewer: Viewer, deal_id: uuid.UUID, expected_version: int | None) -> Deal:
+async def win_deal(
+    *,
+    session: AsyncSession,
+    viewer: Viewer,
+    deal_id: uuid.UUID,
+    expected_version: int | None,
+    at: datetime | None = None,
+) -> Deal:
+    """`at`: when it was won, for history brought in from elsewhere (an import); now otherwise."""
     deal = await _writable(session, viewer, deal_id, expected_version)
     if deal.status != DealStatus.open.value:
         raise Conflict(f"This deal is already {deal.status}: reopen it first.")
     stage = await _end_stage(session, deal, StageKind.won)
-    fields = {"status": DealStatus.won.value, "won_at": utcnow()}
-    await _change_stage(session, viewer, deal, stage, fields, FeedKind.deal_won, _cycle(deal))
+    when = _closing_time(deal, at)
+    fields = {"status": DealStatus.won.value, "won_at": when}
+    await _change_stage(session, viewer, deal, stage, fields, FeedKind.deal_won, _cycle(deal, when), at=when)
     return deal
 
 
-def _cycle(deal: Deal) -> dict[str, Any]:
-    return {"days_open": (utcnow() - deal.created_at).days}
+def _closing_time(deal: Deal, at: datetime | None) -> datetime:
+    # Never before the deal entered its stage: the time in that stage must not come out negative.
+    return max(at, deal.stage_entered_at) if at else utcnow()
+
+
+def _cycle(deal: Deal, when: datetime) -> dict[str, Any]:
+    return {"days_open": (when - deal.created_at).days}
 
 
 async def lose_deal(
@@ -480,6 +507,7 @@ async def lose_deal(
     lost_reason_id: uuid.UUID,
     note: str | None,
     expected_version: int | None,
+    at: datetime | None = None,
 ) -> Deal:
     deal = await _writable(session, viewer, deal_id, expected_version)
     if deal.status != DealStatus.open.value:
@@ -490,10 +518,10 @@ async def lose_deal(
     if reason is None:
         raise ValidationFailed.field("#/lost_reason_id", "No such lost reason (or it is retired).")
     stage = await _end_stage(session, deal, StageKind.lost)
-    fields = {"status": DealStatus.lost.value, "lost_at": utcnow(), "lost_reason_id": reason.id, "lost_note": note}
-    await _change_stage(
-        session, viewer, deal, stage, fields, FeedKind.deal_lost, {**_cycle(deal), "reason": reason.name}
-    )
+    when = _closing_time(deal, at)
+    fields = {"status": DealStatus.lost.value, "lost_at": when, "lost_reason_id": reason.id, "lost_note": note}
+    cycle = {**_cycle(deal, when), "reason": reason.name}
+    await _change_stage(session, viewer, deal, stage, fields, FeedKind.deal_lost, cycle, at=when)
     return deal
 
 

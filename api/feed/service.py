@@ -12,6 +12,13 @@ from api.clients.models import Contact
 from api.core.live import FEED, announce
 from api.feed.models import FeedEvent, FeedKind
 
+_QUIET = "fieldbook_feed_quiet"
+
+
+def quiet(session: AsyncSession) -> None:
+    """Post nothing for this session's writes: an import of 100,000 rows is one piece of news, not 100,000."""
+    session.info[_QUIET] = True
+
 
 async def emit(
     session: AsyncSession,
@@ -25,7 +32,9 @@ async def emit(
     activity_id: uuid.UUID | None = None,
     user_id: uuid.UUID | None = None,
     data: dict[str, Any] | None = None,
-) -> FeedEvent:
+) -> FeedEvent | None:
+    if session.info.get(_QUIET):
+        return None
     if company_id is None and contact_id is not None:
         company_id = await session.scalar(select(Contact.company_id).where(col(Contact.id) == contact_id))
     event = FeedEvent(

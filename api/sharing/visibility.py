@@ -361,15 +361,15 @@ OwnerQuery = Annotated[
 ]
 
 
-def owner_filter(viewer: Viewer, value: str | None) -> uuid.UUID | None:
+def owner_filter(caller: Viewer | Principal, value: str | None) -> uuid.UUID | None:
     if value is None:
         return None
     if value == "me":
-        if viewer.user_id is None:
+        if caller.user_id is None:
             raise ValidationFailed(
                 "An API key has no records of its own.", errors=[{"in": "query", "parameter": "owner_id"}]
             )
-        return viewer.user_id
+        return caller.user_id
     return uuid.UUID(value)
 
 
