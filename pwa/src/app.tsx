@@ -21,6 +21,7 @@ const WinStory = lazy(() => import('./screens/story').then((m) => m.WinStory))
 const Learn = lazy(() => import('./screens/learn').then((m) => m.Learn))
 const Team = lazy(() => import('./screens/team').then((m) => m.Team))
 const SyncScreen = lazy(() => import('./screens/sync').then((m) => m.SyncScreen))
+const Imports = lazy(() => import('./screens/imports').then((m) => m.Imports))
 
 export const updateReady = new EventTarget()
 
@@ -33,6 +34,7 @@ const m = defineMessages({
     feed: 'Feed',
     learn: 'Learn',
     team: 'Team',
+    imports: 'Import',
     sync: 'Sync',
     main: 'Main',
     offline: 'Offline',
@@ -54,6 +56,7 @@ const m = defineMessages({
     feed: 'Actividad',
     learn: 'Aprender',
     team: 'Equipo',
+    imports: 'Importar',
     sync: 'Sincronizar',
     main: 'Principal',
     offline: 'Sin conexión',
@@ -106,11 +109,12 @@ function SyncBadge() {
 type Role = Schemas['Role']
 const SELLERS: readonly Role[] = ['admin', 'manager', 'rep']
 const MANAGERS: readonly Role[] = ['admin', 'manager']
+const ADMINS: readonly Role[] = ['admin']
 
-// Learn is for everyone who sells, Team for those who lead them; the rest for everyone.
+// Learn is for everyone who sells, Team for those who lead them, Import for admins; the rest for everyone.
 interface Tab {
   href: string
-  key: 'today' | 'clients' | 'deals' | 'feed' | 'learn' | 'team' | 'sync'
+  key: 'today' | 'clients' | 'deals' | 'feed' | 'learn' | 'team' | 'imports' | 'sync'
   icon: string
   /** Who sees it (everyone when not given). */
   roles?: readonly Role[]
@@ -131,6 +135,7 @@ const TABS: readonly Tab[] = [
     roles: SELLERS,
   },
   { href: '/team', key: 'team', icon: 'M4 20h16M6 16v-4M11 16V6M16 16v-7', roles: MANAGERS },
+  { href: '/imports', key: 'imports', icon: 'M12 15V4M7 9l5-5 5 5M4 15v5h16v-5', roles: ADMINS },
   { href: '/sync', key: 'sync', icon: 'M4 12a8 8 0 0 1 14-5l2 2M20 12a8 8 0 0 1-14 5l-2-2M20 4v5h-5M4 20v-5h5' },
 ]
 
@@ -200,6 +205,7 @@ function Shell() {
             <Route path="/learn" component={Learn} />
             <Route path="/learn/wins/:id" component={WinStory} />
             <Route path="/team" component={Team} />
+            <Route path="/imports" component={Imports} />
             <Route path="/sync" component={SyncScreen} />
             <Route default component={Today} />
           </Router>

@@ -66,6 +66,18 @@ export async function authFetch(request: Request): Promise<Response> {
 
 export const api = createClient<paths>({ baseUrl: ORIGIN, fetch: authFetch })
 
+/** The access token, for a request fetch cannot make (an upload with progress goes through XMLHttpRequest). */
+export async function accessToken(): Promise<string | null> {
+  return (await tokens?.access()) ?? null
+}
+
+/** A fresh access token after `rejected` got a 401; SignedOut when the session is over. */
+export async function renewToken(rejected: string): Promise<string> {
+  const renewed = tokens ? await tokens.renew(rejected) : null
+  if (!renewed) throw new SignedOut()
+  return renewed
+}
+
 /** The problem+json of a failed call, or a generic one for a bare status. */
 export function problemText(error: unknown): string {
   if (error && typeof error === 'object' && 'detail' in error && typeof error.detail === 'string') return error.detail

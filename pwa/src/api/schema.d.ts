@@ -581,6 +581,74 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/exports/activities": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The activities list as a CSV or XLSX file: the list's filters, the columns of docs/exports.md */
+        get: operations["exports-activities"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/exports/companies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The companies list as a CSV or XLSX file: the list's filters, the columns of docs/exports.md */
+        get: operations["exports-companies"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/exports/contacts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The contacts list as a CSV or XLSX file: the list's filters, the columns of docs/exports.md */
+        get: operations["exports-contacts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/exports/deals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The deals list as a CSV or XLSX file: the list's filters, the columns of docs/exports.md */
+        get: operations["exports-deals"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/feed": {
         parameters: {
             query?: never;
@@ -650,6 +718,220 @@ export interface paths {
         head?: never;
         /** Change a goal (admin) */
         patch: operations["goals-update"];
+        trace?: never;
+    };
+    "/api/v1/imports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Imports, newest first */
+        get: operations["imports-list_imports"];
+        put?: never;
+        /**
+         * Upload a CSV or XLSX file
+         * @description Reads every row into a new import, with the columns mapped as their headers suggest (English or Spanish names) or as a saved mapping for the same headers says. Nothing is written to the CRM yet. Files up to the server's upload limit (25 MB by default) and 200,000 rows.
+         */
+        post: operations["imports-upload"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/imports/mappings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Saved column mappings */
+        get: operations["imports-list_mappings"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/imports/mappings/{mapping_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Forget a saved mapping */
+        delete: operations["imports-delete_mapping"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/imports/{job_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An import and its progress */
+        get: operations["imports-get_import"];
+        put?: never;
+        post?: never;
+        /** Discard an import that wrote nothing */
+        delete: operations["imports-discard"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/imports/{job_id}/commit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import
+         * @description Applies the rows in batches, each row whole or not at all. Refused while values that match nothing wait for a decision. Works for about a second and a half and answers with the progress: 202 while rows remain (call again), 200 once done. An interrupted run resumes where it stopped, without doing a row twice.
+         */
+        post: operations["imports-commit"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/imports/{job_id}/mapping": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Map the columns
+         * @description Sets which field each column fills and how records are matched; reads how the file writes dates and amounts, and lists the values of reference columns (owners, stages, companies...) that match nothing exactly.
+         */
+        put: operations["imports-set_mapping"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/imports/{job_id}/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Dry run
+         * @description What each row would become (create, update, merge, reject with its reason and column, skip); nothing is written. Works for about a second and a half and answers with the progress: 202 while rows remain (call again), 200 once done. An interrupted run resumes where it stopped, without doing a row twice.
+         */
+        post: operations["imports-preview"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/imports/{job_id}/report": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The reconciliation report
+         * @description Every original row with its outcome, record id, column and reason, as CSV or XLSX.
+         */
+        get: operations["imports-report"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/imports/{job_id}/rows": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The rows and what became of them */
+        get: operations["imports-list_rows"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/imports/{job_id}/undo": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Undo an import
+         * @description Deletes what it created and puts back what it updated or merged. Refused when a record it wrote has been changed since. Works for about a second and a half and answers with the progress: 202 while rows remain (call again), 200 once done. An interrupted run resumes where it stopped, without doing a row twice.
+         */
+        post: operations["imports-undo"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/imports/{job_id}/values": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Values that match nothing
+         * @description Each distinct value of a reference column that names no record exactly, with its closest records.
+         */
+        get: operations["imports-list_values"];
+        /**
+         * Decide on values that match nothing
+         * @description Map a value to a record, have it created (companies) or have its rows rejected; `defaults` decide for every value of a field nobody decided on.
+         */
+        put: operations["imports-decide"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/insights/adoption": {
@@ -1692,6 +1974,21 @@ export interface components {
             pipeline_id: string;
             /** Stages */
             stages: components["schemas"]["StageColumn"][];
+        };
+        /** Body_imports-upload */
+        "Body_imports-upload": {
+            /** @description What each row is. */
+            entity: components["schemas"]["ImportEntity"];
+            /**
+             * File
+             * @description A .csv (UTF-8 or Windows-1252, any delimiter) or .xlsx file.
+             */
+            file: string;
+            /**
+             * Sheet
+             * @description The sheet to read (XLSX); the first with data by default.
+             */
+            sheet?: string | null;
         };
         /**
          * CallDirection
@@ -3222,6 +3519,35 @@ export interface components {
              */
             name: "deal.win";
         };
+        /** Decision */
+        Decision: {
+            /**
+             * Action
+             * @enum {string}
+             */
+            action: "map" | "create" | "reject";
+            /** Field */
+            field: string;
+            /**
+             * Target Id
+             * @description With `map`: the record the value stands for.
+             */
+            target_id?: string | null;
+            /** Value */
+            value: string;
+        };
+        /** Decisions */
+        Decisions: {
+            /** Decisions */
+            decisions?: components["schemas"]["Decision"][];
+            /**
+             * Defaults
+             * @description What happens to the values of a field nobody decided on (`create`: companies only); null clears it.
+             */
+            defaults?: {
+                [key: string]: ("create" | "reject") | null;
+            };
+        };
         /** Diagnosis */
         Diagnosis: {
             clients_lost_after_first_purchase: components["schemas"]["Trend"];
@@ -3331,6 +3657,17 @@ export interface components {
             before?: unknown;
             /** Field */
             field: string;
+        };
+        /** FieldInfo */
+        FieldInfo: {
+            /** Key */
+            key: string;
+            /** Kind */
+            kind: string;
+            /** Label */
+            label: string;
+            /** Required */
+            required: boolean;
         };
         /**
          * FieldKind
@@ -3579,6 +3916,176 @@ export interface components {
             /** Wins */
             wins: number;
         };
+        /**
+         * ImportEntity
+         * @enum {string}
+         */
+        ImportEntity: "company" | "contact" | "deal" | "activity";
+        /** ImportJobRead */
+        ImportJobRead: {
+            /**
+             * Balanced
+             * @description rows_total = create + update + merge + reject + skip, for the import (or the dry run before it).
+             */
+            balanced: boolean;
+            /**
+             * Counts
+             * @description The import's rows per outcome.
+             */
+            counts: {
+                [key: string]: number;
+            };
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Created By Id
+             * Format: uuid
+             */
+            created_by_id: string;
+            /** Defaults */
+            defaults: {
+                [key: string]: string;
+            };
+            /** Delimiter */
+            delimiter: string | null;
+            /** Encoding */
+            encoding: string | null;
+            entity: components["schemas"]["ImportEntity"];
+            /**
+             * Fields
+             * @description What columns can be mapped to.
+             */
+            fields: components["schemas"]["FieldInfo"][];
+            /** File Format */
+            file_format: string;
+            /** File Name */
+            file_name: string;
+            /** Finished At */
+            finished_at: string | null;
+            /** Header Row */
+            header_row: number;
+            /** Headers */
+            headers: string[];
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Mapping */
+            mapping: {
+                [key: string]: string;
+            };
+            /** Match Key */
+            match_key: string | null;
+            /** Match Keys */
+            match_keys: string[];
+            /** Options */
+            options: {
+                [key: string]: unknown;
+            };
+            /**
+             * Planned
+             * @description The dry run's rows per outcome.
+             */
+            planned: {
+                [key: string]: number;
+            };
+            /**
+             * Rows Done
+             * @description Rows the running (or last) phase has worked through.
+             */
+            rows_done: number;
+            /** Rows Total */
+            rows_total: number;
+            /** Sheet */
+            sheet: string | null;
+            /** Sheets */
+            sheets: string[];
+            status: components["schemas"]["JobStatus"];
+            /**
+             * Undecided
+             * @description Values of reference columns that match nothing and wait for a decision.
+             */
+            undecided: number;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** Version */
+            version: number;
+        };
+        /** ImportMappingRead */
+        ImportMappingRead: {
+            /** Columns */
+            columns: {
+                [key: string]: string;
+            };
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            entity: components["schemas"]["ImportEntity"];
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Match Key */
+            match_key: string | null;
+            /** Name */
+            name: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** Version */
+            version: number;
+        };
+        /** ImportRowRead */
+        ImportRowRead: {
+            /** Cells */
+            cells: unknown[];
+            /** Column */
+            column: string | null;
+            outcome: components["schemas"]["Outcome"] | null;
+            planned: components["schemas"]["Outcome"] | null;
+            /** Planned Target Id */
+            planned_target_id: string | null;
+            /** Reason */
+            reason: string | null;
+            /** Record Id */
+            record_id: string | null;
+            /** Row Number */
+            row_number: number;
+            /** Undone At */
+            undone_at: string | null;
+        };
+        /** ImportValueRead */
+        ImportValueRead: {
+            /** Action */
+            action: string | null;
+            /**
+             * Candidates
+             * @description Closest records, best first: {"id", "label", "score"}.
+             */
+            candidates: {
+                [key: string]: unknown;
+            }[];
+            /** Field */
+            field: string;
+            /** Rows */
+            rows: number;
+            /** Target Id */
+            target_id: string | null;
+            /** Value */
+            value: string;
+        };
         /** Invitation */
         Invitation: {
             /**
@@ -3592,6 +4099,11 @@ export interface components {
              */
             invite_token: string;
         };
+        /**
+         * JobStatus
+         * @enum {string}
+         */
+        JobStatus: "mapping" | "previewing" | "previewed" | "importing" | "imported" | "undoing" | "undone";
         /** LapsedClient */
         LapsedClient: {
             /** Amount Minor */
@@ -3756,6 +4268,41 @@ export interface components {
             /** Position */
             position?: number;
         };
+        /** MappingIn */
+        MappingIn: {
+            /**
+             * Columns
+             * @description Each column (by its header) to a field key (see `fields` on the job), or null to leave it out.
+             */
+            columns: {
+                [key: string]: string | null;
+            };
+            /**
+             * Date Order
+             * @description How 03/04/2025 reads; detected from the file (then the locale) when left out.
+             */
+            date_order?: ("dmy" | "mdy") | null;
+            /**
+             * Decimal Mark
+             * @description The decimal mark of amounts; detected from the file (then the locale).
+             */
+            decimal_mark?: ("," | ".") | null;
+            /**
+             * Fuzzy Threshold
+             * @description How alike two company names must be to merge (default 90).
+             */
+            fuzzy_threshold?: number | null;
+            /**
+             * Match Key
+             * @description Update the record whose value of this field matches (`id`, `emails`, `phones`, `domain`, `name`); without it, a match by e-mail, phone, web domain or company name merges instead.
+             */
+            match_key?: string | null;
+            /**
+             * Save As
+             * @description Save the mapping under this name; files with the same headers get it again.
+             */
+            save_as?: string | null;
+        };
         /** Me */
         Me: {
             /**
@@ -3882,6 +4429,11 @@ export interface components {
             name?: string;
             settings?: components["schemas"]["OrganizationSettings"];
         };
+        /**
+         * Outcome
+         * @enum {string}
+         */
+        Outcome: "create" | "update" | "merge" | "reject" | "skip";
         /** Page[ActivityRead] */
         Page_ActivityRead_: {
             /** Items */
@@ -3966,6 +4518,36 @@ export interface components {
         Page_GoalWithProgress_: {
             /** Items */
             items: components["schemas"]["GoalWithProgress"][];
+            /**
+             * Next Cursor
+             * @description Pass as `cursor` for the next page; null on the last one. A feed or timeline page may hold fewer items than `limit`, even none, and still have a cursor: keep going until it is null.
+             */
+            next_cursor?: string | null;
+        };
+        /** Page[ImportJobRead] */
+        Page_ImportJobRead_: {
+            /** Items */
+            items: components["schemas"]["ImportJobRead"][];
+            /**
+             * Next Cursor
+             * @description Pass as `cursor` for the next page; null on the last one. A feed or timeline page may hold fewer items than `limit`, even none, and still have a cursor: keep going until it is null.
+             */
+            next_cursor?: string | null;
+        };
+        /** Page[ImportRowRead] */
+        Page_ImportRowRead_: {
+            /** Items */
+            items: components["schemas"]["ImportRowRead"][];
+            /**
+             * Next Cursor
+             * @description Pass as `cursor` for the next page; null on the last one. A feed or timeline page may hold fewer items than `limit`, even none, and still have a cursor: keep going until it is null.
+             */
+            next_cursor?: string | null;
+        };
+        /** Page[ImportValueRead] */
+        Page_ImportValueRead_: {
+            /** Items */
+            items: components["schemas"]["ImportValueRead"][];
             /**
              * Next Cursor
              * @description Pass as `cursor` for the next page; null on the last one. A feed or timeline page may hold fewer items than `limit`, even none, and still have a cursor: keep going until it is null.
@@ -5204,6 +5786,10 @@ export interface operations {
     "activities-list": {
         parameters: {
             query?: {
+                /** @description Page size. */
+                limit?: number;
+                /** @description Opaque cursor from a previous page's `next_cursor`. */
+                cursor?: string | null;
                 kind?: components["schemas"]["ActivityKind"] | null;
                 company_id?: string | null;
                 contact_id?: string | null;
@@ -5211,10 +5797,6 @@ export interface operations {
                 assignee_id?: string | null;
                 /** @description Only planned (true) or only done (false) activities. */
                 planned?: boolean | null;
-                /** @description Page size. */
-                limit?: number;
-                /** @description Opaque cursor from a previous page's `next_cursor`. */
-                cursor?: string | null;
             };
             header?: never;
             path?: never;
@@ -5976,7 +6558,7 @@ export interface operations {
         parameters: {
             query?: {
                 /** @description Only this kind of record. */
-                entity?: ("organization" | "user" | "team" | "api_key" | "product" | "pipeline" | "stage" | "lost_reason" | "custom_field" | "company" | "contact" | "deal" | "deal_line" | "deal_stage_event" | "activity" | "share") | null;
+                entity?: ("organization" | "user" | "team" | "api_key" | "product" | "pipeline" | "stage" | "lost_reason" | "custom_field" | "company" | "contact" | "deal" | "deal_line" | "deal_stage_event" | "activity" | "import_job" | "import_mapping" | "share") | null;
                 /** @description Only this record. */
                 entity_id?: string | null;
                 /** @description Page size. */
@@ -6541,6 +7123,10 @@ export interface operations {
     "companies-list": {
         parameters: {
             query?: {
+                /** @description Page size. */
+                limit?: number;
+                /** @description Opaque cursor from a previous page's `next_cursor`. */
+                cursor?: string | null;
                 /** @description Names starting with this (accents and case ignored). */
                 q?: string | null;
                 /** @description Only this owner's records: a user id, or `me`. */
@@ -6552,10 +7138,6 @@ export interface operations {
                 company_id?: string | null;
                 /** @description The bin: deleted records you can restore. */
                 deleted?: boolean;
-                /** @description Page size. */
-                limit?: number;
-                /** @description Opaque cursor from a previous page's `next_cursor`. */
-                cursor?: string | null;
             };
             header?: never;
             path?: never;
@@ -6979,6 +7561,10 @@ export interface operations {
     "contacts-list": {
         parameters: {
             query?: {
+                /** @description Page size. */
+                limit?: number;
+                /** @description Opaque cursor from a previous page's `next_cursor`. */
+                cursor?: string | null;
                 /** @description Names starting with this (accents and case ignored). */
                 q?: string | null;
                 /** @description Only this owner's records: a user id, or `me`. */
@@ -6990,10 +7576,6 @@ export interface operations {
                 company_id?: string | null;
                 /** @description The bin: deleted records you can restore. */
                 deleted?: boolean;
-                /** @description Page size. */
-                limit?: number;
-                /** @description Opaque cursor from a previous page's `next_cursor`. */
-                cursor?: string | null;
             };
             header?: never;
             path?: never;
@@ -7689,6 +8271,10 @@ export interface operations {
     "deals-list": {
         parameters: {
             query?: {
+                /** @description Page size. */
+                limit?: number;
+                /** @description Opaque cursor from a previous page's `next_cursor`. */
+                cursor?: string | null;
                 /** @description Only this owner's records: a user id, or `me`. */
                 owner_id?: string | null;
                 pipeline_id?: string | null;
@@ -7704,10 +8290,6 @@ export interface operations {
                 rotten?: boolean | null;
                 /** @description Title contains (accents and case ignored). */
                 q?: string | null;
-                /** @description Page size. */
-                limit?: number;
-                /** @description Opaque cursor from a previous page's `next_cursor`. */
-                cursor?: string | null;
             };
             header?: never;
             path?: never;
@@ -8687,6 +9269,306 @@ export interface operations {
             };
         };
     };
+    "exports-activities": {
+        parameters: {
+            query?: {
+                kind?: components["schemas"]["ActivityKind"] | null;
+                company_id?: string | null;
+                contact_id?: string | null;
+                deal_id?: string | null;
+                assignee_id?: string | null;
+                /** @description Only planned (true) or only done (false) activities. */
+                planned?: boolean | null;
+                /** @description `csv` (UTF-8) or `xlsx`. */
+                format?: "csv" | "xlsx";
+                /** @description CSV only: `;` for Excel in Spain and other decimal-comma locales (decimals then use `,`). */
+                delimiter?: "," | ";";
+                /** @description Language of the column headers; else Accept-Language; else English. */
+                lang?: ("en" | "es") | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file, streamed, with `Content-Disposition: attachment` and its name. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                    "text/csv; charset=utf-8": string;
+                };
+            };
+            /** @description Bad request (malformed JSON, invalid cursor or header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "exports-companies": {
+        parameters: {
+            query?: {
+                /** @description Names starting with this (accents and case ignored). */
+                q?: string | null;
+                /** @description Only this owner's records: a user id, or `me`. */
+                owner_id?: string | null;
+                /** @description Only records with this tag. */
+                tag?: string | null;
+                segment?: string | null;
+                /** @description Contacts: only this company's. */
+                company_id?: string | null;
+                /** @description The bin: deleted records you can restore. */
+                deleted?: boolean;
+                /** @description `csv` (UTF-8) or `xlsx`. */
+                format?: "csv" | "xlsx";
+                /** @description CSV only: `;` for Excel in Spain and other decimal-comma locales (decimals then use `,`). */
+                delimiter?: "," | ";";
+                /** @description Language of the column headers; else Accept-Language; else English. */
+                lang?: ("en" | "es") | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file, streamed, with `Content-Disposition: attachment` and its name. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                    "text/csv; charset=utf-8": string;
+                };
+            };
+            /** @description Bad request (malformed JSON, invalid cursor or header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "exports-contacts": {
+        parameters: {
+            query?: {
+                /** @description Names starting with this (accents and case ignored). */
+                q?: string | null;
+                /** @description Only this owner's records: a user id, or `me`. */
+                owner_id?: string | null;
+                /** @description Only records with this tag. */
+                tag?: string | null;
+                segment?: string | null;
+                /** @description Contacts: only this company's. */
+                company_id?: string | null;
+                /** @description The bin: deleted records you can restore. */
+                deleted?: boolean;
+                /** @description `csv` (UTF-8) or `xlsx`. */
+                format?: "csv" | "xlsx";
+                /** @description CSV only: `;` for Excel in Spain and other decimal-comma locales (decimals then use `,`). */
+                delimiter?: "," | ";";
+                /** @description Language of the column headers; else Accept-Language; else English. */
+                lang?: ("en" | "es") | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file, streamed, with `Content-Disposition: attachment` and its name. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                    "text/csv; charset=utf-8": string;
+                };
+            };
+            /** @description Bad request (malformed JSON, invalid cursor or header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "exports-deals": {
+        parameters: {
+            query?: {
+                /** @description Only this owner's records: a user id, or `me`. */
+                owner_id?: string | null;
+                pipeline_id?: string | null;
+                stage_id?: string | null;
+                status?: components["schemas"]["DealStatus"] | null;
+                company_id?: string | null;
+                contact_id?: string | null;
+                /** @description Expected to close on or after this day. */
+                close_from?: string | null;
+                /** @description Expected to close on or before this day. */
+                close_to?: string | null;
+                /** @description Only rotten (true) or only fresh (false) deals. */
+                rotten?: boolean | null;
+                /** @description Title contains (accents and case ignored). */
+                q?: string | null;
+                /** @description `csv` (UTF-8) or `xlsx`. */
+                format?: "csv" | "xlsx";
+                /** @description CSV only: `;` for Excel in Spain and other decimal-comma locales (decimals then use `,`). */
+                delimiter?: "," | ";";
+                /** @description Language of the column headers; else Accept-Language; else English. */
+                lang?: ("en" | "es") | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file, streamed, with `Content-Disposition: attachment` and its name. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                    "text/csv; charset=utf-8": string;
+                };
+            };
+            /** @description Bad request (malformed JSON, invalid cursor or header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     "feed-list": {
         parameters: {
             query?: {
@@ -9116,6 +9998,916 @@ export interface operations {
             };
             /** @description The record changed since you read it (stale If-Match) */
             412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "imports-list_imports": {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: number;
+                /** @description Opaque cursor from a previous page's `next_cursor`. */
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_ImportJobRead_"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "imports-upload": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Any unique string (a UUID): a retry with the same key and body gets the first response again (with `Idempotent-Replayed: true`) instead of doing the work twice. The same key with another body answers 422; while the first request runs, 409. Keys are kept 24 hours, per user or API key. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["Body_imports-upload"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportJobRead"];
+                };
+            };
+            /** @description Bad request (malformed JSON, invalid cursor or header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "imports-list_mappings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportMappingRead"][];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "imports-delete_mapping": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                mapping_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "imports-get_import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportJobRead"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "imports-discard": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "imports-commit": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Any unique string (a UUID): a retry with the same key and body gets the first response again (with `Idempotent-Replayed: true`) instead of doing the work twice. The same key with another body answers 422; while the first request runs, 409. Keys are kept 24 hours, per user or API key. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportJobRead"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "imports-set_mapping": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MappingIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportJobRead"];
+                };
+            };
+            /** @description Bad request (malformed JSON, invalid cursor or header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "imports-preview": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Any unique string (a UUID): a retry with the same key and body gets the first response again (with `Idempotent-Replayed: true`) instead of doing the work twice. The same key with another body answers 422; while the first request runs, 409. Keys are kept 24 hours, per user or API key. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportJobRead"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "imports-report": {
+        parameters: {
+            query?: {
+                format?: "csv" | "xlsx";
+            };
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "imports-list_rows": {
+        parameters: {
+            query?: {
+                outcome?: components["schemas"]["Outcome"] | null;
+                /** @description Page size. */
+                limit?: number;
+                /** @description Opaque cursor from a previous page's `next_cursor`. */
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_ImportRowRead_"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "imports-undo": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Any unique string (a UUID): a retry with the same key and body gets the first response again (with `Idempotent-Replayed: true`) instead of doing the work twice. The same key with another body answers 422; while the first request runs, 409. Keys are kept 24 hours, per user or API key. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportJobRead"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "imports-list_values": {
+        parameters: {
+            query?: {
+                field?: string | null;
+                /** @description Only those waiting (true) or decided (false). */
+                undecided?: boolean | null;
+                /** @description Page size. */
+                limit?: number;
+                /** @description Opaque cursor from a previous page's `next_cursor`. */
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_ImportValueRead_"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "imports-decide": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Decisions"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportJobRead"];
+                };
+            };
+            /** @description Bad request (malformed JSON, invalid cursor or header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -10,6 +10,7 @@ import { type ClientKind, clientHref } from '../db/queries'
 import { useLive, useSession } from '../hooks'
 import { defineMessages, fmt, locale, plural, type Params } from '../i18n'
 import { CallLink } from './client-card'
+import { ExportMenu } from '../components/export'
 
 const m = defineMessages({
   en: {
@@ -43,6 +44,9 @@ const m = defineMessages({
     nameRequired: 'Enter a name.',
     badPhone: 'Enter a phone number, e.g. +34 612 345 678.',
     badEmail: 'Enter an e-mail address, e.g. ana@example.com.',
+    exportAll: 'Every client you can see.',
+    exportMine: 'The clients you own.',
+    exportNamed: 'Clients whose name starts with “{q}”.',
   },
   es: {
     results: (p: Params) => plural(Number(p.n), { one: '{n} resultado', other: '{n} resultados' }),
@@ -75,6 +79,9 @@ const m = defineMessages({
     nameRequired: 'Escribe un nombre.',
     badPhone: 'Escribe un teléfono, p. ej. +34 612 345 678.',
     badEmail: 'Escribe un correo, p. ej. ana@ejemplo.com.',
+    exportAll: 'Todos los clientes que puedes ver.',
+    exportMine: 'Los clientes de los que eres responsable.',
+    exportNamed: 'Clientes cuyo nombre empieza por «{q}».',
   },
 })
 
@@ -348,6 +355,9 @@ export function Clients() {
     all: data?.rows ?? [],
   }
   const rows = lists[tab]
+  // The export takes the list's filters as the server reads them: names starting with the search (the device's
+  // search is fuzzier), and the user's own clients on "Mine" ("Recent" lives on the device: every client).
+  const exportFilters = q ? { q } : { owner_id: tab === 'mine' ? 'me' : undefined }
 
   const pick = (next: Tab) => {
     setTab(next)
@@ -373,6 +383,11 @@ export function Clients() {
       {creating && data && (
         <NewClient rows={data.rows} companies={data.companies} onCancel={() => setCreating(false)} />
       )}
+      <ExportMenu
+        entities={['companies', 'contacts']}
+        filters={exportFilters}
+        scope={q ? m('exportNamed', { q }) : tab === 'mine' ? m('exportMine') : m('exportAll')}
+      />
       <label class="search">
         <span class="visually-hidden">{m('search')}</span>
         <input

@@ -6,6 +6,7 @@ import { db } from '../db/db'
 import { clientOf, initials, isRotten, openStages, userNames } from '../db/queries'
 import { useLive, useSession } from '../hooks'
 import { defineMessages, fmt, plural, type Params } from '../i18n'
+import { ExportMenu } from '../components/export'
 
 const m = defineMessages({
   en: {
@@ -20,6 +21,8 @@ const m = defineMessages({
     owner: 'Owner: {name}',
     none: 'No deals in this stage.',
     noPipeline: 'Your pipelines appear here after the first sync.',
+    exportScope: 'The open deals of {pipeline} shown here.',
+    exportScopeMine: 'Your open deals of {pipeline}.',
   },
   es: {
     title: 'Negocios',
@@ -33,6 +36,8 @@ const m = defineMessages({
     owner: 'Responsable: {name}',
     none: 'No hay negocios en esta etapa.',
     noPipeline: 'Tus embudos aparecerán aquí tras la primera sincronización.',
+    exportScope: 'Los negocios abiertos de {pipeline} que se ven aquí.',
+    exportScopeMine: 'Tus negocios abiertos de {pipeline}.',
   },
 })
 
@@ -147,6 +152,13 @@ export function Deals() {
           {m('all')}
         </button>
       </fieldset>
+      {data.pipeline && (
+        <ExportMenu
+          entities={['deals']}
+          filters={{ pipeline_id: data.pipeline.id, status: 'open', owner_id: mine ? 'me' : undefined }}
+          scope={m(mine ? 'exportScopeMine' : 'exportScope', { pipeline: data.pipeline.name })}
+        />
+      )}
       {!data.pipeline && <p class="empty">{m('noPipeline')}</p>}
       {data.columns.length > 1 && (
         <nav class="stage-dots" aria-label={m('stages')}>
