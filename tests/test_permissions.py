@@ -50,7 +50,17 @@ from tests.factories import (
     system,
     viewer_of_user,
 )
-from tests.test_tenant_isolation import ID_OF, Operation, Records, _records, api_paths, versions
+from tests.test_tenant_isolation import (
+    ID_OF,
+    Operation,
+    Records,
+    Upload,
+    _records,
+    api_paths,
+    save_import_mapping,
+    upload_import,
+    versions,
+)
 
 # The callers: no credentials, a user of each role, and two API keys of the same organisation.
 ROLE_OF = {"admin": Role.admin, "manager": Role.manager, "rep": Role.rep, "marketing": Role.marketing}
@@ -206,6 +216,33 @@ EXPECTED: dict[str, frozenset[str]] = {
     "insights-retention": SIGNED_IN_USERS | {"all_scopes_key"},
     "insights-win-story": SELLERS,
     **dict.fromkeys(("goals-create", "goals-update", "goals-delete"), ADMIN),
+    # Exports: admins, managers (what they see) and marketing, and keys with the records' read scope; never reps.
+    # Marketing exports no activities, as it lists none.
+    **dict.fromkeys(
+        ("exports-companies", "exports-contacts", "exports-deals"),
+        frozenset({"admin", "manager", "marketing", "all_scopes_key"}),
+    ),
+    "exports-activities": frozenset({"admin", "manager", "all_scopes_key"}),
+    # Imports write records of everyone's, as the admin who runs them: admins only, and no key.
+    **dict.fromkeys(
+        (
+            "imports-upload",
+            "imports-list",
+            "imports-mappings",
+            "imports-delete-mapping",
+            "imports-get",
+            "imports-discard",
+            "imports-set-mapping",
+            "imports-values",
+            "imports-decide",
+            "imports-preview",
+            "imports-commit",
+            "imports-undo",
+            "imports-rows",
+            "imports-report",
+        ),
+        ADMIN,
+    ),
 }
 
 # Operations whose answer never ends (server-sent events): through the ASGI test transport, which waits for the
@@ -230,7 +267,7 @@ class World:
 
 
 RecordsOf = Callable[[World], Awaitable[Records]]
-BodyOf = Callable[[World], Awaitable[dict[str, Any] | None]]
+BodyOf = Callable[[World], Awaitable[dict[str, Any] | Upload | None]]
 
 
 async def shared_records(world: World) -> Records:
@@ -374,6 +411,30 @@ async def spare_goal(world: World) -> Records:
     return dataclasses.replace(world.records, goal=goal)
 
 
+async def spare_import(world: World) -> Records:
+    job = await upload_import(world.session, world.client, world.records.tenant, f"Spare {_tag()}")
+    return dataclasses.replace(world.records, import_job=job)
+
+
+async def finished_import(world: World) -> Records:
+    """An import that has run (so it can be undone)."""
+    records = await spare_import(world)
+    path = f"/api/v1/imports/{records.import_job.id}/commit"
+    for _ in range(100):
+        response = await world.client.post(path, headers=world.records.tenant.headers)
+        assert response.status_code in (200, 202), response.text
+        if response.status_code == 200:
+            return records
+    raise AssertionError("the import never finished")
+
+
+async def spare_mapping(world: World) -> Records:
+    tenant = world.records.tenant
+    job = await upload_import(world.session, world.client, tenant, f"Spare {_tag()}")
+    mapping = await save_import_mapping(world.session, world.client, tenant, job, f"Spare {_tag()}")
+    return dataclasses.replace(world.records, import_mapping=mapping)
+
+
 # The records a call addresses, for operations whose call consumes or deletes them (others share one set).
 FRESH: dict[str, RecordsOf] = {
     "teams-delete": empty_team,
@@ -397,6 +458,9 @@ FRESH: dict[str, RecordsOf] = {
     "activities-delete": planned_task,
     "shares-delete": spare_share,
     "goals-delete": spare_goal,
+    "imports-discard": spare_import,
+    "imports-undo": finished_import,
+    "imports-delete-mapping": spare_mapping,
 }
 
 
@@ -463,6 +527,10 @@ async def lost_reason(world: World) -> dict[str, Any]:
     return {"lost_reason_id": str(world.records.lost_reason.id), "note": "Went with a competitor"}
 
 
+async def companies_file(_world: World) -> Upload:
+    return Upload(data={"entity": "company"}, files={"file": ("clients.csv", b"Name\r\nNew Company\r\n")})
+
+
 async def share_company(world: World) -> dict[str, Any]:
     return {"entity": "company", "entity_id": str(world.records.company.id), "user_ids": [str(world.records.user.id)]}
 
@@ -506,6 +574,9 @@ BODIES: dict[str, BodyOf] = {
     "sync-push": static({"client_id": str(uuid.uuid4()), "mutations": []}),
     "goals-create": static(NEW_GOAL.model_dump(mode="json")),
     "goals-update": static({"name": "Renamed goal"}),
+    "imports-upload": companies_file,
+    "imports-set-mapping": static({"columns": {"Name": "name", "Website": "domain"}}),
+    "imports-decide": static({"decisions": [], "defaults": {"owner": "reject"}}),
 }
 
 # Values for each operation's required query parameters, from the records the call addresses.

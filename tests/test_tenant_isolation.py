@@ -6,6 +6,7 @@ it exists, or the suite fails until someone says how to get the other organisati
 """
 
 import functools
+import io
 import re
 import uuid
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import httpx
+import openpyxl
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, func, select
@@ -31,6 +33,7 @@ from api.deals.deals import win_deal
 from api.deals.models import Deal, DealLine, DealStageEvent, LostReason, Pipeline, Product, Stage
 from api.deals.schemas import ProductCreate
 from api.feed.models import FeedEvent
+from api.imports.models import ImportJob, ImportMapping
 from api.insights import goals
 from api.insights.models import Goal, GoalMetric
 from api.insights.schemas import GoalCreate
@@ -79,6 +82,9 @@ class Records:
     # A won deal of the rep (its story is the team's to learn from) and a goal.
     won_deal: Deal
     goal: Goal
+    # An import of a companies file (uploaded and mapped, not run) and a saved column mapping.
+    import_job: ImportJob
+    import_mapping: ImportMapping
 
 
 # How to get an organisation's id for each path parameter. A route with a parameter not listed here fails the suite.
@@ -98,6 +104,8 @@ ID_OF: dict[str, Callable[[Records], uuid.UUID]] = {
     "field_id": lambda r: r.custom_field.id,
     "share_id": lambda r: r.share.id,
     "goal_id": lambda r: r.goal.id,
+    "job_id": lambda r: r.import_job.id,
+    "mapping_id": lambda r: r.import_mapping.id,
 }
 
 # Where one parameter names a different kind of record on some routes: (path prefix, parameter) -> id.
@@ -139,6 +147,8 @@ BODY_OF: dict[tuple[str, str], BodyOf] = {
     ("PATCH", "/api/v1/activities/{activity_id}"): {"subject": "x"},
     ("POST", "/api/v1/activities/{activity_id}/complete"): {},
     ("PATCH", "/api/v1/goals/{goal_id}"): {"name": "x"},
+    ("PUT", "/api/v1/imports/{job_id}/mapping"): {"columns": {"Name": "name"}},
+    ("PUT", "/api/v1/imports/{job_id}/values"): {"decisions": [], "defaults": {}},
 }
 
 # Routes known to exist today: a check that the enumeration itself works (new routes are found without this list).
@@ -188,6 +198,17 @@ KNOWN_OPERATIONS = {
     ("GET", "/api/v1/goals/{goal_id}"),
     ("PATCH", "/api/v1/goals/{goal_id}"),
     ("DELETE", "/api/v1/goals/{goal_id}"),
+    ("DELETE", "/api/v1/imports/mappings/{mapping_id}"),
+    ("GET", "/api/v1/imports/{job_id}"),
+    ("DELETE", "/api/v1/imports/{job_id}"),
+    ("PUT", "/api/v1/imports/{job_id}/mapping"),
+    ("GET", "/api/v1/imports/{job_id}/values"),
+    ("PUT", "/api/v1/imports/{job_id}/values"),
+    ("POST", "/api/v1/imports/{job_id}/preview"),
+    ("POST", "/api/v1/imports/{job_id}/commit"),
+    ("POST", "/api/v1/imports/{job_id}/undo"),
+    ("GET", "/api/v1/imports/{job_id}/rows"),
+    ("GET", "/api/v1/imports/{job_id}/report"),
 }
 
 _PARAM = re.compile(r"{(\w+)}")
@@ -195,11 +216,19 @@ _METHOD_ORDER = {"GET": 0, "POST": 1, "PATCH": 2, "PUT": 3, "DELETE": 4}
 
 
 @dataclass(frozen=True)
+class Upload:
+    """A multipart body, for a route that takes a file (and form fields) rather than JSON."""
+
+    data: dict[str, str]
+    files: dict[str, tuple[str, bytes]]
+
+
+@dataclass(frozen=True)
 class Operation:
     method: str
     path: str
     params: tuple[str, ...]
-    body: dict[str, Any] | None
+    body: dict[str, Any] | Upload | None
     # Query parameters to send (None: none).
     query: dict[str, Any] | None = None
 
@@ -207,6 +236,15 @@ class Operation:
         return self.path.format(**{name: id_of(self.path, name, records) for name in self.params})
 
     async def call(self, client: httpx.AsyncClient, records: Records, headers: dict[str, str]) -> httpx.Response:
+        if isinstance(self.body, Upload):
+            return await client.request(
+                self.method,
+                self.url(records),
+                data=self.body.data,
+                files=self.body.files,
+                params=self.query,
+                headers=headers,
+            )
         return await client.request(self.method, self.url(records), json=self.body, params=self.query, headers=headers)
 
 
@@ -267,6 +305,33 @@ async def _first_audit_id(client: httpx.AsyncClient, tenant: Tenant) -> uuid.UUI
     return uuid.UUID(response.json()["items"][0]["id"])
 
 
+async def upload_import(session: AsyncSession, client: httpx.AsyncClient, tenant: Tenant, name: str) -> ImportJob:
+    """An import of a one-row companies file, uploaded by the tenant's admin (and so mapped as its headers say)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    content = f"Name,Website\r\n{name} Imported Co,{slug}-imported.example\r\n".encode()
+    response = await client.post(
+        "/api/v1/imports",
+        files={"file": (f"{slug}-clients.csv", content)},
+        data={"entity": "company"},
+        headers=tenant.headers,
+    )
+    assert response.status_code == 201, response.text
+    job = await session.get(ImportJob, uuid.UUID(response.json()["id"]))
+    assert job is not None
+    return job
+
+
+async def save_import_mapping(
+    session: AsyncSession, client: httpx.AsyncClient, tenant: Tenant, job: ImportJob, name: str
+) -> ImportMapping:
+    """The job's column mapping, saved under `name` as the admin saves one."""
+    body = {"columns": {"Name": "name", "Website": "domain"}, "save_as": name}
+    response = await client.put(f"/api/v1/imports/{job.id}/mapping", json=body, headers=tenant.headers)
+    assert response.status_code == 200, response.text
+    stmt = live(ImportMapping, tenant.org.id).where(col(ImportMapping.name) == name)
+    return (await session.scalars(stmt)).one()
+
+
 async def _records(session: AsyncSession, client: httpx.AsyncClient, name: str) -> Records:
     tenant = await make_tenant(session, client, name)
     # A team of its own, with a name no other organisation uses (the tenant's default team is called "Sales").
@@ -314,6 +379,8 @@ async def _records(session: AsyncSession, client: httpx.AsyncClient, name: str) 
         ),
     )
     await session.commit()
+    import_job = await upload_import(session, client, tenant, name)
+    import_mapping = await save_import_mapping(session, client, tenant, import_job, f"{name} Mapping")
     return Records(
         tenant,
         rep,
@@ -332,6 +399,8 @@ async def _records(session: AsyncSession, client: httpx.AsyncClient, name: str) 
         field,
         won_deal,
         goal,
+        import_job,
+        import_mapping,
     )
 
 
@@ -377,6 +446,10 @@ def secrets_of(b: Records) -> list[str]:
         b.won_deal.title,
         b.goal.id,
         b.goal.name,
+        b.import_job.id,
+        b.import_job.file_name,
+        b.import_mapping.id,
+        b.import_mapping.name,
     ]
     return [str(v) for v in values]
 
@@ -407,6 +480,8 @@ async def versions(session: AsyncSession, org_id: uuid.UUID) -> dict[str, Any]:
         Activity,
         Share,
         Goal,
+        ImportJob,
+        ImportMapping,
     ):
         rows = await session.execute(
             select(model.id, model.version, model.deleted_at).where(col(model.org_id) == org_id)
@@ -511,6 +586,7 @@ async def test_user_search_finds_none_of_another_orgs_users(
         "/api/v1/activities",
         "/api/v1/feed",
         "/api/v1/goals",
+        "/api/v1/imports",
     ],
 )
 async def test_lists_show_none_of_another_orgs_records(
@@ -524,6 +600,43 @@ async def test_lists_show_none_of_another_orgs_records(
     listed = {item["id"] for item in response.json()["items"]}
     assert listed, "A's own records are listed"
     assert_mentions_none(response, secrets_of(b))
+
+
+def exported_text(response: httpx.Response) -> str:
+    """An export's cells as text, whichever its format (an XLSX file is a zip: its bytes would hide any leak)."""
+    if not response.headers["content-type"].startswith("application/vnd.openxmlformats"):
+        return response.text
+    sheet = openpyxl.load_workbook(io.BytesIO(response.content)).active
+    assert sheet is not None
+    return "\n".join("\t".join(str(v) for v in row) for row in sheet.iter_rows(values_only=True))
+
+
+@pytest.mark.parametrize("file_format", ["csv", "xlsx"])
+@pytest.mark.parametrize(
+    ("entity", "shows"),
+    [
+        ("companies", lambda r: r.company.id),
+        ("contacts", lambda r: r.contact.id),
+        ("deals", lambda r: r.deal.id),
+        ("activities", lambda r: r.activity.id),
+    ],
+)
+async def test_exports_hold_none_of_another_orgs_records(
+    client: httpx.AsyncClient,
+    orgs: tuple[Records, Records],
+    entity: str,
+    shows: Callable[[Records], uuid.UUID],
+    file_format: str,
+) -> None:
+    a, b = orgs
+
+    response = await client.get(f"/api/v1/exports/{entity}", params={"format": file_format}, headers=a.tenant.headers)
+
+    assert response.status_code == 200, response.text
+    text = exported_text(response)
+    assert str(shows(a)) in text, "A's own records are exported"
+    leaked = [s for s in secrets_of(b) if s.lower() in text.lower()]
+    assert not leaked, f"the {entity} export leaked {leaked}"
 
 
 @pytest.mark.parametrize(
@@ -627,6 +740,30 @@ async def test_filters_by_another_orgs_record_answer_as_for_no_record(
     if response.status_code == 200 and "items" in response.json():
         assert response.json()["items"] == []
     assert own.status_code == 200, own.text
+
+
+# The list filters that name a record, on the export of the same records.
+EXPORT_FILTERS = [
+    (path.replace("/api/v1/", "/api/v1/exports/"), name, get)
+    for path, name, get in FILTERS
+    if path in ("/api/v1/companies", "/api/v1/contacts", "/api/v1/deals", "/api/v1/activities")
+]
+
+
+@pytest.mark.parametrize(("path", "name", "id_of_b"), EXPORT_FILTERS, ids=[f"{p}?{n}" for p, n, _ in EXPORT_FILTERS])
+async def test_exports_filtered_by_another_orgs_record_hold_nothing(
+    client: httpx.AsyncClient, orgs: tuple[Records, Records], path: str, name: str, id_of_b: Callable[[Records], Any]
+) -> None:
+    a, b = orgs
+    params = {name: str(id_of_b(b))}
+
+    response = await client.get(path, params=params, headers=a.tenant.headers)
+    own = await client.get(path, params=params, headers=b.tenant.headers)
+
+    assert response.status_code == 200, response.text
+    assert len(response.text.strip().splitlines()) == 1, f"only the header row: {response.text}"
+    assert_mentions_none(response, secrets_of(b))
+    assert own.status_code == 200 and len(own.text.strip().splitlines()) > 1, own.text
 
 
 async def test_shares_of_another_orgs_record_are_404(client: httpx.AsyncClient, orgs: tuple[Records, Records]) -> None:

@@ -2,7 +2,7 @@
 
 Revision ID: 7a3c9e2b4d10
 Revises: 1f4485ed145e
-Create Date: 2026-11-30 14:08:52.086913
+Create Date: 2026-11-30 15:12:15.635165
 """
 
 from collections.abc import Sequence
@@ -65,6 +65,7 @@ def upgrade() -> None:
     sa.Column('rows_done', sa.Integer(), nullable=False),
     sa.Column('planned', JSONType, nullable=False),
     sa.Column('counts', JSONType, nullable=False),
+    sa.Column('not_undone', sa.Integer(), nullable=False),
     sa.Column('lease_until', UTCDateTime(), nullable=True),
     sa.Column('finished_at', UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['created_by_id'], ['user.id'], name=op.f('fk_import_job_created_by_id_user')),
@@ -114,6 +115,7 @@ def upgrade() -> None:
     sa.Column('value', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
     sa.Column('folded', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
     sa.Column('rows', sa.Integer(), nullable=False),
+    sa.Column('matches', sa.Integer(), nullable=False),
     sa.Column('candidates', JSONType, nullable=False),
     sa.Column('action', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=True),
     sa.Column('target_id', sa.Uuid(), nullable=True),

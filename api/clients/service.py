@@ -278,9 +278,12 @@ async def _refuse_duplicates(
         )
 
 
-async def write_points(session: AsyncSession, spec: ClientKindSpec, record: ClientModel) -> None:
-    """Rewrite the record's contact points (none while it is deleted)."""
-    await session.execute(sa.delete(ContactPoint).where(col(ContactPoint.client_id) == record.id))
+async def write_points(
+    session: AsyncSession, spec: ClientKindSpec, record: ClientModel, *, fresh: bool = False
+) -> None:
+    """Rewrite the record's contact points (none while it is deleted). A `fresh` record has none to remove yet."""
+    if not fresh:
+        await session.execute(sa.delete(ContactPoint).where(col(ContactPoint.client_id) == record.id))
     if record.deleted_at is None:
         for kind, value in _points_of(record):
             session.add(
@@ -369,7 +372,7 @@ async def create_client(
     if not confirm_duplicate:
         await _refuse_duplicates(session, spec, record, _points_of(record))
     await changes.create(session, viewer.principal, spec.kind.value, record)
-    await write_points(session, spec, record)
+    await write_points(session, spec, record, fresh=True)
     return record
 
 

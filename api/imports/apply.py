@@ -5,32 +5,27 @@ import uuid
 from functools import cache
 from typing import Any
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.activities import service as activities
 from api.activities.schemas import ActivityCreate, ActivityUpdate
 from api.clients import service as clients
-from api.clients.schemas import CompanyCreate, CompanyUpdate, ContactCreate, ContactUpdate
+from api.clients.schemas import CompanyCreate, CompanyUpdate, ContactUpdate
 from api.core import changes
 from api.core.errors import AppError
 from api.core.models import Record
+from api.core.types import jsonable
 from api.deals import deals
 from api.deals.models import Deal
 from api.deals.schemas import DealCreate, DealLineIn, DealUpdate
 from api.imports.fields import Ref
 from api.imports.models import ImportEntity, Outcome
-from api.imports.plan import MODELS, Context, Plan, RowError, column_of
+from api.imports.plan import CREATE, MODELS, Context, Plan, RowError, column_of, validated
 from api.imports.refs import core_name
 from api.sharing.visibility import Viewer
 
 SPECS = {ImportEntity.company: clients.COMPANY, ImportEntity.contact: clients.CONTACT}
-CREATE: dict[ImportEntity, type[BaseModel]] = {
-    ImportEntity.company: CompanyCreate,
-    ImportEntity.contact: ContactCreate,
-    ImportEntity.deal: DealCreate,
-    ImportEntity.activity: ActivityCreate,
-}
 UPDATE: dict[ImportEntity, type[BaseModel]] = {
     ImportEntity.company: CompanyUpdate,
     ImportEntity.contact: ContactUpdate,
@@ -41,8 +36,19 @@ UPDATE: dict[ImportEntity, type[BaseModel]] = {
 _UNION = frozenset({"emails", "phones", "tags"})
 
 
+# Columns the change log leaves out as derived, which an undo must put back all the same.
+DERIVED = ("name_folded", "title_folded", "last_activity_at", "rots_at")
+
+
+def snapshot(record: Record) -> dict[str, Any]:
+    """A record's values as a step records them: what the log tracks, and the derived columns."""
+    values = changes.values_of(record)
+    values.update({name: jsonable(getattr(record, name)) for name in DERIVED if hasattr(record, name)})
+    return values
+
+
 def _step(entity: str, record: Record, op: str, before: dict[str, Any] | None) -> dict[str, Any]:
-    after = changes.values_of(record)
+    after = snapshot(record)
     changed = {k: v for k, v in after.items() if before is None or before.get(k) != v}
     return {
         "entity": entity,
@@ -53,15 +59,6 @@ def _step(entity: str, record: Record, op: str, before: dict[str, Any] | None) -
     }
 
 
-def _input(ctx: Context, model: type[BaseModel], fields: dict[str, Any]) -> Any:
-    try:
-        return model.model_validate(fields)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        pointer = "#/" + "/".join(str(p) for p in error["loc"])
-        raise RowError(f"{error['msg']}.", column_of(ctx, pointer)) from exc
-
-
 async def apply(ctx: Context, viewer: Viewer, plan: Plan) -> tuple[uuid.UUID | None, list[dict[str, Any]], str | None]:
     """Carry out the plan; (the record's id, the steps taken, what a merge filled in). Raises RowError."""
     steps: list[dict[str, Any]] = []
@@ -69,13 +66,18 @@ async def apply(ctx: Context, viewer: Viewer, plan: Plan) -> tuple[uuid.UUID | N
         for target, name in plan.new_companies.items():
             plan.fields[target] = await _new_company(ctx, viewer, name, plan.fields.get("owner_id"), steps)
         if plan.outcome is Outcome.create:
+            deal = await _deal_touched(ctx, plan)
+            before = snapshot(deal) if deal is not None else None
             record = await _create(ctx, viewer, plan)
             steps.append(_step(ctx.entity.value, record, "create", None))
+            if deal is not None and snapshot(deal) != before:
+                # An activity freshens its deal (last activity, rotting): undo puts that back too.
+                steps.append(_step("deal", deal, "update", before))
             return record.id, steps, None
         assert plan.target_id is not None
         record = await ctx.session.get(MODELS[ctx.entity], plan.target_id)
         assert record is not None
-        before = changes.values_of(record)
+        before = snapshot(record)
         fields = _merged(record, plan.fields) if plan.outcome is Outcome.merge else _set(plan.fields)
         await _update(ctx, viewer, plan, record, fields)
         step = _step(ctx.entity.value, record, plan.outcome.value, before)
@@ -88,13 +90,18 @@ async def apply(ctx: Context, viewer: Viewer, plan: Plan) -> tuple[uuid.UUID | N
         raise RowError(exc.detail or exc.title, column_of(ctx, pointer)) from exc
 
 
+async def _deal_touched(ctx: Context, plan: Plan) -> Deal | None:
+    deal_id = plan.fields.get("deal_id") if ctx.entity is ImportEntity.activity else None
+    return await ctx.session.get(Deal, deal_id) if deal_id else None
+
+
 async def _new_company(
     ctx: Context, viewer: Viewer, name: str, owner_id: uuid.UUID | None, steps: list[dict[str, Any]]
 ) -> uuid.UUID:
     key = core_name(name)
     if key in ctx.new_company_ids:
         return ctx.new_company_ids[key]
-    data = _input(ctx, CompanyCreate, {"name": name, "owner_id": owner_id})
+    data = validated(ctx, CompanyCreate, {"name": name, "owner_id": owner_id})
     company = await clients.create_client(
         session=ctx.session, viewer=viewer, spec=clients.COMPANY, data=data, confirm_duplicate=True
     )
@@ -132,13 +139,13 @@ async def _create(ctx: Context, viewer: Viewer, plan: Plan) -> Any:
     fields = dict(plan.fields)
     session = ctx.session
     if ctx.entity in SPECS:
-        data = _input(ctx, CREATE[ctx.entity], fields)
+        data = validated(ctx, CREATE[ctx.entity], fields)
         return await clients.create_client(
             session=session, viewer=viewer, spec=SPECS[ctx.entity], data=data, confirm_duplicate=True
         )
     if ctx.entity is ImportEntity.deal:
         return await _create_deal(ctx, viewer, plan, fields)
-    data = _input(ctx, ActivityCreate, fields)
+    data = validated(ctx, ActivityCreate, fields)
     activity, _ = await activities.create_activity(session=session, viewer=viewer, data=data)
     return activity
 
@@ -151,7 +158,7 @@ async def _create_deal(ctx: Context, viewer: Viewer, plan: Plan, fields: dict[st
         if "amount_minor" in fields:
             line["unit_price_minor"] = fields.pop("amount_minor") // quantity
         fields["lines"] = [DealLineIn.model_validate(line)]
-    data = _input(ctx, DealCreate, fields)
+    data = validated(ctx, DealCreate, fields)
     closing = plan.close[1] if plan.close else None
     deal = await deals.create_deal(session=ctx.session, viewer=viewer, data=data, at=created_at or closing)
     await _close(ctx, viewer, plan, deal)
@@ -184,7 +191,7 @@ async def _close(ctx: Context, viewer: Viewer, plan: Plan, deal: Deal) -> None:
 async def _update(ctx: Context, viewer: Viewer, plan: Plan, record: Any, fields: dict[str, Any]) -> None:
     session = ctx.session
     if ctx.entity in SPECS:
-        data = _input(ctx, UPDATE[ctx.entity], fields)
+        data = validated(ctx, UPDATE[ctx.entity], fields)
         await clients.update_client(
             session=session,
             viewer=viewer,
@@ -199,7 +206,7 @@ async def _update(ctx: Context, viewer: Viewer, plan: Plan, record: Any, fields:
         stage_id = fields.pop("stage_id", None)
         for name in ("pipeline_id", "product_id", "quantity", "lost_reason_id"):
             fields.pop(name, None)
-        data = _input(ctx, DealUpdate, fields)
+        data = validated(ctx, DealUpdate, fields)
         await deals.update_deal(session=session, viewer=viewer, deal_id=record.id, data=data, expected_version=None)
         if stage_id is not None and stage_id != record.stage_id:
             if record.status != "open":
@@ -215,7 +222,7 @@ async def _update(ctx: Context, viewer: Viewer, plan: Plan, record: Any, fields:
         fields.pop("kind", None)
         fields.pop("owner_id", None)
         done_at = fields.pop("done_at", None)
-        data = _input(ctx, ActivityUpdate, fields)
+        data = validated(ctx, ActivityUpdate, fields)
         await activities.update_activity(
             session=session, viewer=viewer, activity_id=record.id, data=data, expected_version=None
         )
@@ -239,7 +246,7 @@ def _adapter(model: type[Record], name: str) -> TypeAdapter[Any]:
 def changed_since(record: Record | None, step: dict[str, Any]) -> bool:
     if record is None:
         return True
-    current = changes.values_of(record)
+    current = snapshot(record)
     return any(current.get(k) != v for k, v in step["after"].items())
 
 

@@ -24,6 +24,7 @@ from api.settings import Settings
 
 # With --yes, a candidate this close is taken as the value's record; anything less is decided by --create/--reject.
 ACCEPT_AT = 90
+DECISIONS_PER_CALL = 1_000
 err = Console(stderr=True)
 
 
@@ -127,19 +128,21 @@ async def _decide(db: Database, principal: Principal, job: ImportJob, yes: bool,
         return
     decisions = [_decision(value, yes, create) for value in waiting]
     defaults: dict[str, Any] = {"company": "create"} if create else {}
-    async with db.writer() as session:
-        await service.decide(
-            session=session,
-            principal=principal,
-            job_id=job.id,
-            data=Decisions(decisions=[d for d in decisions if d is not None], defaults=defaults),
-        )
-        await commit(session, None)
+    # The API takes a thousand decisions at a time.
+    for start in range(0, max(len(decisions), 1), DECISIONS_PER_CALL):
+        chunk = decisions[start : start + DECISIONS_PER_CALL]
+        async with db.writer() as session:
+            data = Decisions(decisions=chunk, defaults=defaults)
+            await service.decide(session=session, principal=principal, job_id=job.id, data=data)
+            await commit(session, None)
 
 
-def _decision(value: ImportValue, yes: bool, create: bool) -> Decision | None:
+def _decision(value: ImportValue, yes: bool, create: bool) -> Decision:
     best = value.candidates[0] if value.candidates else None
     shown = f"{value.field} '{value.value}' ({value.rows} rows)"
+    if yes and value.matches > 1:
+        err.print(f"{shown} names {value.matches} records: its rows will be rejected (choose one in the app).")
+        return Decision(field=value.field, value=value.value, action="reject")
     if yes and best and best["score"] >= ACCEPT_AT:
         err.print(f"{shown} -> {best['label']} ({best['score']}%)")
         return Decision(field=value.field, value=value.value, action="map", target_id=uuid.UUID(best["id"]))

@@ -34,6 +34,10 @@ class Kind(StrEnum):
     custom = "custom"
 
 
+# Fields several columns may fill together.
+LISTS = frozenset({Kind.emails, Kind.phones, Kind.tags})
+
+
 class Ref(StrEnum):
     user = "user"
     company = "company"

@@ -21,7 +21,8 @@ class ImportEntity(StrEnum):
 
 
 class JobStatus(StrEnum):
-    # Uploaded: the columns wait to be mapped (and unknown values to be confirmed); a dry run may follow.
+    # Uploaded: the columns wait to be mapped (and unknown values to be confirmed); a dry run may follow. A phase
+    # that stopped half-way (its step failed) stays in its running status until it is called again.
     mapping = "mapping"
     previewing = "previewing"
     previewed = "previewed"
@@ -69,6 +70,8 @@ class ImportJob(Record, table=True):
     # Totals per outcome, of the dry run and of the import.
     planned: dict[str, int] = Field(default_factory=dict, sa_type=JSONType)
     counts: dict[str, int] = Field(default_factory=dict, sa_type=JSONType)
+    # Rows an undo left as they were, because someone changed their records while it ran (each row says so).
+    not_undone: int = 0
     # A step of a phase runs under a lease, so two requests (or a crashed one) never run it twice at once.
     lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -111,6 +114,8 @@ class ImportValue(Record, table=True):
     value: str = Field(max_length=500)
     folded: str = Field(max_length=500)
     rows: int = 0
+    # Records called exactly this: none (a field's default may decide for it) or several (the admin must choose).
+    matches: int = 0
     # [{"id", "label", "score"}], best first.
     candidates: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONType)
     # None until decided; then "map" (with target_id), "create" or "reject".

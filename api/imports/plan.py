@@ -12,17 +12,22 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from babel import Locale
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from api.activities.models import Activity
+from api.activities.schemas import ActivityCreate
+from api.activities.service import PLANNED
 from api.clients import normalise
 from api.clients.models import Company, Contact, ContactPoint
+from api.clients.schemas import CompanyCreate, ContactCreate
 from api.core.errors import ValidationFailed
 from api.core.types import fold
 from api.deals.models import Deal, Stage
+from api.deals.schemas import DealCreate
 from api.imports import values
-from api.imports.fields import Kind, Ref, Spec
+from api.imports.fields import LISTS, Kind, Ref, Spec
 from api.imports.models import ImportEntity, ImportJob, ImportValue, Outcome
 from api.imports.reading import Cell
 from api.imports.refs import Choices, core_name
@@ -92,13 +97,14 @@ class Context:
     # Companies this job has created (or, in a dry run, would create), by `core_name`.
     new_company_ids: dict[str, uuid.UUID] = field(default_factory=dict)
 
-    @property
-    def date_order(self) -> str:
-        return str(self.job.options.get("date_order", "dmy"))
+    def date_order(self, header: str) -> str:
+        """How this column writes dates: what its own values show, else the file's (or the admin's) reading."""
+        found = self.job.options.get("date_orders", {}).get(header) or self.job.options.get("date_order", "dmy")
+        return str(found)
 
-    @property
-    def decimal_mark(self) -> str:
-        return str(self.job.options.get("decimal_mark", ","))
+    def decimal_mark(self, header: str) -> str:
+        found = self.job.options.get("decimal_marks", {}).get(header) or self.job.options.get("decimal_mark", ",")
+        return str(found)
 
     @property
     def threshold(self) -> int:
@@ -116,8 +122,11 @@ def _countries() -> dict[str, str]:
 
 
 def _text(cell: Cell) -> str:
-    if isinstance(cell, float) and cell.is_integer():
+    if isinstance(cell, float) and cell.is_integer() and abs(cell) < 1e15:
         return str(int(cell))
+    if isinstance(cell, float):
+        # As Excel shows it (15 significant digits): digits beyond those were never in the file.
+        return format(cell, ".15g")
     if isinstance(cell, bool):
         return "TRUE" if cell else "FALSE"
     return str(cell).strip()
@@ -133,21 +142,22 @@ def read_cell(ctx: Context, column: Column, cell: Cell) -> Any:
     if isinstance(cell, dict):
         raise RowError(str(cell.get("error", "The cell holds an error.")), column.header)
     try:
-        return _read(ctx, spec, cell)
+        return _read(ctx, column, cell)
     except (ValueError, ValidationFailed) as exc:
         detail = exc.detail if isinstance(exc, ValidationFailed) else str(exc)
         raise RowError(f"{spec.label}: {detail}", column.header) from exc
 
 
-def _read(ctx: Context, spec: Spec, cell: Cell) -> Any:
-    kind = spec.kind
+def _read(ctx: Context, column: Column, cell: Cell) -> Any:
+    spec, kind = column.spec, column.spec.kind
     if kind in (Kind.text, Kind.long_text, Kind.first_name, Kind.last_name, Kind.ref):
         text = _text(cell)
         if len(text) > spec.max_length:
             raise ValueError(f"longer than {spec.max_length} characters")
         return text
     if kind is Kind.emails:
-        return [normalise.email(v, "#") for v in values.split_list(cell)]
+        # "/" separates addresses too ("ana@x.es/ana@y.es"): no one puts one in a mailbox name.
+        return [normalise.email(v, "#") for v in values.split_list(_text(cell).replace("/", ";"))]
     if kind in (Kind.phones, Kind.phone):
         found, rest = values.phones_in(_text(cell), ctx.region)
         if not found:
@@ -161,11 +171,11 @@ def _read(ctx: Context, spec: Spec, cell: Cell) -> Any:
     if kind is Kind.minutes:
         return values.parse_int(cell) * 60
     if kind is Kind.date:
-        return values.parse_date(cell, ctx.date_order)
+        return values.parse_date(cell, ctx.date_order(column.header))
     if kind is Kind.datetime:
-        return values.parse_datetime(cell, ctx.date_order, ctx.tz)
+        return values.parse_datetime(cell, ctx.date_order(column.header), ctx.tz)
     if kind is Kind.amount:
-        return values.parse_amount(cell, ctx.decimal_mark), values.currency_hint(cell)
+        return values.parse_amount(cell, ctx.decimal_mark(column.header)), values.currency_hint(cell)
     if kind is Kind.currency:
         text = _text(cell)
         code = values.currency_hint(text) or text.upper()
@@ -184,17 +194,18 @@ def _read(ctx: Context, spec: Spec, cell: Cell) -> Any:
         return country
     if kind is Kind.choice:
         return values.choice(cell, spec.options)
-    return _custom(ctx, spec, cell)
+    return _custom(ctx, column, cell)
 
 
-def _custom(ctx: Context, spec: Spec, cell: Cell) -> Any:
+def _custom(ctx: Context, column: Column, cell: Cell) -> Any:
+    spec = column.spec
     assert spec.custom is not None
     kind = spec.custom.kind
     if kind == "number":
-        number = values.parse_amount(cell, ctx.decimal_mark)
+        number = values.parse_amount(cell, ctx.decimal_mark(column.header))
         return int(number) if number == number.to_integral_value() else float(number)
     if kind == "date":
-        return values.parse_date(cell, ctx.date_order).isoformat()
+        return values.parse_date(cell, ctx.date_order(column.header)).isoformat()
     if kind == "choice":
         return values.choice(cell, {fold(c): c for c in spec.custom.choices})
     return _text(cell)
@@ -209,15 +220,16 @@ async def resolve(ctx: Context, column: Column, value: str) -> uuid.UUID:
     spec = column.spec
     assert spec.ref is not None
     folded = fold(value).strip()
-    # "Nueva SL" and "Nueva S.L." in the same file are one company to create.
-    if spec.ref is Ref.company and core_name(value) in ctx.new_company_ids:
-        return ctx.new_company_ids[core_name(value)]
     found = ctx.choices[spec.ref].find(value)
     if len(found) == 1:
         return next(iter(found))
+    # "Nueva SL" and "Nueva S.L." in the same file are one company to create.
+    if spec.ref is Ref.company and not found and core_name(value) in ctx.new_company_ids:
+        return ctx.new_company_ids[core_name(value)]
     decision = ctx.decisions.get((spec.key, folded))
     action = decision.action if decision else None
-    action = action or ctx.job.defaults.get(spec.key)
+    # A field's default decides for values that match nothing; one that matches several is the admin's to choose.
+    action = action or (None if found else ctx.job.defaults.get(spec.key))
     what = spec.label.split(" (")[0].lower()
     if action == "map" and decision is not None and decision.target_id is not None:
         return decision.target_id
@@ -254,10 +266,18 @@ async def plan_row(ctx: Context, row_number: int, cells: list[Cell]) -> Plan:
             value = read_cell(ctx, column, cell)
             if column.spec.kind in (Kind.phones, Kind.phone):
                 value, rest = value
+                if column.spec.kind is Kind.phone and len(value) > 1:
+                    notes.append(
+                        f"{column.header}: a company has one phone; kept {value[0]}, left out {', '.join(value[1:])}."
+                    )
                 if any(ch.isalpha() for ch in rest):
                     notes.append(f"{column.header}: kept {', '.join(value)}, left out '{rest.strip()}'.")
-            read[column.spec.key] = (column, value)
+            key = column.spec.key
+            if key in read and column.spec.kind in LISTS:
+                value = list(dict.fromkeys([*read[key][1], *value]))
+            read[key] = (read.get(key, (column, None))[0], value)
         plan = await BUILDERS[ctx.entity](ctx, read)
+        _check(ctx, plan)
     except RowError as exc:
         return Plan(Outcome.reject, exc.reason, exc.column, digest=digest)
     plan.notes = notes + plan.notes
@@ -420,6 +440,8 @@ async def _deal(ctx: Context, read: dict[str, tuple[Column, Any]]) -> Plan:
     )
     if "amount" in read:
         column, (amount, hinted) = read["amount"]
+        if hinted and fields.get("currency") and hinted != fields["currency"]:
+            raise RowError(f"The amount is in {hinted}, the currency column says {fields['currency']}.", column.header)
         currency = fields.get("currency") or hinted or ctx.currency
         fields["currency"] = currency
         try:
@@ -427,7 +449,17 @@ async def _deal(ctx: Context, read: dict[str, tuple[Column, Any]]) -> Plan:
         except ValueError as exc:
             raise RowError(f"Amount: {exc}", column.header) from exc
     if "quantity" in read:
-        fields["quantity"] = read["quantity"][1]
+        column, quantity = read["quantity"]
+        if quantity < 1:
+            raise RowError("Quantity: at least 1.", column.header)
+        if "product" not in read:
+            plan.notes.append(f"{column.header} was left out: it counts units of a product, and no product is named.")
+        elif fields.get("amount_minor", 0) % quantity:
+            raise RowError(
+                f"The amount is not {quantity} times a unit price: give the amount of one unit, or fix the total.",
+                column.header,
+            )
+        fields["quantity"] = quantity
     if "stage" in read:
         column, name = read["stage"]
         stage = await _stage(ctx, column, name, fields.get("pipeline_id"))
@@ -447,7 +479,14 @@ async def _deal(ctx: Context, read: dict[str, tuple[Column, Any]]) -> Plan:
     if plan.close is None and "lost_reason_id" in fields:
         fields.pop("lost_reason_id")
         plan.notes.append("The lost reason was left out: the deal is not lost.")
+    if plan.close is None and closed is not None:
+        plan.notes.append("The closing date was left out: the deal is open.")
     target = await _by_id(ctx, read)
+    if target is not None:
+        # An update changes the deal's own fields and stage; its lines and pipeline are changed in the deal itself.
+        kept = [read[k][0].header for k in ("product", "quantity", "pipeline", "created_on") if k in read]
+        if kept:
+            plan.notes.append(f"Left out on an update: {', '.join(kept)}.")
     return _with(plan, Outcome.update if target else Outcome.create, target)
 
 
@@ -483,7 +522,42 @@ async def _activity(ctx: Context, read: dict[str, tuple[Column, Any]]) -> Plan:
         ctx, read, plan, {"owner": "owner_id", "company": "company_id", "contact": "contact_id", "deal": "deal_id"}
     )
     target = await _by_id(ctx, read)
+    kept = [read[k][0].header for k in ("kind", "owner") if k in read]
+    if target is not None and kept:
+        plan.notes.append(f"Left out on an update: {', '.join(kept)} (an activity keeps its type and who logged it).")
     return _with(plan, Outcome.update if target else Outcome.create, target)
+
+
+CREATE: dict[ImportEntity, type[BaseModel]] = {
+    ImportEntity.company: CompanyCreate,
+    ImportEntity.contact: ContactCreate,
+    ImportEntity.deal: DealCreate,
+    ImportEntity.activity: ActivityCreate,
+}
+
+
+def validated(ctx: Context, model: type[BaseModel], fields: dict[str, Any]) -> Any:
+    """`fields` as the API's input model; the first error as a RowError naming its column."""
+    try:
+        return model.model_validate(fields)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        pointer = "#/" + "/".join(str(p) for p in error["loc"])
+        raise RowError(f"{error['msg']}.", column_of(ctx, pointer)) from exc
+
+
+def _check(ctx: Context, plan: Plan) -> None:
+    """What the import would refuse, found by the dry run too: the API's input rules, and a planned activity's due
+    time (the rules that need the database are the services', met by the import alone)."""
+    if plan.outcome is not Outcome.create or ctx.entity is ImportEntity.deal:
+        return
+    validated(ctx, CREATE[ctx.entity], {**plan.fields, **dict.fromkeys(plan.new_companies, NEW)})
+    fields = plan.fields
+    planned = ctx.entity is ImportEntity.activity and fields.get("kind") in PLANNED
+    if planned and fields.get("done_at") is None and fields.get("due_at") is None:
+        headers = {c.spec.key: c.header for c in ctx.columns}
+        column = headers.get("due_at", headers.get("kind"))
+        raise RowError(f"A {fields['kind']} needs a due time (or the time it was done).", column)
 
 
 BUILDERS = {

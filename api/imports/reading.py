@@ -384,13 +384,22 @@ def _header_index(head: list[tuple[int, list[Cell]]]) -> int:
     return next(i for i, count in enumerate(counts) if count >= least)
 
 
+MAX_HEADER = 200
+
+
+def column_title(position: int) -> str:
+    """The title of an untitled column: the letter a spreadsheet shows (1 -> "Column A")."""
+    return f"Column {get_column_letter(position)}"
+
+
 def _header_names(cells: list[Cell]) -> list[str]:
     texts = [_header_text(cell) for cell in cells]
     width = max(i + 1 for i, text in enumerate(texts) if text)
     names: list[str] = []
     seen: set[str] = set()
     for position, text in enumerate(texts[:width], start=1):
-        base = text or f"Column {get_column_letter(position)}"
+        # Titles are stored and sent back as mapping keys: past 200 characters they are cut (kept unique below).
+        base = (text or column_title(position))[:MAX_HEADER]
         name, copy = base, 1
         # Unique case- and accent-insensitively: columns are matched to fields by their folded title.
         while fold(name) in seen:
@@ -431,6 +440,10 @@ def _data_rows(
                 stats.values_beyond_headers += beyond
                 if stats.first_row_beyond_headers is None:
                     stats.first_row_beyond_headers = number
+                # Kept, not cut: the caller titles the extra columns ("Column E"), so nothing is lost unseen.
+                last = max(i for i, cell in enumerate(cells) if cell is not None)
+                yield number, cells[: last + 1]
+                continue
             yield number, cells[:width] + [None] * (width - len(cells))
     finally:
         source.close()

@@ -77,6 +77,7 @@ CANDIDATES = 3
 CANDIDATE_CUTOFF = 60
 # Past this many names, candidates come from names sharing a word (a full scan of each value would be quadratic).
 FULL_SCAN = 5_000
+STEM = 4
 
 
 def core_name(name: str) -> str:
@@ -94,10 +95,13 @@ class Choices:
     exact: dict[str, set[uuid.UUID]] = field(default_factory=lambda: defaultdict(set))
     keys: list[str] = field(default_factory=list)
     ids: list[uuid.UUID] = field(default_factory=list)
+    # Names by the first letters of each word: a typo later in a word ("Zarzuel") still finds "Zarzuela".
     by_word: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     # Stages: each one's pipeline, and the default pipeline (where a stage named without one is looked for).
     parent: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
     home: uuid.UUID | None = None
+    # The first record of each core name: the same company however it is spelt, found without scoring.
+    cores: dict[str, uuid.UUID] = field(default_factory=dict)
 
     def add(self, record_id: uuid.UUID, label: str, *also: str) -> None:
         self.labels[record_id] = label
@@ -105,11 +109,12 @@ class Choices:
             if key:
                 self.exact[fold(key).strip()].add(record_id)
         fuzzy = core_name(label)
+        self.cores.setdefault(fuzzy, record_id)
         self.keys.append(fuzzy)
         self.ids.append(record_id)
         for word in set(fuzzy.split()):
             if len(word) >= 3:
-                self.by_word[word].append(len(self.keys) - 1)
+                self.by_word[word[:STEM]].append(len(self.keys) - 1)
 
     def find(self, value: str) -> set[uuid.UUID]:
         return self.exact.get(fold(value).strip(), set())
@@ -117,7 +122,14 @@ class Choices:
     def _pool(self, key: str) -> tuple[list[str], list[uuid.UUID]]:
         if len(self.keys) <= FULL_SCAN:
             return self.keys, self.ids
-        indices = sorted({i for w in set(key.split()) if len(w) >= 3 for i in self.by_word.get(w, [])})[:FULL_SCAN]
+        # The names sharing the key's rarest words first ("zarzuela" before "farmacia"), up to FULL_SCAN of them.
+        stems = {w[:STEM] for w in key.split() if len(w) >= 3}
+        words = sorted((w for w in stems if w in self.by_word), key=lambda w: len(self.by_word[w]))
+        indices: dict[int, None] = {}
+        for word in words:
+            indices.update(dict.fromkeys(self.by_word[word][: FULL_SCAN - len(indices)]))
+            if len(indices) >= FULL_SCAN:
+                break
         return [self.keys[i] for i in indices], [self.ids[i] for i in indices]
 
     def closest(self, value: str, limit: int = CANDIDATES, cutoff: int = CANDIDATE_CUTOFF) -> list[dict[str, Any]]:
@@ -135,6 +147,8 @@ class Choices:
         key = core_name(name)
         if not key:
             return None
+        if key in self.cores:
+            return self.cores[key]
         keys, ids = self._pool(key)
         best = process.extractOne(key, keys, scorer=fuzz.token_sort_ratio, score_cutoff=threshold)
         return ids[best[2]] if best else None

@@ -46,8 +46,9 @@ async def present(session: Any, job: ImportJob) -> ImportJobRead:
                 for s in fields.values()
             ],
             "match_keys": list(MATCH_KEYS[entity]),
-            "undecided": await service.undecided(session, job),
-            "balanced": bool(totals) and sum(totals.values()) == job.rows_total,
+            "undecided": await runner.undecided(session, job),
+            # Before a dry run there are no totals, and a file of no rows has nothing to account for.
+            "balanced": (bool(totals) or job.rows_total == 0) and sum(totals.values()) == job.rows_total,
         }
     )
 
@@ -58,6 +59,7 @@ def _required(entity: ImportEntity) -> set[str]:
 
 @router.post(
     "",
+    name="upload",
     status_code=201,
     summary="Upload a CSV or XLSX file",
     description="Reads every row into a new import, with the columns mapped as their headers suggest (English or "
@@ -83,7 +85,7 @@ async def upload(
     return await present(session, job)
 
 
-@router.get("", summary="Imports, newest first", responses=problems(401, 403))
+@router.get("", name="list", summary="Imports, newest first", responses=problems(401, 403))
 async def list_imports(
     principal: AdminDep, session: SessionDep, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
 ) -> Page[ImportJobRead]:
@@ -91,27 +93,35 @@ async def list_imports(
     return Page(items=[await present(session, j) for j in jobs], next_cursor=next_cursor)
 
 
-@router.get("/mappings", summary="Saved column mappings", responses=problems(401, 403))
+@router.get("/mappings", name="mappings", summary="Saved column mappings", responses=problems(401, 403))
 async def list_mappings(principal: AdminDep, session: SessionDep) -> list[ImportMappingRead]:
     found = await session.scalars(live(ImportMapping, principal.org_id).order_by(col(ImportMapping.name)))
     return [ImportMappingRead.model_validate(m, from_attributes=True) for m in found.all()]
 
 
 @router.delete(
-    "/mappings/{mapping_id}", status_code=204, summary="Forget a saved mapping", responses=problems(401, 403, 404)
+    "/mappings/{mapping_id}",
+    name="delete-mapping",
+    status_code=204,
+    summary="Forget a saved mapping",
+    responses=problems(401, 403, 404),
 )
 async def delete_mapping(mapping_id: uuid.UUID, principal: AdminDep, session: SessionDep) -> None:
     found = await service.get_mapping(session, principal, mapping_id)
     await changes.delete(session, principal, "import_mapping", found)
 
 
-@router.get("/{job_id}", summary="An import and its progress", responses=problems(401, 403, 404))
+@router.get("/{job_id}", name="get", summary="An import and its progress", responses=problems(401, 403, 404))
 async def get_import(job_id: uuid.UUID, principal: AdminDep, session: SessionDep) -> ImportJobRead:
     return await present(session, await runner.get_job(session, principal.org_id, job_id))
 
 
 @router.delete(
-    "/{job_id}", status_code=204, summary="Discard an import that wrote nothing", responses=problems(401, 403, 404, 409)
+    "/{job_id}",
+    name="discard",
+    status_code=204,
+    summary="Discard an import that wrote nothing",
+    responses=problems(401, 403, 404, 409),
 )
 async def discard(job_id: uuid.UUID, principal: AdminDep, session: SessionDep) -> None:
     await service.discard(session=session, principal=principal, job_id=job_id)
@@ -119,6 +129,7 @@ async def discard(job_id: uuid.UUID, principal: AdminDep, session: SessionDep) -
 
 @router.put(
     "/{job_id}/mapping",
+    name="set-mapping",
     summary="Map the columns",
     description="Sets which field each column fills and how records are matched; reads how the file writes dates and "
     "amounts, and lists the values of reference columns (owners, stages, companies...) that match nothing exactly.",
@@ -131,6 +142,7 @@ async def set_mapping(job_id: uuid.UUID, data: MappingIn, principal: AdminDep, s
 
 @router.get(
     "/{job_id}/values",
+    name="values",
     summary="Values that match nothing",
     description="Each distinct value of a reference column that names no record exactly, with its closest records.",
     responses=problems(401, 403, 404),
@@ -158,6 +170,7 @@ async def list_values(
 
 @router.put(
     "/{job_id}/values",
+    name="decide",
     summary="Decide on values that match nothing",
     description="Map a value to a record, have it created (companies) or have its rows rejected; `defaults` decide "
     "for every value of a field nobody decided on.",
@@ -189,6 +202,7 @@ _STEP = (
 
 @router.post(
     "/{job_id}/preview",
+    name="preview",
     summary="Dry run",
     description="What each row would become (create, update, merge, reject with its reason and column, skip); "
     "nothing is written." + _STEP,
@@ -202,6 +216,7 @@ async def preview(
 
 @router.post(
     "/{job_id}/commit",
+    name="commit",
     summary="Import",
     description="Applies the rows in batches, each row whole or not at all. Refused while values that match nothing "
     "wait for a decision." + _STEP,
@@ -215,6 +230,7 @@ async def commit(
 
 @router.post(
     "/{job_id}/undo",
+    name="undo",
     summary="Undo an import",
     description="Deletes what it created and puts back what it updated or merged. Refused when a record it wrote has "
     "been changed since." + _STEP,
@@ -226,7 +242,9 @@ async def undo(
     return await _run(request, session, principal, job_id, runner.UNDO, response)
 
 
-@router.get("/{job_id}/rows", summary="The rows and what became of them", responses=problems(401, 403, 404))
+@router.get(
+    "/{job_id}/rows", name="rows", summary="The rows and what became of them", responses=problems(401, 403, 404)
+)
 async def list_rows(
     job_id: uuid.UUID,
     principal: AdminDep,
@@ -248,6 +266,7 @@ async def list_rows(
 
 @router.get(
     "/{job_id}/report",
+    name="report",
     summary="The reconciliation report",
     description="Every original row with its outcome, record id, column and reason, as CSV or XLSX.",
     responses=problems(401, 403, 404),

@@ -38,7 +38,8 @@ PREVIEW, IMPORT, UNDO = "preview", "import", "undo"
 PHASES = {
     PREVIEW: ({JobStatus.mapping, JobStatus.previewed}, JobStatus.previewing, JobStatus.previewed),
     IMPORT: ({JobStatus.mapping, JobStatus.previewed}, JobStatus.importing, JobStatus.imported),
-    UNDO: ({JobStatus.imported}, JobStatus.undoing, JobStatus.undone),
+    # An import that stopped half-way can be undone too: what it did so far is taken back.
+    UNDO: ({JobStatus.imported, JobStatus.importing}, JobStatus.undoing, JobStatus.undone),
 }
 WRITTEN = (Outcome.create.value, Outcome.update.value, Outcome.merge.value)
 
@@ -50,6 +51,7 @@ class Memory:
 
     phase: str
     cursor: int
+    version: int
     choices: dict[Ref, Choices]
     planned_keys: dict[tuple[str, str], int] = field(default_factory=dict)
     digests: dict[str, int] = field(default_factory=dict)
@@ -68,7 +70,9 @@ async def get_job(session: AsyncSession, org_id: uuid.UUID, job_id: uuid.UUID, *
 
 
 def columns_of(job: ImportJob, fields: dict[str, Any]) -> list[Column]:
-    return [Column(job.headers.index(h), h, fields[k]) for h, k in job.mapping.items() if h in job.headers]
+    return [
+        Column(job.headers.index(h), h, fields[k]) for h, k in job.mapping.items() if h in job.headers and k in fields
+    ]
 
 
 async def context(session: AsyncSession, job: ImportJob, phase: str) -> Context:
@@ -77,7 +81,8 @@ async def context(session: AsyncSession, job: ImportJob, phase: str) -> Context:
     custom = list((await session.scalars(live(CustomField, job.org_id))).all())
     columns = columns_of(job, specs(ImportEntity(job.entity), custom))
     memory = _memory.get(job.id)
-    if memory is None or memory.phase != phase or memory.cursor != job.cursor:
+    # The job's version moves with its mapping and decisions: a memory of an earlier run of the phase is stale.
+    if memory is None or (memory.phase, memory.cursor, memory.version) != (phase, job.cursor, job.version):
         memory = await _remember(session, job, phase, columns)
         _memory.clear()
         _memory[job.id] = memory
@@ -106,7 +111,7 @@ async def _remember(session: AsyncSession, job: ImportJob, phase: str, columns: 
     refs = {c.spec.ref for c in columns if c.spec.ref is not None}
     if job.entity == ImportEntity.company.value:
         refs.add(Ref.company)
-    memory = Memory(phase, job.cursor, {ref: await load(session, job.org_id, ref) for ref in refs})
+    memory = Memory(phase, job.cursor, job.version, {ref: await load(session, job.org_id, ref) for ref in refs})
     if job.cursor == 0 or phase == UNDO:
         return memory
     outcome = col(ImportRow.planned) if phase == PREVIEW else col(ImportRow.outcome)
@@ -145,38 +150,62 @@ async def _claim(db: Database, app: Any, principal: Principal, job_id: uuid.UUID
     async with db.writer() as session:
         job = await get_job(session, principal.org_id, job_id, lock=True)
         now = utcnow()
+        if job.lease_until is not None and job.lease_until > now:
+            raise Conflict("This import is running in another request: wait for it.", headers={"Retry-After": "2"})
         if job.status != running.value:
             if JobStatus(job.status) not in allowed:
                 raise Conflict(f"This import is {job.status}: it cannot {phase} now.")
             await _check_start(session, job, phase)
-            job.status, job.cursor, job.rows_done = running.value, 0, 0
+            job.status, job.rows_done = running.value, 0
+            # Undo walks the rows backwards, from past the last one.
+            job.cursor = 0 if phase != UNDO else 2**31 - 1
             if phase == PREVIEW:
                 job.planned = {}
             elif phase == IMPORT:
                 job.counts = {}
-        elif job.lease_until is not None and job.lease_until > now:
-            raise Conflict("This import is running in another request: wait for it.", headers={"Retry-After": "2"})
+            else:
+                job.not_undone = 0
+        if phase != UNDO:
+            await _check_fields(session, job)
         job.lease_until = now + LEASE
         job.updated_at = now
         await commit(session, app)
 
 
+async def _check_fields(session: AsyncSession, job: ImportJob) -> None:
+    """Every mapped field still exists (a custom field may have been deleted since the mapping was set)."""
+    custom = list((await session.scalars(live(CustomField, job.org_id))).all())
+    fields = specs(ImportEntity(job.entity), custom)
+    gone = [h for h, key in job.mapping.items() if key not in fields]
+    if gone:
+        raise Conflict(
+            f"The column {gone[0]} is mapped to a field that no longer exists: map the columns again.",
+            errors=[{"pointer": f"#/columns/{gone[0]}", "detail": "no such field"}],
+        )
+
+
+async def undecided(session: AsyncSession, job: ImportJob) -> int:
+    """Values that wait for the admin: no decision, and no default for their field (or several records match)."""
+    count = await session.scalar(
+        select(sa.func.count())
+        .select_from(ImportValue)
+        .where(
+            col(ImportValue.job_id) == job.id,
+            col(ImportValue.action).is_(None),
+            sa.or_(col(ImportValue.field).not_in(list(job.defaults)), col(ImportValue.matches) > 0),
+        )
+    )
+    return int(count or 0)
+
+
 async def _check_start(session: AsyncSession, job: ImportJob, phase: str) -> None:
     if phase == IMPORT:
-        undecided = await session.scalar(
-            select(sa.func.count())
-            .select_from(ImportValue)
-            .where(
-                col(ImportValue.job_id) == job.id,
-                col(ImportValue.action).is_(None),
-                col(ImportValue.field).not_in(list(job.defaults)),
-            )
-        )
-        if undecided:
+        waiting = await undecided(session, job)
+        if waiting:
             raise Conflict(
-                f"{undecided} values match nothing in Fieldbook: map each to a record, or say to create or reject "
+                f"{waiting} values match no record (or several): map each to a record, or say to create or reject "
                 "them, before importing.",
-                extra={"undecided": undecided},
+                extra={"undecided": waiting},
             )
     if phase == UNDO:
         conflicts = await _undo_conflicts(session, job)
@@ -189,24 +218,30 @@ async def _check_start(session: AsyncSession, job: ImportJob, phase: str) -> Non
 
 
 async def _undo_conflicts(session: AsyncSession, job: ImportJob) -> list[int]:
-    """The rows whose records changed after the import (latest step of each record first: later rows of the same
-    job may have changed a record an earlier row created)."""
+    """The rows whose records changed after the import. Each record is checked against its last step (later rows
+    of the same job may have changed a record an earlier row created), the records read a thousand at a time."""
     rows = await session.execute(
-        select(ImportRow.row_number, ImportRow.steps)
-        .where(col(ImportRow.job_id) == job.id, col(ImportRow.outcome).in_(WRITTEN))
+        select(col(ImportRow.row_number), col(ImportRow.steps))
+        .where(col(ImportRow.job_id) == job.id, col(ImportRow.outcome).in_(WRITTEN), col(ImportRow.undone_at).is_(None))
         .order_by(col(ImportRow.row_number).desc())
     )
-    seen: set[str] = set()
-    conflicts: list[int] = []
+    last: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
     for number, steps in rows:
-        for step in reversed(steps):
-            if step["id"] in seen:
-                continue
-            seen.add(step["id"])
-            model = MODELS[ImportEntity(step["entity"])]
-            if applying.changed_since(await session.get(model, uuid.UUID(step["id"])), step):
-                conflicts.append(number)
-    return sorted(set(conflicts))
+        for taken in steps:
+            last.setdefault((taken["entity"], taken["id"]), (number, taken))
+    conflicts: set[int] = set()
+    keys = list(last)
+    for start in range(0, len(keys), 1_000):
+        chunk = keys[start : start + 1_000]
+        for entity in {e for e, _ in chunk}:
+            model = MODELS[ImportEntity(entity)]
+            ids = [uuid.UUID(i) for e, i in chunk if e == entity]
+            found = {r.id: r for r in (await session.scalars(select(model).where(col(model.id).in_(ids)))).all()}
+            for record_id in ids:
+                number, taken = last[(entity, str(record_id))]
+                if applying.changed_since(found.get(record_id), taken):
+                    conflicts.add(number)
+    return sorted(conflicts)
 
 
 async def step(db: Database, app: Any, principal: Principal, job_id: uuid.UUID, phase: str) -> ImportJob:
@@ -329,12 +364,14 @@ def _forget_companies(ctx: Context, plan: Plan) -> None:
 
 
 async def _undo_batch(session: AsyncSession, viewer: Viewer, job: ImportJob) -> bool:
-    """The last rows first, so a record is put back through its steps in the reverse order they were taken."""
+    """The last rows first, so a record is put back through its steps in the reverse order they were taken. A row
+    whose record someone changed while the undo ran is left as it is, and says so."""
     rows = (
         await session.scalars(
             select(ImportRow)
             .where(
                 col(ImportRow.job_id) == job.id,
+                col(ImportRow.row_number) < job.cursor,
                 col(ImportRow.outcome).in_(WRITTEN),
                 col(ImportRow.undone_at).is_(None),
             )
@@ -343,14 +380,16 @@ async def _undo_batch(session: AsyncSession, viewer: Viewer, job: ImportJob) -> 
         )
     ).all()
     for row in rows:
-        for taken in reversed(row.steps):
-            try:
-                await applying.undo(session, viewer, taken)
-            except applying.Changed as exc:
-                raise Conflict(
-                    f"Row {row.row_number}'s record was changed while the import was being undone; "
-                    "undo again to finish.",
-                ) from exc
+        try:
+            async with session.begin_nested():
+                for taken in reversed(row.steps):
+                    await applying.undo(session, viewer, taken)
+        except applying.Changed:
+            job.not_undone += 1
+            row.reason = "Not undone: its record was changed while the import was being undone."
+            continue
         row.undone_at = utcnow()
     job.rows_done += len(rows)
+    if rows:
+        job.cursor = rows[-1].row_number
     return len(rows) == BATCH

@@ -79,6 +79,7 @@ class ImportJobRead(RecordRead):
     rows_done: int = Field(description="Rows the running (or last) phase has worked through.")
     planned: dict[str, int] = Field(description="The dry run's rows per outcome.")
     counts: dict[str, int] = Field(description="The import's rows per outcome.")
+    not_undone: int = Field(description="Rows an undo left as they were: someone changed their records meanwhile.")
     finished_at: datetime | None
     fields: list[FieldInfo] = Field(description="What columns can be mapped to.")
     match_keys: list[str]

@@ -25,16 +25,19 @@ from api.core.models import live
 from api.core.pagination import keyset_page
 from api.core.types import fold, utcnow
 from api.imports import values
-from api.imports.fields import MATCH_KEYS, Kind, Ref, Spec, specs, suggest
+from api.imports.fields import LISTS, MATCH_KEYS, Kind, Ref, Spec, specs, suggest
 from api.imports.models import ImportEntity, ImportJob, ImportMapping, ImportRow, ImportValue, JobStatus
-from api.imports.reading import SpreadsheetError, open_table
+from api.imports.reading import SpreadsheetError, column_title, open_table
 from api.imports.refs import load
 from api.imports.runner import columns_of, get_job
 from api.imports.schemas import Decisions, MappingIn
 
 INSERT_CHUNK = 1_000
+# Cells per column read to tell how its dates and amounts are written: plenty to find a 31/12 or a "1.234,56".
+EVIDENCE = 20_000
 # A phase's rows must be read the same way from the first to the last: these change only with the mapping.
-EDITABLE = (JobStatus.mapping.value, JobStatus.previewed.value)
+# A dry run that stopped half-way may be remapped too: it wrote nothing.
+EDITABLE = (JobStatus.mapping.value, JobStatus.previewing.value, JobStatus.previewed.value)
 REQUIRED: dict[ImportEntity, tuple[tuple[str, ...], ...]] = {
     ImportEntity.company: (("name",),),
     ImportEntity.contact: (("name", "first_name", "last_name"),),
@@ -83,7 +86,8 @@ async def _read_into_job(
     # The file is read in a thread, a chunk at a time: the event loop stays free and memory stays flat.
     opened, rows = (await asyncio.to_thread(open_table, path, sheet=sheet))[:2]
     fields = await fields_of(session, principal.org_id, entity)
-    mapping, match_key = await _initial_mapping(session, principal.org_id, entity, opened.headers, fields)
+    headers = [h.replace("\x00", "") for h in opened.headers]
+    mapping, match_key = await _initial_mapping(session, principal.org_id, entity, headers, fields)
     assert principal.user_id is not None
     job = ImportJob(
         org_id=principal.org_id,
@@ -96,14 +100,16 @@ async def _read_into_job(
         encoding=opened.encoding,
         delimiter=opened.delimiter,
         header_row=opened.header_row,
-        headers=opened.headers,
+        headers=headers,
         mapping=mapping,
         match_key=match_key,
     )
     await changes.create(session, principal, "import_job", job)
     now = utcnow()
+    width = len(job.headers)
     while chunk := await asyncio.to_thread(_take, rows, INSERT_CHUNK):
         job.rows_total += len(chunk)
+        width = max(width, *(len(cells) for _, cells in chunk))
         await session.execute(
             sa.insert(ImportRow),
             [
@@ -115,15 +121,24 @@ async def _read_into_job(
                     "version": 1,
                     "job_id": job.id,
                     "row_number": number,
-                    "cells": cells,
+                    "cells": [_storable(c) for c in cells],
                     "planned_keys": [],
                     "steps": [],
                 }
                 for number, cells in chunk
             ],
         )
+    # Values right of the last titled column get titles of their own, to be mapped or seen in the report.
+    job.headers = job.headers + [column_title(n) for n in range(len(job.headers) + 1, width + 1)]
     await _prepare(session, job, fields)
     return job
+
+
+def _storable(cell: Any) -> Any:
+    # A NUL is not text anyone typed, and PostgreSQL's JSON refuses it: the cell becomes an error its row reports.
+    if isinstance(cell, str) and "\x00" in cell:
+        return {"error": "The cell holds a NUL character: it is not text."}
+    return cell
 
 
 async def _initial_mapping(
@@ -154,7 +169,8 @@ async def set_mapping(*, session: AsyncSession, principal: Principal, job_id: uu
             continue
         if key not in fields:
             raise ValidationFailed.field(f"#/columns/{header}", f"'{key}' is not a field of a {entity.value}.")
-        if key in mapping.values():
+        # E-mails, phones and tags add up ("Email", "Email 2"); any other field takes one column.
+        if key in mapping.values() and fields[key].kind not in LISTS:
             raise ValidationFailed.field(f"#/columns/{header}", f"Two columns are mapped to '{key}'.")
         mapping[header] = key
     for keys in REQUIRED[entity]:
@@ -207,7 +223,10 @@ async def _column_values(session: AsyncSession, job: ImportJob, indices: set[int
     if not indices:
         return
     result = await session.stream_scalars(
-        select(ImportRow.cells).where(col(ImportRow.job_id) == job.id).order_by(col(ImportRow.row_number))
+        select(ImportRow.cells)
+        .where(col(ImportRow.job_id) == job.id)
+        .order_by(col(ImportRow.row_number))
+        .execution_options(yield_per=1_000)
     )
     async for cells in result:
         yield cells
@@ -219,20 +238,18 @@ async def _prepare(session: AsyncSession, job: ImportJob, fields: dict[str, Spec
     columns = columns_of(job, fields)
     org = await session.get(Organization, job.org_id)
     locale = str((org.settings if org else {}).get("locale", "es-ES"))
-    dates = {c.index for c in columns if c.spec.kind in (Kind.date, Kind.datetime) or _custom_is(c.spec, "date")}
-    amounts = {c.index for c in columns if c.spec.kind is Kind.amount or _custom_is(c.spec, "number")}
+    dates = {
+        c.index: c.header for c in columns if c.spec.kind in (Kind.date, Kind.datetime) or _custom_is(c.spec, "date")
+    }
+    amounts = {c.index: c.header for c in columns if c.spec.kind is Kind.amount or _custom_is(c.spec, "number")}
     refs = {c.index: c.spec for c in columns if c.spec.ref is not None}
-    date_cells: list[Any] = []
-    amount_cells: list[Any] = []
+    samples: dict[int, list[Any]] = {i: [] for i in dates | amounts}
     seen: dict[int, Counter[str]] = {i: Counter() for i in refs}
     spelled: dict[tuple[int, str], str] = {}
-    async for cells in _column_values(session, job, dates | amounts | set(refs)):
-        for index in dates:
-            if index < len(cells) and cells[index] is not None:
-                date_cells.append(cells[index])
-        for index in amounts:
-            if index < len(cells) and cells[index] is not None:
-                amount_cells.append(cells[index])
+    async for cells in _column_values(session, job, set(samples) | set(refs)):
+        for index, sample in samples.items():
+            if index < len(cells) and cells[index] is not None and len(sample) < EVIDENCE:
+                sample.append(cells[index])
         for index in refs:
             cell = cells[index] if index < len(cells) else None
             if cell is not None and not isinstance(cell, dict) and str(cell).strip():
@@ -242,10 +259,16 @@ async def _prepare(session: AsyncSession, job: ImportJob, fields: dict[str, Spec
                 spelled.setdefault((index, folded), text)
     options = dict(job.options)
     us = locale.lower() in ("en-us", "en-ph", "en-ca")
+    # Each column is read as its own values show (a US export pasted next to a Spanish one); a column without
+    # evidence is read as the file's first column with some, else as the locale says. What the admin sets wins.
     if "date_order" not in options:
-        options["date_order"] = values.date_order(date_cells) or ("mdy" if us else "dmy")
+        orders = {dates[i]: o for i in dates if (o := values.date_order(samples[i]))}
+        options["date_orders"] = orders
+        options["date_order"] = next(iter(orders.values()), "mdy" if us else "dmy")
     if "decimal_mark" not in options:
-        options["decimal_mark"] = values.decimal_mark(amount_cells) or ("." if locale.startswith("en") else ",")
+        marks = {amounts[i]: m for i in amounts if (m := values.decimal_mark(samples[i]))}
+        options["decimal_marks"] = marks
+        options["decimal_mark"] = next(iter(marks.values()), "." if locale.startswith("en") else ",")
     job.options = options
     await _unknown_values(session, job, refs, seen, spelled)
 
@@ -283,6 +306,7 @@ async def _unknown_values(
                     value=spelled[(index, folded)][:500],
                     folded=folded[:500],
                     rows=count,
+                    matches=len(found),
                     candidates=choices.closest(folded),
                     action=kept.action if kept else None,
                     target_id=kept.target_id if kept else None,
@@ -356,19 +380,6 @@ async def decide(*, session: AsyncSession, principal: Principal, job_id: uuid.UU
     job.updated_at = utcnow()
     await session.flush()
     return job
-
-
-async def undecided(session: AsyncSession, job: ImportJob) -> int:
-    count = await session.scalar(
-        select(sa.func.count())
-        .select_from(ImportValue)
-        .where(
-            col(ImportValue.job_id) == job.id,
-            col(ImportValue.action).is_(None),
-            col(ImportValue.field).not_in(list(job.defaults)),
-        )
-    )
-    return int(count or 0)
 
 
 async def list_rows(

@@ -49,14 +49,15 @@ _COMPACT_DATE = re.compile(r"(19|20|21)\d{6}")
 # Written serials have five digits or more (from 1927 on): "2025" or "45" in a date column is a mistake, not a day
 # in 1905.
 _SERIAL = re.compile(r"\d{5,7}(?:[.,]\d+)?")
+# The same for numbers: below 10,000 (1927-05-18) a number in a date column is a year, a quantity or a typo.
+FIRST_SERIAL = 10_000
 # A clock time ending the text: "14:30", "2:30 PM", "2:30 p. m." (Spanish), "14:30:15.250", "14:30 h".
 _CLOCK = re.compile(
     r"(?:^|[\s,T]+)(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,]\d+)?)?(?:\s*([ap])\.?\s?m\.?)?(?:\s*h)?$", re.IGNORECASE
 )
 # Excel's day 0. Serials count from 1900-01-01 = 1 but include 1900-02-29 (60), a day that never was (Lotus 1-2-3's
-# leap-year bug, kept for compatibility), so from serial 61 on this epoch gives the right day.
+# leap-year bug, kept for compatibility), so for the serials read (10,000 on) this epoch gives the right day.
 _EXCEL_EPOCH = datetime(1899, 12, 30)
-_FAKE_LEAP_DAY = 60
 _LAST_SERIAL = 2_958_465  # 9999-12-31
 
 # Thousands separators besides "." and ",": spaces (\s covers the no-break and thin ones) and apostrophes (Swiss).
@@ -234,12 +235,8 @@ def _clock(match: re.Match[str], text: str) -> time:
 
 def _from_serial(serial: float, shown: object) -> datetime:
     """An Excel serial number (1900 date system; days, with the time of day as the fraction)."""
-    if not 1 <= serial <= _LAST_SERIAL:
+    if not FIRST_SERIAL <= serial <= _LAST_SERIAL:
         raise ValueError(f"{_quote(shown)} is not a date")
-    if int(serial) == _FAKE_LEAP_DAY:
-        raise ValueError(f"{_quote(shown)} is 29 February 1900, a day Excel counts but that never was")
-    if serial < _FAKE_LEAP_DAY:
-        serial += 1
     # Rounded to the second: 14:30 is stored as a fraction that reads back as 14:29:59.99.
     moment = _EXCEL_EPOCH + timedelta(seconds=round(serial * 86_400))
     _in_range(moment.date(), shown)

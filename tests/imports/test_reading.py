@@ -222,7 +222,7 @@ def test_headers_are_named_and_unique(tmp_path: Path) -> None:
     assert rows == [(2, ["a@b.es", "x", "c@d.es", None, 1, 2, 3])]
 
 
-def test_values_beyond_the_titled_columns_are_counted(tmp_path: Path) -> None:
+def test_values_beyond_the_titled_columns_are_kept_and_counted(tmp_path: Path) -> None:
     def build(book: Workbook) -> None:
         sheet = book.active
         assert sheet is not None
@@ -233,7 +233,7 @@ def test_values_beyond_the_titled_columns_are_counted(tmp_path: Path) -> None:
     path = _xlsx(tmp_path, build)
     _, rows, stats = open_table(path)
 
-    assert list(rows) == [(2, ["Acme", "Madrid"]), (3, [None, None])]
+    assert list(rows) == [(2, ["Acme", "Madrid", None, "nota"]), (3, [None, None, "suelto", "otro"])]
     assert (stats.values_beyond_headers, stats.first_row_beyond_headers) == (3, 2)
     assert (stats.rows, stats.blank_rows) == (2, 0)
 

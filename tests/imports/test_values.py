@@ -66,9 +66,7 @@ def test_date_order(column: list[Cell], order: str | None) -> None:
         (45657, "dmy", date(2024, 12, 31)),
         (45657.75, "dmy", date(2024, 12, 31)),
         ("45657", "mdy", date(2024, 12, 31)),
-        (1, "dmy", date(1900, 1, 1)),
-        (59, "dmy", date(1900, 2, 28)),
-        (61, "dmy", date(1900, 3, 1)),
+        (10_000, "dmy", date(1927, 5, 18)),
         ("31 dic 2025", "mdy", date(2025, 12, 31)),
         ("31 de diciembre de 2025", "mdy", date(2025, 12, 31)),
         ("1 sept. 2025", "mdy", date(2025, 9, 1)),
@@ -96,7 +94,8 @@ def test_parse_date(value: Cell, order: str, expected: date) -> None:
         ("mañana", "dmy", "'mañana' is not a date"),
         ("31/12/1899", "dmy", "'31/12/1899' is not between the years 1900 and 2199"),
         ("2200-01-01", "dmy", "'2200-01-01' is not between the years 1900 and 2199"),
-        (60, "dmy", "'60' is 29 February 1900, a day Excel counts but that never was"),
+        (2025, "dmy", "'2025' is not a date"),
+        (60, "dmy", "'60' is not a date"),
         (0, "dmy", "'0' is not a date"),
         (2_958_466, "dmy", "'2958466' is not a date"),
         (2_958_465, "dmy", "'2958465' is not between the years 1900 and 2199"),
@@ -115,7 +114,7 @@ def test_parse_date_refuses(value: Cell, order: str, reason: str) -> None:
     assert str(caught.value) == reason
 
 
-@given(st.integers(min_value=1, max_value=109_574).filter(lambda serial: serial != 60))
+@given(st.integers(min_value=10_000, max_value=109_574))
 def test_excel_serials_match_openpyxl(serial: int) -> None:
     assert parse_date(serial, "dmy") == from_excel(serial).date()
 

@@ -728,7 +728,7 @@ export interface paths {
             cookie?: never;
         };
         /** Imports, newest first */
-        get: operations["imports-list_imports"];
+        get: operations["imports-list"];
         put?: never;
         /**
          * Upload a CSV or XLSX file
@@ -749,7 +749,7 @@ export interface paths {
             cookie?: never;
         };
         /** Saved column mappings */
-        get: operations["imports-list_mappings"];
+        get: operations["imports-mappings"];
         put?: never;
         post?: never;
         delete?: never;
@@ -769,7 +769,7 @@ export interface paths {
         put?: never;
         post?: never;
         /** Forget a saved mapping */
-        delete: operations["imports-delete_mapping"];
+        delete: operations["imports-delete-mapping"];
         options?: never;
         head?: never;
         patch?: never;
@@ -783,7 +783,7 @@ export interface paths {
             cookie?: never;
         };
         /** An import and its progress */
-        get: operations["imports-get_import"];
+        get: operations["imports-get"];
         put?: never;
         post?: never;
         /** Discard an import that wrote nothing */
@@ -825,7 +825,7 @@ export interface paths {
          * Map the columns
          * @description Sets which field each column fills and how records are matched; reads how the file writes dates and amounts, and lists the values of reference columns (owners, stages, companies...) that match nothing exactly.
          */
-        put: operations["imports-set_mapping"];
+        put: operations["imports-set-mapping"];
         post?: never;
         delete?: never;
         options?: never;
@@ -881,7 +881,7 @@ export interface paths {
             cookie?: never;
         };
         /** The rows and what became of them */
-        get: operations["imports-list_rows"];
+        get: operations["imports-rows"];
         put?: never;
         post?: never;
         delete?: never;
@@ -921,7 +921,7 @@ export interface paths {
          * Values that match nothing
          * @description Each distinct value of a reference column that names no record exactly, with its closest records.
          */
-        get: operations["imports-list_values"];
+        get: operations["imports-values"];
         /**
          * Decide on values that match nothing
          * @description Map a value to a record, have it created (companies) or have its rows rejected; `defaults` decide for every value of a field nobody decided on.
@@ -3982,6 +3982,11 @@ export interface components {
             match_key: string | null;
             /** Match Keys */
             match_keys: string[];
+            /**
+             * Not Undone
+             * @description Rows an undo left as they were: someone changed their records meanwhile.
+             */
+            not_undone: number;
             /** Options */
             options: {
                 [key: string]: unknown;
@@ -10016,7 +10021,7 @@ export interface operations {
             };
         };
     };
-    "imports-list_imports": {
+    "imports-list": {
         parameters: {
             query?: {
                 /** @description Page size. */
@@ -10149,7 +10154,7 @@ export interface operations {
             };
         };
     };
-    "imports-list_mappings": {
+    "imports-mappings": {
         parameters: {
             query?: never;
             header?: never;
@@ -10187,7 +10192,7 @@ export interface operations {
             };
         };
     };
-    "imports-delete_mapping": {
+    "imports-delete-mapping": {
         parameters: {
             query?: never;
             header?: never;
@@ -10243,7 +10248,7 @@ export interface operations {
             };
         };
     };
-    "imports-get_import": {
+    "imports-get": {
         parameters: {
             query?: never;
             header?: never;
@@ -10436,7 +10441,7 @@ export interface operations {
             };
         };
     };
-    "imports-set_mapping": {
+    "imports-set-mapping": {
         parameters: {
             query?: never;
             header?: never;
@@ -10646,7 +10651,7 @@ export interface operations {
             };
         };
     };
-    "imports-list_rows": {
+    "imports-rows": {
         parameters: {
             query?: {
                 outcome?: components["schemas"]["Outcome"] | null;
@@ -10780,7 +10785,7 @@ export interface operations {
             };
         };
     };
-    "imports-list_values": {
+    "imports-values": {
         parameters: {
             query?: {
                 field?: string | null;
