@@ -200,46 +200,43 @@ _STEP = (
 )
 
 
-@router.post(
-    "/{job_id}/preview",
-    name="preview",
-    summary="Dry run",
-    description="What each row would become (create, update, merge, reject with its reason and column, skip); "
-    "nothing is written." + _STEP,
-    responses=problems(401, 403, 404, 409),
+def _phase_route(phase: str, name: str, summary: str, description: str) -> None:
+    """POST /imports/{id}/<name>: one step of the phase (the three phases answer alike)."""
+
+    async def step(
+        job_id: uuid.UUID, request: Request, principal: AdminDep, session: SessionDep, response: Response
+    ) -> ImportJobRead:
+        return await _run(request, session, principal, job_id, phase, response)
+
+    router.post(
+        f"/{{job_id}}/{name}",
+        name=name,
+        summary=summary,
+        description=description + _STEP,
+        responses=problems(401, 403, 404, 409),
+    )(step)
+
+
+_phase_route(
+    runner.PREVIEW,
+    "preview",
+    "Dry run",
+    "What each row would become (create, update, merge, reject with its reason and column, skip); nothing is written.",
 )
-async def preview(
-    job_id: uuid.UUID, request: Request, principal: AdminDep, session: SessionDep, response: Response
-) -> ImportJobRead:
-    return await _run(request, session, principal, job_id, runner.PREVIEW, response)
-
-
-@router.post(
-    "/{job_id}/commit",
-    name="commit",
-    summary="Import",
-    description="Applies the rows in batches, each row whole or not at all. Refused while values that match nothing "
-    "wait for a decision." + _STEP,
-    responses=problems(401, 403, 404, 409),
+_phase_route(
+    runner.IMPORT,
+    "commit",
+    "Import",
+    "Applies the rows in batches, each row whole or not at all. Refused while values that match nothing wait for a "
+    "decision.",
 )
-async def commit(
-    job_id: uuid.UUID, request: Request, principal: AdminDep, session: SessionDep, response: Response
-) -> ImportJobRead:
-    return await _run(request, session, principal, job_id, runner.IMPORT, response)
-
-
-@router.post(
-    "/{job_id}/undo",
-    name="undo",
-    summary="Undo an import",
-    description="Deletes what it created and puts back what it updated or merged. Refused when a record it wrote has "
-    "been changed since." + _STEP,
-    responses=problems(401, 403, 404, 409),
+_phase_route(
+    runner.UNDO,
+    "undo",
+    "Undo an import",
+    "Deletes what it created and puts back what it updated or merged. Refused when a record it wrote has been "
+    "changed since.",
 )
-async def undo(
-    job_id: uuid.UUID, request: Request, principal: AdminDep, session: SessionDep, response: Response
-) -> ImportJobRead:
-    return await _run(request, session, principal, job_id, runner.UNDO, response)
 
 
 @router.get(
