@@ -577,9 +577,13 @@ async def _flow(spec: dict[str, Any], phase: str, profiler: cProfile.Profile | N
                 job = await runner.get_job(session, principal.org_id, uuid.UUID(spec["job_id"]))
                 columns = {h: job.mapping.get(h) for h in job.headers}
                 job = await service.set_mapping(
-                    session=session, principal=principal, job_id=job.id, data=MappingIn(columns=columns)
+                    session=session,
+                    principal=principal,
+                    job_id=job.id,
+                    data=MappingIn(columns=columns),
+                    expected_version=None,
                 )
-                waiting = await service.undecided(session, job)
+                waiting = await runner.undecided(session, job)
                 await commit(session, None)
             out |= {"mapping": job.mapping, "options": job.options, "undecided": waiting}
         elif phase == "decide":
@@ -589,6 +593,7 @@ async def _flow(spec: dict[str, Any], phase: str, profiler: cProfile.Profile | N
                     principal=principal,
                     job_id=uuid.UUID(spec["job_id"]),
                     data=Decisions(defaults={"company": "create"}),
+                    expected_version=None,
                 )
                 await commit(session, None)
         else:

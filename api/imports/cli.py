@@ -133,7 +133,7 @@ async def _decide(db: Database, principal: Principal, job: ImportJob, yes: bool,
         chunk = decisions[start : start + DECISIONS_PER_CALL]
         async with db.writer() as session:
             data = Decisions(decisions=chunk, defaults=defaults)
-            await service.decide(session=session, principal=principal, job_id=job.id, data=data)
+            await service.decide(session=session, principal=principal, job_id=job.id, data=data, expected_version=None)
             await commit(session, None)
 
 

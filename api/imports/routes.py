@@ -11,9 +11,9 @@ from sqlmodel import col
 
 from api.auth.deps import AdminDep
 from api.auth.principals import Principal
-from api.core import changes
 from api.core.db import SessionDep, get_database
 from api.core.errors import problems
+from api.core.etags import IfMatchDep, set_etag
 from api.core.models import live
 from api.core.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from api.core.tabular import csv_stream, download, xlsx_stream
@@ -104,16 +104,17 @@ async def list_mappings(principal: AdminDep, session: SessionDep) -> list[Import
     name="delete-mapping",
     status_code=204,
     summary="Forget a saved mapping",
-    responses=problems(401, 403, 404),
+    responses=problems(401, 403, 404, 412),
 )
-async def delete_mapping(mapping_id: uuid.UUID, principal: AdminDep, session: SessionDep) -> None:
-    found = await service.get_mapping(session, principal, mapping_id)
-    await changes.delete(session, principal, "import_mapping", found)
+async def delete_mapping(mapping_id: uuid.UUID, principal: AdminDep, session: SessionDep, if_match: IfMatchDep) -> None:
+    await service.delete_mapping(session=session, principal=principal, mapping_id=mapping_id, expected_version=if_match)
 
 
 @router.get("/{job_id}", name="get", summary="An import and its progress", responses=problems(401, 403, 404))
-async def get_import(job_id: uuid.UUID, principal: AdminDep, session: SessionDep) -> ImportJobRead:
-    return await present(session, await runner.get_job(session, principal.org_id, job_id))
+async def get_import(job_id: uuid.UUID, principal: AdminDep, session: SessionDep, response: Response) -> ImportJobRead:
+    job = await runner.get_job(session, principal.org_id, job_id)
+    set_etag(response, job.version)
+    return await present(session, job)
 
 
 @router.delete(
@@ -121,10 +122,10 @@ async def get_import(job_id: uuid.UUID, principal: AdminDep, session: SessionDep
     name="discard",
     status_code=204,
     summary="Discard an import that wrote nothing",
-    responses=problems(401, 403, 404, 409),
+    responses=problems(401, 403, 404, 409, 412),
 )
-async def discard(job_id: uuid.UUID, principal: AdminDep, session: SessionDep) -> None:
-    await service.discard(session=session, principal=principal, job_id=job_id)
+async def discard(job_id: uuid.UUID, principal: AdminDep, session: SessionDep, if_match: IfMatchDep) -> None:
+    await service.discard(session=session, principal=principal, job_id=job_id, expected_version=if_match)
 
 
 @router.put(
@@ -133,10 +134,20 @@ async def discard(job_id: uuid.UUID, principal: AdminDep, session: SessionDep) -
     summary="Map the columns",
     description="Sets which field each column fills and how records are matched; reads how the file writes dates and "
     "amounts, and lists the values of reference columns (owners, stages, companies...) that match nothing exactly.",
-    responses=problems(401, 403, 404, 409, 422),
+    responses=problems(401, 403, 404, 409, 412, 422),
 )
-async def set_mapping(job_id: uuid.UUID, data: MappingIn, principal: AdminDep, session: SessionDep) -> ImportJobRead:
-    job = await service.set_mapping(session=session, principal=principal, job_id=job_id, data=data)
+async def set_mapping(
+    job_id: uuid.UUID,
+    data: MappingIn,
+    principal: AdminDep,
+    session: SessionDep,
+    if_match: IfMatchDep,
+    response: Response,
+) -> ImportJobRead:
+    job = await service.set_mapping(
+        session=session, principal=principal, job_id=job_id, data=data, expected_version=if_match
+    )
+    set_etag(response, job.version)
     return await present(session, job)
 
 
@@ -174,10 +185,20 @@ async def list_values(
     summary="Decide on values that match nothing",
     description="Map a value to a record, have it created (companies) or have its rows rejected; `defaults` decide "
     "for every value of a field nobody decided on.",
-    responses=problems(401, 403, 404, 409, 422),
+    responses=problems(401, 403, 404, 409, 412, 422),
 )
-async def decide(job_id: uuid.UUID, data: Decisions, principal: AdminDep, session: SessionDep) -> ImportJobRead:
-    job = await service.decide(session=session, principal=principal, job_id=job_id, data=data)
+async def decide(
+    job_id: uuid.UUID,
+    data: Decisions,
+    principal: AdminDep,
+    session: SessionDep,
+    if_match: IfMatchDep,
+    response: Response,
+) -> ImportJobRead:
+    job = await service.decide(
+        session=session, principal=principal, job_id=job_id, data=data, expected_version=if_match
+    )
+    set_etag(response, job.version)
     return await present(session, job)
 
 

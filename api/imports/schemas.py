@@ -52,6 +52,15 @@ class Decisions(Input):
     )
 
 
+class ImportJobState(RecordRead):
+    """An import as a 412 shows it: what the stale request would have overwritten."""
+
+    status: JobStatus
+    mapping: dict[str, str]
+    match_key: str | None
+    defaults: dict[str, str]
+
+
 class FieldInfo(Output):
     key: str
     label: str

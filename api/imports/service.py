@@ -20,6 +20,7 @@ from api.auth.principals import Principal
 from api.clients.models import CustomField
 from api.core import changes
 from api.core.errors import Conflict, NotFound, ValidationFailed
+from api.core.etags import ensure_version
 from api.core.ids import new_id
 from api.core.models import live
 from api.core.pagination import keyset_page
@@ -30,7 +31,7 @@ from api.imports.models import ImportEntity, ImportJob, ImportMapping, ImportRow
 from api.imports.reading import SpreadsheetError, column_title, open_table
 from api.imports.refs import load
 from api.imports.runner import columns_of, get_job
-from api.imports.schemas import Decisions, MappingIn
+from api.imports.schemas import Decisions, ImportJobState, ImportMappingRead, MappingIn
 
 INSERT_CHUNK = 1_000
 # Cells per column read to tell how its dates and amounts are written: plenty to find a 31/12 or a "1.234,56".
@@ -155,8 +156,15 @@ async def _initial_mapping(
     return suggest(headers, fields), None
 
 
-async def set_mapping(*, session: AsyncSession, principal: Principal, job_id: uuid.UUID, data: MappingIn) -> ImportJob:
+def _state(job: ImportJob) -> ImportJobState:
+    return ImportJobState.model_validate(job, from_attributes=True)
+
+
+async def set_mapping(
+    *, session: AsyncSession, principal: Principal, job_id: uuid.UUID, data: MappingIn, expected_version: int | None
+) -> ImportJob:
     job = await get_job(session, principal.org_id, job_id, lock=True)
+    ensure_version(job, expected_version, _state)
     if job.status not in EDITABLE:
         raise Conflict(f"This import is {job.status}: its mapping cannot change now.")
     entity = ImportEntity(job.entity)
@@ -342,8 +350,11 @@ async def list_values(
     )
 
 
-async def decide(*, session: AsyncSession, principal: Principal, job_id: uuid.UUID, data: Decisions) -> ImportJob:
+async def decide(
+    *, session: AsyncSession, principal: Principal, job_id: uuid.UUID, data: Decisions, expected_version: int | None
+) -> ImportJob:
     job = await get_job(session, principal.org_id, job_id, lock=True)
+    ensure_version(job, expected_version, _state)
     if job.status not in EDITABLE:
         raise Conflict(f"This import is {job.status}: its values cannot change now.")
     fields = await fields_of(session, principal.org_id, ImportEntity(job.entity))
@@ -422,9 +433,12 @@ async def list_jobs(
     )
 
 
-async def discard(*, session: AsyncSession, principal: Principal, job_id: uuid.UUID) -> None:
+async def discard(
+    *, session: AsyncSession, principal: Principal, job_id: uuid.UUID, expected_version: int | None
+) -> None:
     """Drop a job that has written nothing (or whose import was undone), with its rows."""
     job = await get_job(session, principal.org_id, job_id, lock=True)
+    ensure_version(job, expected_version, _state)
     if job.status not in (*EDITABLE, JobStatus.undone.value):
         raise Conflict(f"This import is {job.status}: undo it first; an imported job is kept as its record.")
     await session.execute(sa.delete(ImportRow).where(col(ImportRow.job_id) == job.id))
@@ -462,8 +476,11 @@ def report_headers(job: ImportJob) -> list[str]:
     return ["Row", *job.headers, "Outcome", "Record id", "Column", "Reason", "Undone at"]
 
 
-async def get_mapping(session: AsyncSession, principal: Principal, mapping_id: uuid.UUID) -> ImportMapping:
+async def delete_mapping(
+    *, session: AsyncSession, principal: Principal, mapping_id: uuid.UUID, expected_version: int | None
+) -> None:
     found = await session.scalar(live(ImportMapping, principal.org_id).where(col(ImportMapping.id) == mapping_id))
     if found is None:
         raise NotFound("No such saved mapping.")
-    return found
+    ensure_version(found, expected_version, lambda m: ImportMappingRead.model_validate(m, from_attributes=True))
+    await changes.delete(session, principal, "import_mapping", found)

@@ -212,3 +212,29 @@ async def test_every_phase_runs_over_a_real_pool_where_each_batch_commits_on_its
         assert undone["status"] == "undone" and undone["counts"] == {"create": 30}
         listed = (await http.get(f"{API}/companies", headers=admin)).json()["items"]
         assert listed == []
+
+
+async def test_two_admins_mapping_one_import_do_not_overwrite_each_other(
+    session: AsyncSession, client: httpx.AsyncClient
+) -> None:
+    """The mapping and the decisions are versioned like any record: a stale If-Match gets 412 and changes nothing."""
+    tenant = await make_tenant(session, client)
+    admin = tenant.headers
+    job = await uploaded(client, admin, "company", csv_bytes([["Name", "Website"], ["Globex", "globex.com"]]))
+    read = await client.get(f"{API}/imports/{job['id']}", headers=admin)
+    etag = read.headers["ETag"]
+    first = await client.put(
+        f"{API}/imports/{job['id']}/mapping",
+        json={"columns": {"Name": "name", "Website": None}},
+        headers={**admin, "If-Match": etag},
+    )
+    assert first.status_code == 200 and first.headers["ETag"] != etag
+    stale = await client.put(
+        f"{API}/imports/{job['id']}/mapping",
+        json={"columns": {"Name": "name", "Website": "domain"}},
+        headers={**admin, "If-Match": etag},
+    )
+    assert stale.status_code == 412 and stale.json()["current"]["mapping"] == {"Name": "name"}
+    refused = await client.delete(f"{API}/imports/{job['id']}", headers={**admin, "If-Match": etag})
+    assert refused.status_code == 412
+    assert (await client.get(f"{API}/imports/{job['id']}", headers=admin)).json()["mapping"] == {"Name": "name"}

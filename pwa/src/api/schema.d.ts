@@ -10195,7 +10195,10 @@ export interface operations {
     "imports-delete-mapping": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The version you read, as its ETag (e.g. `"3"`): stale writes get 412. */
+                "if-match"?: string | null;
+            };
             path: {
                 mapping_id: string;
             };
@@ -10230,6 +10233,15 @@ export interface operations {
             };
             /** @description Not found (or not visible to you) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The record changed since you read it (stale If-Match) */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10309,7 +10321,10 @@ export interface operations {
     "imports-discard": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The version you read, as its ETag (e.g. `"3"`): stale writes get 412. */
+                "if-match"?: string | null;
+            };
             path: {
                 job_id: string;
             };
@@ -10353,6 +10368,15 @@ export interface operations {
             };
             /** @description Conflict with the current state */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The record changed since you read it (stale If-Match) */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10444,7 +10468,10 @@ export interface operations {
     "imports-set-mapping": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The version you read, as its ETag (e.g. `"3"`): stale writes get 412. */
+                "if-match"?: string | null;
+            };
             path: {
                 job_id: string;
             };
@@ -10503,6 +10530,15 @@ export interface operations {
             };
             /** @description Conflict with the current state */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The record changed since you read it (stale If-Match) */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10854,7 +10890,10 @@ export interface operations {
     "imports-decide": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The version you read, as its ETag (e.g. `"3"`): stale writes get 412. */
+                "if-match"?: string | null;
+            };
             path: {
                 job_id: string;
             };
@@ -10913,6 +10952,15 @@ export interface operations {
             };
             /** @description Conflict with the current state */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The record changed since you read it (stale If-Match) */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
