@@ -90,7 +90,6 @@ class Context:
     currency: str
     choices: dict[Ref, Choices]
     decisions: dict[tuple[str, str], ImportValue]
-    dry_run: bool
     # Filled as the file is worked through (and rebuilt from import_row when a step starts elsewhere).
     planned_keys: dict[tuple[str, str], int] = field(default_factory=dict)
     digests: dict[str, int] = field(default_factory=dict)

@@ -100,7 +100,6 @@ async def context(session: AsyncSession, job: ImportJob, phase: str) -> Context:
         currency=str(settings.get("currency", "EUR")),
         choices=memory.choices,
         decisions={(d.field, d.folded): d for d in decisions},
-        dry_run=phase == PREVIEW,
         planned_keys=memory.planned_keys,
         digests=memory.digests,
         new_company_ids=memory.new_company_ids,
