@@ -11,6 +11,7 @@ from sqlmodel import col
 
 from api.auth.deps import AdminDep
 from api.auth.principals import Principal
+from api.clients.models import CustomField
 from api.core.db import SessionDep, get_database
 from api.core.errors import problems
 from api.core.etags import IfMatchDep, set_etag
@@ -18,7 +19,7 @@ from api.core.models import live
 from api.core.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from api.core.tabular import csv_stream, download, xlsx_stream
 from api.imports import runner, service
-from api.imports.fields import MATCH_KEYS
+from api.imports.fields import MATCH_KEYS, specs
 from api.imports.models import ImportEntity, ImportJob, ImportMapping, Outcome
 from api.imports.schemas import (
     Decisions,
@@ -35,18 +36,30 @@ REQUIRED_KEYS = {k for keys in service.REQUIRED.values() for group in keys for k
 
 
 async def present(session: Any, job: ImportJob) -> ImportJobRead:
+    return (await _present_page(session, [job]))[0]
+
+
+async def _present_page(session: Any, jobs: list[ImportJob]) -> list[ImportJobRead]:
+    """Jobs as the API shows them, with the custom fields and the waiting values read once for the page."""
+    if not jobs:
+        return []
+    custom = list((await session.scalars(live(CustomField, jobs[0].org_id))).all())
+    waiting = await runner.undecided_by_job(session, jobs)
+    return [_shown(job, custom, waiting.get(job.id, 0)) for job in jobs]
+
+
+def _shown(job: ImportJob, custom: list[CustomField], undecided: int) -> ImportJobRead:
     entity = ImportEntity(job.entity)
-    fields = await service.fields_of(session, job.org_id, entity)
     totals = job.counts if job.status in ("imported", "undoing", "undone") else job.planned
     return ImportJobRead.model_validate(
         {
             **job.model_dump(),
             "fields": [
                 FieldInfo(key=s.key, label=s.label, kind=s.kind.value, required=s.key in _required(entity))
-                for s in fields.values()
+                for s in specs(entity, custom).values()
             ],
             "match_keys": list(MATCH_KEYS[entity]),
-            "undecided": await runner.undecided(session, job),
+            "undecided": undecided,
             # Before a dry run there are no totals, and a file of no rows has nothing to account for.
             "balanced": (bool(totals) or job.rows_total == 0) and sum(totals.values()) == job.rows_total,
         }
@@ -90,7 +103,7 @@ async def list_imports(
     principal: AdminDep, session: SessionDep, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
 ) -> Page[ImportJobRead]:
     jobs, next_cursor = await service.list_jobs(session=session, principal=principal, limit=limit, cursor=cursor)
-    return Page(items=[await present(session, j) for j in jobs], next_cursor=next_cursor)
+    return Page(items=await _present_page(session, jobs), next_cursor=next_cursor)
 
 
 @router.get("/mappings", name="mappings", summary="Saved column mappings", responses=problems(401, 403))

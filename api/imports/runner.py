@@ -184,17 +184,27 @@ async def _check_fields(session: AsyncSession, job: ImportJob) -> None:
 
 
 async def undecided(session: AsyncSession, job: ImportJob) -> int:
-    """Values that wait for the admin: no decision, and no default for their field (or several records match)."""
-    count = await session.scalar(
-        select(sa.func.count())
-        .select_from(ImportValue)
-        .where(
-            col(ImportValue.job_id) == job.id,
-            col(ImportValue.action).is_(None),
-            sa.or_(col(ImportValue.field).not_in(list(job.defaults)), col(ImportValue.matches) > 0),
+    return (await undecided_by_job(session, [job])).get(job.id, 0)
+
+
+async def undecided_by_job(session: AsyncSession, jobs: list[ImportJob]) -> dict[uuid.UUID, int]:
+    """Per job, the values that wait for the admin: no decision, and no default for their field (or several records
+    match). One grouped query for a page of jobs."""
+    waiting = sa.or_(
+        *(
+            sa.and_(
+                col(ImportValue.job_id) == job.id,
+                sa.or_(col(ImportValue.field).not_in(list(job.defaults)), col(ImportValue.matches) > 0),
+            )
+            for job in jobs
         )
     )
-    return int(count or 0)
+    rows = await session.execute(
+        select(col(ImportValue.job_id), sa.func.count())
+        .where(col(ImportValue.action).is_(None), waiting)
+        .group_by(col(ImportValue.job_id))
+    )
+    return {job_id: int(count) for job_id, count in rows}
 
 
 async def _check_start(session: AsyncSession, job: ImportJob, phase: str) -> None:
