@@ -238,3 +238,20 @@ async def test_two_admins_mapping_one_import_do_not_overwrite_each_other(
     refused = await client.delete(f"{API}/imports/{job['id']}", headers={**admin, "If-Match": etag})
     assert refused.status_code == 412
     assert (await client.get(f"{API}/imports/{job['id']}", headers=admin)).json()["mapping"] == {"Name": "name"}
+
+
+async def test_the_list_of_imports_counts_each_jobs_waiting_values(
+    session: AsyncSession, client: httpx.AsyncClient
+) -> None:
+    """A page of jobs is shown with one grouped count: each job keeps its own number, and its field's default."""
+    tenant = await make_tenant(session, client)
+    admin = tenant.headers
+    two = await uploaded(
+        client, admin, "contact", csv_bytes([["Name", "Company"], ["Ana", "Uno SL"], ["Eva", "Dos SL"]])
+    )
+    one = await uploaded(client, admin, "contact", csv_bytes([["Name", "Company"], ["Leo", "Tres SL"]]))
+    none = await uploaded(client, admin, "contact", csv_bytes([["Name", "Company"], ["Ada", "Cuatro SL"]]))
+    await client.put(f"{API}/imports/{none['id']}/values", json={"defaults": {"company": "create"}}, headers=admin)
+    listed = (await client.get(f"{API}/imports", headers=admin)).json()["items"]
+    assert {j["id"]: j["undecided"] for j in listed} == {two["id"]: 2, one["id"]: 1, none["id"]: 0}
+    assert all(j["fields"] for j in listed)
