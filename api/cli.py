@@ -10,11 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from api import demo as demo_data
+from api import hooks
 from api.auth.models import Organization, Role
 from api.auth.principals import Principal
 from api.auth.schemas import UserCreate
 from api.auth.service import create_organization, create_user
-from api.core.db import Database, make_engine
+from api.core.db import Database, commit, make_engine
 from api.core.errors import AppError
 from api.imports import cli as imports_cli
 from api.settings import Settings, get_settings
@@ -24,6 +25,12 @@ T = TypeVar("T")
 app = typer.Typer(help="Fieldbook, a mobile-first CRM.", no_args_is_help=True, add_completion=False)
 user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
+
+
+@app.callback()
+def _main() -> None:
+    # Changes made from the command line count towards goals and reach webhooks, as the API's do.
+    hooks.install()
 
 
 def _settings() -> Settings:
@@ -56,6 +63,37 @@ def serve(
 
 
 @app.command()
+def worker(
+    once: Annotated[bool, typer.Option(help="Deliver what is due, then exit (for cron or a one-off drain).")] = False,
+) -> None:
+    """Deliver webhooks from the outbox, until stopped (Ctrl-C or SIGTERM). Run as many as needed on PostgreSQL."""
+    import signal
+
+    from api.webhooks import worker as webhooks
+
+    settings = _settings()
+
+    async def main() -> None:
+        engine = make_engine(settings.database_url, pool_pre_ping=True)
+        stop, wake = asyncio.Event(), asyncio.Event()
+
+        def finish() -> None:
+            stop.set()
+            wake.set()
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, finish)
+        try:
+            await webhooks.run(Database(engine), settings, stop=stop, wake=wake, once=once)
+        finally:
+            await engine.dispose()
+
+    typer.echo("Delivering webhooks" + (" that are due." if once else "; Ctrl-C stops."), err=True)
+    asyncio.run(main())
+
+
+@app.command()
 def openapi() -> None:
     """Print the OpenAPI document (the app's API types are generated from it: `make api-types`)."""
     import json
@@ -83,7 +121,7 @@ def _in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         try:
             async with Database(engine).writer() as session:
                 result = await work(session)
-                await session.commit()
+                await commit(session, None)
                 return result
         finally:
             await engine.dispose()

@@ -1,5 +1,7 @@
 """The application factory: routes, error handling, database lifespan, health checks."""
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,26 +12,30 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
+from api import hooks
 from api.activities.routes import routers as activities_routers
 from api.auth.deps import identify
 from api.auth.routes import routers as auth_routers
 from api.clients.routes import routers as clients_routers
-from api.core import audit, changes
+from api.core import audit
 from api.core.db import Database, get_database, make_engine
 from api.core.errors import ServiceUnavailable, document_problems, install_error_handlers, problems
 from api.core.idempotency import Idempotency
 from api.core.limits import BodySizeLimit
 from api.core.live import FEED, SYNC, Broker
+from api.core.ratelimit import RateLimiter, RateLimitHeaders
 from api.deals.routes import routers as deals_routers
 from api.exports.routes import routers as exports_routers
 from api.feed.routes import routers as feed_routers
 from api.imports.routes import router as imports_router
-from api.insights import goals
 from api.insights.routes import routers as insights_routers
+from api.marketing.routes import routers as marketing_routers
 from api.settings import Settings, get_settings
 from api.sync.push import document_mutations
 from api.sync.routes import routers as sync_routers
 from api.web import install_app
+from api.webhooks import worker
+from api.webhooks.routes import router as webhooks_router
 
 API_PREFIX = "/api/v1"
 
@@ -45,23 +51,24 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     async def close_brokers(app: FastAPI) -> None:
         await app.state.broker.close()
         await app.state.pokes.close()
+        await app.state.rate_limiter.close()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if database is not None:
+        engine = None
+        if database is None:
+            engine = make_engine(settings.database_url, pool_pre_ping=True)
+            app.state.db = Database(engine)
+        else:
             app.state.db = database
-            try:
-                yield
-            finally:
-                await close_brokers(app)
-            return
-        engine = make_engine(settings.database_url, pool_pre_ping=True)
-        app.state.db = Database(engine)
+        await app.state.rate_limiter.open(app.state.db)
         try:
-            yield
+            async with _webhook_worker(app, settings):
+                yield
         finally:
             await close_brokers(app)
-            await engine.dispose()
+            if engine is not None:
+                await engine.dispose()
 
     app = FastAPI(
         title="Fieldbook API",
@@ -75,12 +82,15 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
     if database is not None:
         app.state.db = database
+    app.state.settings = settings
     app.state.broker = Broker(FEED)
     app.state.pokes = Broker(SYNC)
+    app.state.rate_limiter = RateLimiter(settings)
     install_error_handlers(app)
-    # Goals are reached in the transaction of the change that reaches them.
-    changes.watch(goals.check)
+    hooks.install()
     app.add_middleware(Idempotency, identify=identify)
+    # Outside the idempotency middleware: a stored response is kept without the caller's RateLimit-* of the moment.
+    app.add_middleware(RateLimitHeaders)
     # Added last, so it runs first: a body over the cap is refused before anything reads it.
     app.add_middleware(
         BodySizeLimit,
@@ -98,7 +108,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         *sync_routers,
         *insights_routers,
         *exports_routers,
+        *marketing_routers,
         imports_router,
+        webhooks_router,
         audit.router,
     ):
         api.include_router(router)
@@ -117,6 +129,26 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+@asynccontextmanager
+async def _webhook_worker(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
+    """The in-process webhook worker of `fieldbook serve` (FIELDBOOK_WEBHOOK_WORKER): woken by each commit that
+    writes events, it also polls, so events written by other processes go out too."""
+    if not settings.webhook_worker:
+        yield
+        return
+    stop, wake = asyncio.Event(), asyncio.Event()
+    app.state.webhook_wake = wake
+    task = asyncio.create_task(worker.run(app.state.db, settings, stop=stop, wake=wake), name="webhook-worker")
+    try:
+        yield
+    finally:
+        stop.set()
+        wake.set()
+        # A delivery cut short is sent again by the next worker (its claim expires): stopping need not wait long.
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=5)
 
 
 _health = APIRouter(tags=["health"])

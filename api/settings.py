@@ -31,17 +31,44 @@ class Settings(BaseSettings):
     password_memory_kib: int = Field(default=65536, ge=64)
     # What an app's pull cursor stays valid for: an app offline longer pulls its working set afresh.
     sync_retention_days: int = Field(default=30, ge=1, le=365)
+    # Rate limits per caller, a token bucket (docs/rate-limits.md): sustained requests a minute, and how many may come
+    # at once. A phone's first sync of a large working set is ~100 pull pages (within the burst), then it is idle;
+    # a user's screens make a few requests a second at most. Keys get twice as much: an integration paging through
+    # changes or writing records one by one. 0 a minute turns the limit off for that kind of caller.
+    rate_limit_per_minute: int = Field(default=600, ge=0)
+    rate_limit_burst: int = Field(default=120, ge=1)
+    rate_limit_key_per_minute: int = Field(default=1200, ge=0)
+    rate_limit_key_burst: int = Field(default=240, ge=1)
+    # Webhooks (docs/webhooks.md). `fieldbook serve` delivers them from its own process unless this is off (then
+    # run `fieldbook worker` processes).
+    webhook_worker: bool = True
+    webhook_timeout_seconds: float = Field(default=10, gt=0, le=60)
+    # Retries: base * 2^(attempt - 1) seconds, capped, with jitter, until the horizon.
+    webhook_retry_base_seconds: float = Field(default=30, gt=0)
+    webhook_retry_cap_seconds: float = Field(default=6 * 3600, gt=0)
+    webhook_retry_horizon_seconds: float = Field(default=3 * 24 * 3600, gt=0)
+    # An endpoint that has failed every delivery for this long is disabled, and the admins told.
+    webhook_disable_after_seconds: float = Field(default=3 * 24 * 3600, gt=0)
+    # A worker's claim on the messages it is sending; a worker killed mid-delivery leaves them to others after it.
+    webhook_lease_seconds: float = Field(default=60, gt=0)
+    webhook_poll_seconds: float = Field(default=2, gt=0)
+    # Tests only: lets webhooks reach 127.0.0.1 (over http). Refused in production.
+    webhook_allow_loopback: bool = False
     log_level: str = "info"
     # The built app (`npm run build` in pwa/), served at `/`; without it only the API is served.
     pwa_dir: Path = Path(__file__).resolve().parent.parent / "pwa" / "dist"
 
     @model_validator(mode="after")
-    def _refuse_weak_secret_outside_development(self) -> "Settings":
+    def _refuse_unsafe_configuration(self) -> "Settings":
         if self.env != "development" and (self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32):
             raise ValueError(
                 "FIELDBOOK_SECRET_KEY must be set to a random string of at least 32 characters "
                 "outside development (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
             )
+        if self.env == "production" and self.webhook_allow_loopback:
+            raise ValueError("FIELDBOOK_WEBHOOK_ALLOW_LOOPBACK is for tests: production never sends webhooks inwards")
+        if self.webhook_lease_seconds <= self.webhook_timeout_seconds:
+            raise ValueError("FIELDBOOK_WEBHOOK_LEASE_SECONDS must be longer than FIELDBOOK_WEBHOOK_TIMEOUT_SECONDS")
         return self
 
     @property

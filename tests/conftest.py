@@ -18,6 +18,13 @@ os.environ.setdefault("FIELDBOOK_SECRET_KEY", "test-secret-key-that-is-long-enou
 # Argon2 at its cheapest: the tests check behaviour, not hashing cost.
 os.environ.setdefault("FIELDBOOK_PASSWORD_TIME_COST", "1")
 os.environ.setdefault("FIELDBOOK_PASSWORD_MEMORY_KIB", "64")
+# Rate limits out of the way of tests that send many requests; tests/core/test_rate_limits.py sets its own.
+os.environ.setdefault("FIELDBOOK_RATE_LIMIT_PER_MINUTE", "1000000")
+os.environ.setdefault("FIELDBOOK_RATE_LIMIT_BURST", "1000000")
+os.environ.setdefault("FIELDBOOK_RATE_LIMIT_KEY_PER_MINUTE", "1000000")
+os.environ.setdefault("FIELDBOOK_RATE_LIMIT_KEY_BURST", "1000000")
+# Apps under test deliver no webhooks by themselves: the webhook tests run the worker where they need it.
+os.environ.setdefault("FIELDBOOK_WEBHOOK_WORKER", "false")
 
 import asyncpg
 import httpx

@@ -6,6 +6,7 @@ and `delete` here so that no write can skip it.
 
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +24,7 @@ from api.core.types import JSONType, UTCDateTime, jsonable, utcnow
 
 REDACTED = "[redacted]"
 # Secrets never reach the log: a change to them is shown, their values are not.
-SECRET_FIELDS = frozenset({"password_hash", "key_hash", "invite_hash"})
+SECRET_FIELDS = frozenset({"password_hash", "key_hash", "invite_hash", "secret", "previous_secret"})
 # Bookkeeping and derived columns: they change with every write and say nothing to a reader.
 UNTRACKED_FIELDS = frozenset(
     {
@@ -120,19 +121,48 @@ def watch(watcher: Watcher) -> None:
         _watchers.append(watcher)
 
 
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """A change as its transaction made it, with the record's tracked columns after it (secrets redacted)."""
+
+    change: Change
+    snapshot: dict[str, Any] | None
+
+
+# What must see every change itself, in its transaction (the webhook outbox): called once, before the commit.
+Listener = Callable[[AsyncSession, uuid.UUID, list[Recorded]], Awaitable[None]]
+_listeners: list[Listener] = []
+_RECORDED = "fieldbook_recorded"
+
+
+def listen(listener: Listener) -> None:
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
 async def _react(session: AsyncSession, org_id: uuid.UUID) -> None:
     touched: dict[str, set[uuid.UUID]] = session.info.pop(_TOUCHED, {})
     for watcher in _watchers:
         await watcher(session, org_id, touched)
 
 
-def _touch(session: AsyncSession, org_id: uuid.UUID, entity: str, entity_id: uuid.UUID) -> None:
-    if not _watchers:
-        return
-    if _TOUCHED not in session.info:
-        session.info[_TOUCHED] = {}
-        before_commit(session, lambda s: _react(s, org_id))
-    session.info[_TOUCHED].setdefault(entity, set()).add(entity_id)
+async def _tell(session: AsyncSession, org_id: uuid.UUID) -> None:
+    recorded: list[Recorded] = session.info.pop(_RECORDED, [])
+    for listener in _listeners:
+        await listener(session, org_id, recorded)
+
+
+def _touch(session: AsyncSession, org_id: uuid.UUID, change: Change, snapshot: dict[str, Any] | None) -> None:
+    if _watchers:
+        if _TOUCHED not in session.info:
+            session.info[_TOUCHED] = {}
+            before_commit(session, lambda s: _react(s, org_id))
+        session.info[_TOUCHED].setdefault(change.entity, set()).add(change.entity_id)
+    if _listeners:
+        if _RECORDED not in session.info:
+            session.info[_RECORDED] = []
+            before_commit(session, lambda s: _tell(s, org_id))
+        session.info[_RECORDED].append(Recorded(change, snapshot))
 
 
 async def record_change(
@@ -144,6 +174,7 @@ async def record_change(
     op: str,
     version: int,
     fields: dict[str, dict[str, Any]],
+    snapshot: dict[str, Any] | None = None,
 ) -> Change:
     change = Change(
         org_id=principal.org_id,
@@ -159,15 +190,24 @@ async def record_change(
     session.add(change)
     # Open apps pull once this commits (GET /sync/events).
     announce(session, SYNC, principal.org_id)
-    _touch(session, principal.org_id, entity, entity_id)
+    _touch(session, principal.org_id, change, snapshot)
     return change
 
 
 async def _log(
     session: AsyncSession, principal: Principal, entity: str, obj: Record, op: str, fields: dict[str, dict[str, Any]]
 ) -> None:
+    # Only listeners read it (a whole row per change): without them it costs nothing.
+    snapshot = {name: _shown(name, value) for name, value in values_of(obj).items()} if _listeners else None
     await record_change(
-        session, principal=principal, entity=entity, entity_id=obj.id, op=op, version=obj.version, fields=fields
+        session,
+        principal=principal,
+        entity=entity,
+        entity_id=obj.id,
+        op=op,
+        version=obj.version,
+        fields=fields,
+        snapshot=snapshot,
     )
 
 

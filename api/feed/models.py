@@ -22,6 +22,8 @@ class FeedKind(StrEnum):
     shared = "shared"
     mentioned = "mentioned"
     goal_reached = "goal_reached"
+    # For admins only: a webhook endpoint was disabled (410 Gone, or failing for days).
+    webhook_disabled = "webhook_disabled"
 
 
 class FeedEvent(SQLModel, table=True):

@@ -226,9 +226,9 @@ def activity_filter(viewer: Viewer, activity: Any = Activity) -> sa.ColumnElemen
 
 def feed_filter(viewer: Viewer, event: Any) -> sa.ColumnElement[bool]:
     """A feed event is seen by whoever may see the deal, client or activity it is about, and by the colleague it is
-    addressed to (a share, a mention)."""
+    addressed to (a share, a mention). A disabled webhook is news for admins only."""
     if viewer.everything:
-        return sa.true()
+        return sa.true() if viewer.principal.is_admin else event.kind != FeedKind.webhook_disabled.value
     return sa.or_(
         event.user_id == viewer.user_id,
         event.actor_id == viewer.user_id,

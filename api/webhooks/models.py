@@ -3,7 +3,6 @@
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -92,4 +91,3 @@ class WebhookDelivery(SQLModel, table=True):
     error: str | None = Field(default=None, max_length=500)
     response_excerpt: str = Field(default="", max_length=1000)
     is_success: bool
-    details: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
