@@ -11,9 +11,11 @@ from sqlmodel import col, select
 
 from api.auth.deps import AdminDep
 from api.auth.principals import Principal
+from api.core import examples as ex
 from api.core.changes import Change
 from api.core.db import SessionDep
 from api.core.errors import NotFound, problems
+from api.core.examples import examples
 from api.core.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, keyset_page
 
 EntityName = Literal[
@@ -35,6 +37,8 @@ EntityName = Literal[
     "import_job",
     "import_mapping",
     "share",
+    "webhook_endpoint",
+    "segment",
 ]
 
 
@@ -43,9 +47,34 @@ class FieldChange(BaseModel):
     before: Any = None
     after: Any = None
 
+    model_config = ConfigDict(json_schema_extra=examples({"field": "amount_minor", "before": 980000, "after": 1215000}))
+
 
 class AuditEntry(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra=examples(
+            {
+                "id": ex.CHANGE,
+                "seq": 1042,
+                "entity": "deal",
+                "entity_id": ex.DEAL,
+                "op": "update",
+                "version": 3,
+                "actor_kind": "user",
+                "actor_id": ex.MARTA,
+                "at": "2026-03-09T10:20:00Z",
+                "changes": [
+                    {
+                        "field": "stage_entered_at",
+                        "before": "2026-03-02T09:15:00+00:00",
+                        "after": "2026-03-09T10:20:00+00:00",
+                    },
+                    {"field": "stage_id", "before": ex.STAGE_PROSPECT, "after": ex.STAGE_PROPOSAL},
+                ],
+            }
+        ),
+    )
 
     id: uuid.UUID
     seq: int

@@ -14,10 +14,11 @@ ENTITIES = {"company": "clients:read", "contact": "clients:read", "deal": "deals
 _OPS = {"create": "created", "update": "updated", "delete": "deleted"}
 PING = "webhook.ping"
 
+_DEAL_UPDATED = " (any change the events below do not report)"
 CATALOGUE: dict[str, str] = {
     **{
-        f"{entity}.{action}": f"A {entity} was {action}"
-        + (" (any change not listed below)" if entity == "deal" and action == "updated" else "")
+        f"{entity}.{action}": f"{'An' if entity[0] in 'aeiou' else 'A'} {entity} was {action}"
+        + (_DEAL_UPDATED if (entity, action) == ("deal", "updated") else "")
         for entity in ENTITIES
         for action in _OPS.values()
     },
@@ -27,7 +28,6 @@ CATALOGUE: dict[str, str] = {
     "deal.reopened": "A won or lost deal was opened again",
     PING: "A test event, sent on request to one endpoint whatever its filters",
 }
-TYPES = frozenset(CATALOGUE)
 
 
 def matching_types(pattern: str) -> list[str]:

@@ -56,7 +56,8 @@ class WebhookUpdate(Input):
     events: Patterns | None = optional()
     description: str | None = optional(max_length=500)
     is_enabled: bool | None = optional(
-        description="false pauses deliveries (events are still kept); true resumes them and clears the failure state."
+        description="false turns the endpoint off (no events are kept for it meanwhile); true turns it back on and "
+        "clears its failure state."
     )
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"is_enabled": True}]})
