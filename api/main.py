@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 
 from api import hooks
 from api.activities.routes import routers as activities_routers
-from api.auth.deps import identify
+from api.auth.deps import document_access, identify
 from api.auth.routes import routers as auth_routers
 from api.clients.routes import routers as clients_routers
 from api.core import audit
@@ -120,11 +120,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_mutations(
-                document_problems(
-                    get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
-                )
-            )
+            spec = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+            app.openapi_schema = document_access(document_mutations(document_problems(spec)), app.routes)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -152,14 +149,15 @@ async def _webhook_worker(app: FastAPI, settings: Settings) -> AsyncIterator[Non
 
 
 _health = APIRouter(tags=["health"])
+_OK: dict[int | str, dict[str, Any]] = {200: {"content": {"application/json": {"example": {"status": "ok"}}}}}
 
 
-@_health.get("/healthz", name="live", summary="The process is up")
+@_health.get("/healthz", name="live", summary="The process is up", responses=_OK)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@_health.get("/readyz", name="ready", summary="The database answers", responses=problems())
+@_health.get("/readyz", name="ready", summary="The database answers", responses={**_OK, **problems(503)})
 async def readyz(request: Request) -> dict[str, str]:
     try:
         async with get_database(request).reader() as session:

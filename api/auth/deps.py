@@ -5,20 +5,24 @@ reuse) or a revoked key is refused on its next request, not when its token expir
 """
 
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, _APIRouteLike, iter_route_contexts
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
+from starlette.routing import BaseRoute
 
 from api.auth.models import ApiKey, AuthSession, Role, User
 from api.auth.principals import Principal
 from api.auth.security import API_KEY_PREFIX, decode_access_token, same_digest
-from api.core import changes
+from api.core import changes, ratelimit
 from api.core.db import WRITE_METHODS, SessionDep, get_database
 from api.core.errors import Forbidden, Unauthorized
 from api.core.types import utcnow
@@ -114,6 +118,8 @@ async def current_principal(
         principal, api_key = await _key_principal(session, token)
     else:
         principal = await _user_principal(session, token)
+    # Before the write lock below: a refused request has taken no lock and changes nothing.
+    await ratelimit.enforce(request, principal)
     if request.method in WRITE_METHODS:
         # Before any check a write makes, and before any other row lock (no deadlock with the key update below).
         await changes.serialise_writes(session, principal.org_id)
@@ -126,21 +132,60 @@ async def current_principal(
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
-def allow(*roles: Role, scope: str | None = None) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
-    """A dependency that admits users with one of `roles` (any role when none are named) and API keys that
-    hold `scope` (no key when scope is None)."""
+@dataclass(frozen=True, slots=True)
+class Allow:
+    """A dependency that admits users with one of `roles` (any role when none are named) and API keys that hold
+    `scope` (no key when scope is None). The OpenAPI document names both for each operation."""
 
-    async def check(principal: PrincipalDep) -> Principal:
+    roles: tuple[Role, ...]
+    scope: str | None
+    # What a user of another role is told (the default names no roles).
+    refusal: str = "Your role does not allow this."
+
+    async def __call__(self, principal: PrincipalDep) -> Principal:
         if principal.kind == "api_key":
-            if scope is None or scope not in principal.scopes:
-                needed = f"the `{scope}` scope" if scope else "a signed-in user"
+            if self.scope is None or self.scope not in principal.scopes:
+                needed = f"the `{self.scope}` scope" if self.scope else "a signed-in user"
                 raise Forbidden(f"This API key cannot do this: it needs {needed}.")
-        elif principal.kind == "user" and roles and principal.role not in roles:
-            raise Forbidden("Your role does not allow this.")
+        elif principal.kind == "user" and self.roles and principal.role not in self.roles:
+            raise Forbidden(self.refusal)
         return principal
 
-    return check
+
+def allow(*roles: Role, scope: str | None = None) -> Allow:
+    return Allow(roles, scope)
 
 
 AdminDep = Annotated[Principal, Depends(allow(Role.admin))]
 MemberDep = Annotated[Principal, Depends(allow())]
+
+
+def _allow_of(dependant: Dependant) -> Allow | None:
+    for dependency in dependant.dependencies:
+        if isinstance(dependency.call, Allow):
+            return dependency.call
+        if (found := _allow_of(dependency)) is not None:
+            return found
+    return None
+
+
+def document_access(spec: dict[str, Any], routes: Sequence[BaseRoute]) -> dict[str, Any]:
+    """Say in the OpenAPI document who may call each operation: `x-roles` and `x-api-key-scope` (null: no API key),
+    and a line of its description, so integrators know which scope a key needs before they get a 403."""
+    for context in iter_route_contexts(routes):
+        if not isinstance(context.original_route, APIRoute):
+            continue
+        route = cast(_APIRouteLike, context)
+        if (found := _allow_of(route.dependant)) is None:
+            continue
+        roles = ", ".join(found.roles) if found.roles else "every role"
+        key = f"API keys with the `{found.scope}` scope" if found.scope else "no API key"
+        for method in route.methods:
+            operation = spec["paths"].get(route.path_format, {}).get(method.lower())
+            if operation is None:
+                continue
+            operation["x-roles"] = [role.value for role in found.roles] or [role.value for role in Role]
+            operation["x-api-key-scope"] = found.scope
+            who = f"**Who may call it:** users ({roles}); {key}."
+            operation["description"] = f"{operation['description']}\n\n{who}" if operation.get("description") else who
+    return spec

@@ -10,12 +10,13 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from api.activities.routes import activity_filters
-from api.auth.deps import PrincipalDep, allow
+from api.auth.deps import Allow
 from api.auth.models import Role
+from api.auth.principals import Principal
 from api.clients.routes import client_filters
 from api.core.db import SessionDep, get_database
-from api.core.errors import Forbidden, problems
-from api.core.tabular import MEDIA_TYPES, FileFormat, csv_stream, download, xlsx_stream
+from api.core.errors import problems
+from api.core.tabular import FILE_RESPONSE, FileFormat, csv_stream, download, xlsx_stream
 from api.deals.deal_routes import deal_filters
 from api.exports import service
 from api.exports.columns import Language
@@ -75,25 +76,12 @@ ExportOptionsDep = Annotated[ExportOptions, Depends(export_options)]
 
 def exporter(scope: str, *roles: Role) -> Callable[..., Coroutine[Any, Any, Viewer]]:
     """A route dependency: the caller, if it may export these records, with what it sees resolved."""
-    checked = allow(*roles, scope=scope)
+    checked = Allow(roles, scope, REFUSED[roles])
 
-    async def resolve(principal: PrincipalDep, session: SessionDep) -> Viewer:
-        if principal.kind == "user" and principal.role not in roles:
-            raise Forbidden(REFUSED[roles])
-        return await viewer_for(session, await checked(principal))
+    async def resolve(principal: Annotated[Principal, Depends(checked)], session: SessionDep) -> Viewer:
+        return await viewer_for(session, principal)
 
     return resolve
-
-
-FILE_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "The file, streamed, with `Content-Disposition: attachment` and its name.",
-        "content": {
-            MEDIA_TYPES["csv"]: {"schema": {"type": "string"}},
-            MEDIA_TYPES["xlsx"]: {"schema": {"type": "string", "format": "binary"}},
-        },
-    }
-}
 
 
 def _route(export: Export, who: Callable[..., Any], filters: Callable[..., Any]) -> None:

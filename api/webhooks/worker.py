@@ -35,6 +35,7 @@ log = logging.getLogger("fieldbook.webhooks")
 EXCERPT_BYTES = 500
 BATCH = 50
 CONCURRENCY = 10
+GONE = "The endpoint answered 410 Gone."
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +171,9 @@ def next_attempt_at(settings: Settings, attempts: int, now: datetime, jitter: fl
 
 
 async def _disable(session: AsyncSession, endpoint: WebhookEndpoint, reason: str, at: datetime) -> None:
+    """Turn the endpoint off and tell the admins; `failing_since` in the notice says why for apps to word it
+    (null: it answered 410 Gone)."""
+    failing_since = None if reason == GONE else endpoint.failing_since
     system = Principal.system(endpoint.org_id)
     await changes.update(
         session, system, "webhook_endpoint", endpoint, {"is_enabled": False, "disabled_reason": reason}
@@ -180,7 +184,12 @@ async def _disable(session: AsyncSession, endpoint: WebhookEndpoint, reason: str
         system,
         FeedKind.webhook_disabled,
         at=at,
-        data={"endpoint_id": str(endpoint.id), "url": endpoint.url, "reason": reason},
+        data={
+            "endpoint_id": str(endpoint.id),
+            "url": endpoint.url,
+            "reason": reason,
+            "failing_since": None if failing_since is None else failing_since.isoformat(),
+        },
     )
 
 
@@ -217,12 +226,12 @@ async def settle(
                 message.delivered_at = outcome.at
                 endpoint.failing_since = None
                 continue
-            endpoint.failing_since = endpoint.failing_since or outcome.at
             if outcome.status_code == 410:
                 message.status = EventStatus.failed.value
                 if endpoint.is_enabled:
-                    await _disable(session, endpoint, "The endpoint answered 410 Gone.", now)
+                    await _disable(session, endpoint, GONE, now)
                 continue
+            endpoint.failing_since = endpoint.failing_since or outcome.at
             if now >= message.give_up_at:
                 message.status = EventStatus.failed.value
             else:

@@ -24,6 +24,10 @@ const m = defineMessages({
     offline: 'You are offline. Open the feed once while online to keep a copy on this device.',
     empty: 'Nothing here yet.',
     someone: 'Someone',
+    fieldbook: 'Fieldbook',
+    webhook_disabled: 'turned off the webhook {url}',
+    webhookGone: 'It answered 410 Gone.',
+    webhookFailing: 'Every delivery had failed since {when}.',
     call: 'logged a call',
     meeting: 'had a meeting',
     email: 'sent an e-mail',
@@ -65,6 +69,10 @@ const m = defineMessages({
     offline: 'Sin conexión. Abre la actividad una vez con conexión para guardar una copia en este dispositivo.',
     empty: 'Aún no hay nada.',
     someone: 'Alguien',
+    fieldbook: 'Fieldbook',
+    webhook_disabled: 'desactivó el webhook {url}',
+    webhookGone: 'Respondió 410 Gone.',
+    webhookFailing: 'Todas las entregas fallaban desde el {when}.',
     call: 'registró una llamada',
     meeting: 'tuvo una reunión',
     email: 'envió un correo',
@@ -129,6 +137,8 @@ export function what(item: FeedItem, names: Map<string, string>, me: string): st
       return m('stage_moved', { stage: String(item.data.to_stage ?? '') })
     case 'goal_reached':
       return m('goal_reached', { name: String(item.data.name ?? '') })
+    case 'webhook_disabled':
+      return m('webhook_disabled', { url: String(item.data.url ?? '') })
     case 'shared':
     case 'mentioned':
       if (item.user_id === me) return m(item.kind === 'shared' ? 'sharedYou' : 'mentionedYou')
@@ -142,6 +152,10 @@ export function what(item: FeedItem, names: Map<string, string>, me: string): st
  *  reached asked and gives. `orgCurrency`: the organisation's, which a goal's amounts are in. */
 export function detail(item: FeedItem, orgCurrency: string): string {
   if (item.kind === 'goal_reached') return goalDetail(item.data, orgCurrency)
+  if (item.kind === 'webhook_disabled') {
+    const since = item.data.failing_since
+    return typeof since === 'string' ? m('webhookFailing', { when: fmt.date(since) }) : m('webhookGone')
+  }
   // The amount frozen in the event (what it was won for), else the deal's amount now.
   const amount = item.data.amount_minor ?? item.deal?.amount_minor
   const currency = item.data.currency ?? item.deal?.currency
@@ -169,7 +183,7 @@ function goalDetail(data: FeedItem['data'], currency: string): string {
 }
 
 export const who = (item: FeedItem, names: Map<string, string>): string =>
-  names.get(item.actor_id ?? '') ?? m('someone')
+  names.get(item.actor_id ?? '') ?? m(item.kind === 'webhook_disabled' ? 'fieldbook' : 'someone')
 
 /** A win opens its story; a goal reached the goals (Learn); anything else the deal, else the client it is about. */
 function href(item: FeedItem): string | null {
