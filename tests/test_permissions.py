@@ -34,6 +34,7 @@ from api.deals.schemas import LostReasonCreate, PipelineCreate, ProductCreate, S
 from api.insights import goals
 from api.insights.models import GoalMetric
 from api.insights.schemas import GoalCreate
+from api.marketing.models import Segment
 from api.sharing.models import Share
 from tests.auth.test_login import bearer, tokens
 from tests.factories import (
@@ -58,6 +59,7 @@ from tests.test_tenant_isolation import (
     _records,
     api_paths,
     save_import_mapping,
+    subscribe_webhook,
     upload_import,
     versions,
 )
@@ -243,6 +245,31 @@ EXPECTED: dict[str, frozenset[str]] = {
         ),
         ADMIN,
     ),
+    # Webhooks: admins, and keys with `webhooks:manage` (an integration subscribes itself).
+    **dict.fromkeys(
+        (
+            "webhooks-event-types",
+            "webhooks-list",
+            "webhooks-create",
+            "webhooks-get",
+            "webhooks-update",
+            "webhooks-delete",
+            "webhooks-rotate-secret",
+            "webhooks-ping",
+            "webhooks-events",
+            "webhooks-deliveries",
+            "webhooks-redeliver",
+        ),
+        ADMIN | {"all_scopes_key"},
+    ),
+    # Marketing's client cards (consenting contacts only) and saved segments: admins and marketing, and keys with
+    # `clients:read`; managers and reps work from their lists and exports. Segments are marketing's working objects:
+    # admins and marketing users save and change them, a key only reads and applies them.
+    **dict.fromkeys(
+        ("client-cards-list", "client-cards-export", "segments-list", "segments-get"),
+        frozenset({"admin", "marketing", "all_scopes_key"}),
+    ),
+    **dict.fromkeys(("segments-create", "segments-update", "segments-delete"), frozenset({"admin", "marketing"})),
 }
 
 # Operations whose answer never ends (server-sent events): through the ASGI test transport, which waits for the
@@ -435,6 +462,21 @@ async def spare_mapping(world: World) -> Records:
     return dataclasses.replace(world.records, import_mapping=mapping)
 
 
+async def spare_webhook(world: World) -> Records:
+    webhook, event = await subscribe_webhook(world.session, world.client, world.records.tenant, f"Spare {_tag()}")
+    return dataclasses.replace(world.records, webhook=webhook, webhook_event=event)
+
+
+async def spare_segment(world: World) -> Records:
+    made = await world.client.post(
+        "/api/v1/segments", json={"name": f"Spare {_tag()}"}, headers=world.records.tenant.headers
+    )
+    assert made.status_code == 201, made.text
+    segment = await world.session.get(Segment, uuid.UUID(made.json()["id"]))
+    assert segment is not None
+    return dataclasses.replace(world.records, segment=segment)
+
+
 # The records a call addresses, for operations whose call consumes or deletes them (others share one set).
 FRESH: dict[str, RecordsOf] = {
     "teams-delete": empty_team,
@@ -461,6 +503,8 @@ FRESH: dict[str, RecordsOf] = {
     "imports-discard": spare_import,
     "imports-undo": finished_import,
     "imports-delete-mapping": spare_mapping,
+    "webhooks-delete": spare_webhook,
+    "segments-delete": spare_segment,
 }
 
 
@@ -577,6 +621,11 @@ BODIES: dict[str, BodyOf] = {
     "imports-upload": companies_file,
     "imports-set-mapping": static({"columns": {"Name": "name", "Website": "domain"}}),
     "imports-decide": static({"decisions": [], "defaults": {"owner": "reject"}}),
+    "webhooks-create": static({"url": "https://93.184.216.34/new-hook", "events": ["deal.*"]}),
+    "webhooks-update": static({"description": "ERP"}),
+    "webhooks-rotate-secret": static({"overlap_hours": 1}),
+    "segments-create": static({"name": "VIP", "filters": {"tag": ["vip"], "consent": "email"}}),
+    "segments-update": static({"filters": {"tag": ["vip"], "has_open_deal": False}}),
 }
 
 # Values for each operation's required query parameters, from the records the call addresses.
@@ -707,4 +756,64 @@ async def test_each_caller_is_allowed_or_refused_as_the_table_says(
                 faults.append("refused, yet changed the organisation's records or its change log")
         failures += [f"{op.method} {op.path} as {caller}: {fault}" for fault in faults]
 
+    assert not failures, "\n".join(failures)
+
+
+# API keys and their scopes: the OpenAPI document names the scope each operation needs (`x-api-key-scope`); a key
+# lacking it is refused, and a key holding only read scopes (what marketing tools get) writes nothing anywhere.
+
+READ_SCOPES = tuple(s for s in SCOPES if s.endswith(":read"))
+
+
+def key_scopes() -> dict[str, str | None]:
+    return {
+        op["operationId"]: op.get("x-api-key-scope")
+        for item in api_paths().values()
+        for op in item.values()
+        if op.get("security")
+    }
+
+
+def test_the_documented_scope_is_the_one_keys_are_checked_against() -> None:
+    scopes = key_scopes()
+    for op_id, scope in scopes.items():
+        assert scope is None or scope in SCOPES, f"{op_id} names an unknown scope {scope}"
+        if "all_scopes_key" in EXPECTED[op_id]:
+            assert scope is not None or "no_scope_key" in EXPECTED[op_id], f"{op_id} admits keys but names no scope"
+        else:
+            assert scope is None, f"{op_id} refuses keys but documents the `{scope}` scope"
+
+
+async def _refused_as(world: World, op_id: str, headers: dict[str, str]) -> list[str]:
+    op = operations()[op_id]
+    records = await FRESH.get(op_id, shared_records)(world)
+    query = QUERIES[op_id](records) if op_id in QUERIES else None
+    call = dataclasses.replace(op, body=await BODIES.get(op_id, no_body)(world), query=query)
+    org_id = world.records.tenant.org.id
+    before = await versions(world.session, org_id)
+    faults = refusal_faults(await call.call(world.client, records, headers), 403)
+    if await versions(world.session, org_id) != before:
+        faults.append("refused, yet changed the organisation's records or its change log")
+    return [f"{op.method} {op.path}: {fault}" for fault in faults]
+
+
+# One world for every operation (the calls take fresh records where they consume them): the refusals are cheap.
+
+
+async def test_a_key_lacking_the_operations_scope_is_refused(world: World) -> None:
+    failures = []
+    for op_id, needed in sorted(key_scopes().items()):
+        if needed is None:
+            continue
+        _, secret = await make_api_key(world.session, world.records.tenant.org, *(s for s in SCOPES if s != needed))
+        failures += await _refused_as(world, op_id, bearer(secret))
+    assert not failures, "\n".join(failures)
+
+
+async def test_a_read_only_key_writes_nothing(world: World) -> None:
+    _, secret = await make_api_key(world.session, world.records.tenant.org, *READ_SCOPES)
+    failures = []
+    for op_id, op in sorted(operations().items()):
+        if op.method != "GET" and op_id in key_scopes():
+            failures += await _refused_as(world, op_id, bearer(secret))
     assert not failures, "\n".join(failures)

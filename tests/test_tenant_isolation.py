@@ -38,7 +38,9 @@ from api.insights import goals
 from api.insights.models import Goal, GoalMetric
 from api.insights.schemas import GoalCreate
 from api.main import create_app
+from api.marketing.models import Segment
 from api.sharing.models import Share
+from api.webhooks.models import WebhookEndpoint, WebhookEvent
 from tests.factories import (
     Tenant,
     make_activity,
@@ -85,6 +87,11 @@ class Records:
     # An import of a companies file (uploaded and mapped, not run) and a saved column mapping.
     import_job: ImportJob
     import_mapping: ImportMapping
+    # A webhook endpoint (to a public address no test reaches) and the ping it was sent.
+    webhook: WebhookEndpoint
+    webhook_event: WebhookEvent
+    # A saved marketing segment.
+    segment: Segment
 
 
 # How to get an organisation's id for each path parameter. A route with a parameter not listed here fails the suite.
@@ -106,6 +113,9 @@ ID_OF: dict[str, Callable[[Records], uuid.UUID]] = {
     "goal_id": lambda r: r.goal.id,
     "job_id": lambda r: r.import_job.id,
     "mapping_id": lambda r: r.import_mapping.id,
+    "webhook_id": lambda r: r.webhook.id,
+    "event_id": lambda r: r.webhook_event.id,
+    "segment_id": lambda r: r.segment.id,
 }
 
 # Where one parameter names a different kind of record on some routes: (path prefix, parameter) -> id.
@@ -149,6 +159,9 @@ BODY_OF: dict[tuple[str, str], BodyOf] = {
     ("PATCH", "/api/v1/goals/{goal_id}"): {"name": "x"},
     ("PUT", "/api/v1/imports/{job_id}/mapping"): {"columns": {"Name": "name"}},
     ("PUT", "/api/v1/imports/{job_id}/values"): {"decisions": [], "defaults": {}},
+    ("PATCH", "/api/v1/webhooks/{webhook_id}"): {"description": "x"},
+    ("POST", "/api/v1/webhooks/{webhook_id}/rotate-secret"): {},
+    ("PATCH", "/api/v1/segments/{segment_id}"): {"name": "x"},
 }
 
 # Routes known to exist today: a check that the enumeration itself works (new routes are found without this list).
@@ -204,6 +217,10 @@ KNOWN_OPERATIONS = {
     ("PUT", "/api/v1/imports/{job_id}/mapping"),
     ("GET", "/api/v1/imports/{job_id}/values"),
     ("PUT", "/api/v1/imports/{job_id}/values"),
+    ("POST", "/api/v1/webhooks/{webhook_id}/events/{event_id}/redeliver"),
+    ("GET", "/api/v1/segments/{segment_id}"),
+    ("PATCH", "/api/v1/segments/{segment_id}"),
+    ("DELETE", "/api/v1/segments/{segment_id}"),
     ("POST", "/api/v1/imports/{job_id}/preview"),
     ("POST", "/api/v1/imports/{job_id}/commit"),
     ("POST", "/api/v1/imports/{job_id}/undo"),
@@ -332,6 +349,20 @@ async def save_import_mapping(
     return (await session.scalars(stmt)).one()
 
 
+async def subscribe_webhook(
+    session: AsyncSession, client: httpx.AsyncClient, tenant: Tenant, name: str
+) -> tuple[WebhookEndpoint, WebhookEvent]:
+    url = f"https://93.184.216.34/{re.sub(r'[^a-z0-9]+', '-', name.lower())}-hook"
+    made = await client.post("/api/v1/webhooks", json={"url": url, "events": ["*"]}, headers=tenant.headers)
+    assert made.status_code == 201, made.text
+    ping = await client.post(f"/api/v1/webhooks/{made.json()['id']}/ping", headers=tenant.headers)
+    assert ping.status_code == 202, ping.text
+    endpoint = await session.get(WebhookEndpoint, uuid.UUID(made.json()["id"]))
+    event = await session.get(WebhookEvent, uuid.UUID(ping.json()["event_id"]))
+    assert endpoint is not None and event is not None
+    return endpoint, event
+
+
 async def _records(session: AsyncSession, client: httpx.AsyncClient, name: str) -> Records:
     tenant = await make_tenant(session, client, name)
     # A team of its own, with a name no other organisation uses (the tenant's default team is called "Sales").
@@ -381,6 +412,13 @@ async def _records(session: AsyncSession, client: httpx.AsyncClient, name: str) 
     await session.commit()
     import_job = await upload_import(session, client, tenant, name)
     import_mapping = await save_import_mapping(session, client, tenant, import_job, f"{name} Mapping")
+    webhook, webhook_event = await subscribe_webhook(session, client, tenant, name)
+    made = await client.post(
+        "/api/v1/segments", json={"name": f"{name} Segment", "filters": {"tag": ["vip"]}}, headers=tenant.headers
+    )
+    assert made.status_code == 201, made.text
+    segment = await session.get(Segment, uuid.UUID(made.json()["id"]))
+    assert segment is not None
     return Records(
         tenant,
         rep,
@@ -401,6 +439,9 @@ async def _records(session: AsyncSession, client: httpx.AsyncClient, name: str) 
         goal,
         import_job,
         import_mapping,
+        webhook,
+        webhook_event,
+        segment,
     )
 
 
@@ -450,6 +491,11 @@ def secrets_of(b: Records) -> list[str]:
         b.import_job.file_name,
         b.import_mapping.id,
         b.import_mapping.name,
+        b.webhook.id,
+        b.webhook.url,
+        b.webhook_event.id,
+        b.segment.id,
+        b.segment.name,
     ]
     return [str(v) for v in values]
 
@@ -482,6 +528,8 @@ async def versions(session: AsyncSession, org_id: uuid.UUID) -> dict[str, Any]:
         Goal,
         ImportJob,
         ImportMapping,
+        WebhookEndpoint,
+        Segment,
     ):
         rows = await session.execute(
             select(model.id, model.version, model.deleted_at).where(col(model.org_id) == org_id)
@@ -490,6 +538,8 @@ async def versions(session: AsyncSession, org_id: uuid.UUID) -> dict[str, Any]:
     state["organization"] = await session.scalar(select(Organization.version).where(col(Organization.id) == org_id))
     state["changes"] = await session.scalar(select(func.count()).where(col(Change.org_id) == org_id))
     state["feed_events"] = await session.scalar(select(func.count()).where(col(FeedEvent.org_id) == org_id))
+    events = select(func.count(), func.max(WebhookEvent.next_attempt_at)).where(col(WebhookEvent.org_id) == org_id)
+    state["webhook_events"] = tuple((await session.execute(events)).one())
     return state
 
 
@@ -587,6 +637,8 @@ async def test_user_search_finds_none_of_another_orgs_users(
         "/api/v1/feed",
         "/api/v1/goals",
         "/api/v1/imports",
+        "/api/v1/segments",
+        "/api/v1/client-cards",
     ],
 )
 async def test_lists_show_none_of_another_orgs_records(
@@ -713,6 +765,8 @@ FILTERS: list[tuple[str, str, Callable[[Records], Any]]] = [
     ("/api/v1/activities", "contact_id", lambda r: r.contact.id),
     ("/api/v1/activities", "deal_id", lambda r: r.deal.id),
     ("/api/v1/activities", "assignee_id", lambda r: r.tenant.rep.id),
+    ("/api/v1/client-cards", "segment_id", lambda r: r.segment.id),
+    ("/api/v1/client-cards/export", "segment_id", lambda r: r.segment.id),
     *(
         (f"/api/v1/insights/{view}", name, get)
         for view in INSIGHTS
