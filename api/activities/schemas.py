@@ -4,9 +4,11 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from api.activities.models import ActivityKind, CallDirection, CallOutcome
+from api.core import examples as ex
+from api.core.examples import example_of, examples, record
 from api.core.schemas import Input, RecordRead, optional
 from api.core.types import Instant, no_nul
 
@@ -34,6 +36,49 @@ class ActivityRead(RecordRead):
     mentioned_ids: list[uuid.UUID]
     overdue: bool = Field(description="Planned, and its due time has passed.")
 
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            record(
+                ex.ACTIVITY,
+                kind="call",
+                subject="Llamada de seguimiento",
+                body="Quieren cambiar los 30 terminales antes de Fallas; piden precio con instalación.",
+                company_id=ex.COMPANY,
+                contact_id=ex.CONTACT,
+                deal_id=ex.DEAL,
+                owner_id=ex.MARTA,
+                assignee_id=ex.MARTA,
+                due_at=None,
+                done_at=ex.CALLED,
+                duration_seconds=420,
+                direction="outbound",
+                outcome="connected",
+                next_step_id=ex.TASK,
+                mentioned_ids=[ex.LUIS],
+                overdue=False,
+            ),
+            record(
+                ex.TASK,
+                kind="task",
+                subject="Enviar propuesta revisada",
+                body=None,
+                company_id=ex.COMPANY,
+                contact_id=ex.CONTACT,
+                deal_id=ex.DEAL,
+                owner_id=ex.MARTA,
+                assignee_id=ex.MARTA,
+                due_at=ex.DUE,
+                done_at=None,
+                duration_seconds=None,
+                direction=None,
+                outcome=None,
+                next_step_id=None,
+                mentioned_ids=[],
+                overdue=False,
+            ),
+        ),
+    )
+
 
 class NextStep(Input):
     """The follow-up to schedule with the activity being logged ("call back on Tuesday")."""
@@ -45,6 +90,13 @@ class NextStep(Input):
     subject: Subject | None = None
     due_at: Instant
     assignee_id: uuid.UUID | None = Field(default=None, description="Defaults to you.")
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=examples(
+            {"kind": "task", "subject": "Enviar propuesta revisada", "due_at": "2026-03-17T09:00:00+01:00"},
+        ),
+    )
 
 
 class ActivityCreate(Input):
@@ -67,6 +119,30 @@ class ActivityCreate(Input):
     mentioned_ids: Mentions = Field(default_factory=list)
     next_step: NextStep | None = None
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=examples(
+            {
+                "kind": "call",
+                "subject": "Llamada de seguimiento",
+                "body": "Quieren cambiar los 30 terminales antes de Fallas; piden precio con instalación.",
+                "company_id": ex.COMPANY,
+                "contact_id": ex.CONTACT,
+                "deal_id": ex.DEAL,
+                "done_at": "2026-03-10T17:32:00+01:00",
+                "duration_seconds": 420,
+                "direction": "outbound",
+                "outcome": "connected",
+                "mentioned_ids": [ex.LUIS],
+                "next_step": {
+                    "kind": "task",
+                    "subject": "Enviar propuesta revisada",
+                    "due_at": "2026-03-17T09:00:00+01:00",
+                },
+            },
+        ),
+    )
+
 
 class ActivityUpdate(Input):
     subject: Subject | None = optional()
@@ -80,12 +156,34 @@ class ActivityUpdate(Input):
     direction: CallDirection | None = None
     outcome: CallOutcome | None = None
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=examples(
+            {"subject": "Llamada: precio con instalación", "duration_seconds": 480},
+        ),
+    )
+
 
 class ActivityComplete(Input):
     done_at: Instant | None = Field(default=None, description="Defaults to now.")
     outcome: CallOutcome | None = None
     duration_seconds: Duration | None = None
     next_step: NextStep | None = None
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=examples(
+            {
+                "outcome": "connected",
+                "duration_seconds": 300,
+                "next_step": {
+                    "kind": "meeting",
+                    "subject": "Demostración en tienda",
+                    "due_at": "2026-03-20T10:00:00+01:00",
+                },
+            },
+        ),
+    )
 
 
 class Logged(BaseModel):
@@ -94,9 +192,21 @@ class Logged(BaseModel):
     activity: ActivityRead
     next_step: ActivityRead | None = None
 
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            {"activity": example_of(ActivityRead), "next_step": example_of(ActivityRead, 1)},
+        ),
+    )
+
 
 class Agenda(BaseModel):
     time_zone: str
     overdue: list[ActivityRead]
     today: list[ActivityRead]
     upcoming: list[ActivityRead]
+
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            {"time_zone": "Europe/Madrid", "overdue": [], "today": [example_of(ActivityRead, 1)], "upcoming": []},
+        ),
+    )

@@ -10,6 +10,8 @@ from pydantic_extra_types.country import CountryAlpha2
 from pydantic_extra_types.currency_code import ISO4217
 
 from api.auth.models import Role, User
+from api.core import examples as ex
+from api.core.examples import example_of, examples, record
 from api.core.schemas import Input, Output, optional
 from api.core.types import Day, Name, Password, ShortText
 
@@ -40,12 +42,21 @@ class LoginRequest(Input):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"email": "ana@example.com", "password": "•••••••••••", "device": "Pixel 8"}]},
+        json_schema_extra=examples(
+            {"email": "marta.lopez@comerciallevante.es", "password": "•••••••••••", "device": "Pixel 8"}
+        ),
     )
 
 
 class RefreshRequest(Input):
     refresh_token: Token
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=examples(
+            {"refresh_token": "37CoorbyQOI4geRMdg5L9UZ6yyF-Fmm-xNyROxgZKKg"},
+        ),
+    )
 
 
 class AcceptInvite(Input):
@@ -53,12 +64,30 @@ class AcceptInvite(Input):
     password: Password
     device: Device = ""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=examples(
+            {"token": "kq7Zr2XhVb0mN4tLwYc9pE1sGdUa6fJi", "password": "Naranjos-de-Alzira-26", "device": "iPhone 15"},
+        ),
+    )
+
 
 class TokenPair(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"
     expires_in: int = Field(description="Seconds until the access token expires.")
     refresh_token: str = Field(description="Single use: each refresh returns a new one.")
+
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            {
+                "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIwMTljYWRlNy05MDAwIn0.3q2Jx0VnWkT",
+                "token_type": "bearer",
+                "expires_in": 900,
+                "refresh_token": "37CoorbyQOI4geRMdg5L9UZ6yyF-Fmm-xNyROxgZKKg",
+            },
+        ),
+    )
 
 
 # Users
@@ -76,6 +105,20 @@ class UserRead(Output):
     updated_at: datetime
     version: int
 
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            record(
+                ex.MARTA,
+                email="marta.lopez@comerciallevante.es",
+                name="Marta López",
+                role="rep",
+                team_id=ex.TEAM,
+                is_active=True,
+                has_password=True,
+            ),
+        ),
+    )
+
 
 def user_read(user: User) -> UserRead:
     return UserRead.model_validate({**user.model_dump(), "has_password": user.password_hash is not None})
@@ -90,6 +133,13 @@ class UserCreate(Input):
         default=None, description="Set a password now, or leave it out to get a one-time invitation token."
     )
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=examples(
+            {"email": "javier.ruiz@comerciallevante.es", "name": "Javier Ruiz", "role": "rep", "team_id": ex.TEAM},
+        ),
+    )
+
 
 class UserUpdate(Input):
     email: EmailStr | None = optional(max_length=320)
@@ -98,15 +148,44 @@ class UserUpdate(Input):
     team_id: uuid.UUID | None = None
     is_active: bool | None = optional()
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=examples(
+            {"role": "manager", "team_id": ex.TEAM},
+        ),
+    )
+
 
 class UserCreated(UserRead):
     invite_token: str | None = Field(default=None, description="Shown once; give it to the new colleague.")
     invite_expires_at: datetime | None = None
 
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            record(
+                ex.JAVIER,
+                email="javier.ruiz@comerciallevante.es",
+                name="Javier Ruiz",
+                role="rep",
+                team_id=ex.TEAM,
+                is_active=True,
+                has_password=False,
+                invite_token="kq7Zr2XhVb0mN4tLwYc9pE1sGdUa6fJi",
+                invite_expires_at="2026-03-09T09:15:00Z",
+            ),
+        ),
+    )
+
 
 class Invitation(BaseModel):
     invite_token: str = Field(description="Shown once; give it to the colleague.")
     invite_expires_at: datetime
+
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            {"invite_token": "kq7Zr2XhVb0mN4tLwYc9pE1sGdUa6fJi", "invite_expires_at": "2026-03-09T09:15:00Z"},
+        ),
+    )
 
 
 def _time_zone(value: str) -> str:
@@ -130,6 +209,19 @@ class OrganizationSettings(Input):
     time_zone: TimeZone | None = optional(description="What 'today' means on agendas: `Europe/Madrid`.")
     reps_see_team: bool | None = optional(description="Reps see their team's clients and deals, not only their own.")
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=examples(
+            {
+                "locale": "es-ES",
+                "currency": "EUR",
+                "phone_region": "ES",
+                "time_zone": "Europe/Madrid",
+                "reps_see_team": False,
+            },
+        ),
+    )
+
 
 class OrganizationRead(Output):
     id: uuid.UUID
@@ -137,10 +229,28 @@ class OrganizationRead(Output):
     settings: dict[str, object]
     version: int
 
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            {
+                "id": ex.ORG,
+                "name": "Comercial Levante S.L.",
+                "settings": {"locale": "es-ES", "currency": "EUR", "phone_region": "ES", "time_zone": "Europe/Madrid"},
+                "version": 3,
+            },
+        ),
+    )
+
 
 class OrganizationUpdate(Input):
     name: Name | None = optional()
     settings: OrganizationSettings | None = optional()
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=examples(
+            {"name": "Comercial Levante S.L.", "settings": {"time_zone": "Europe/Madrid", "reps_see_team": True}},
+        ),
+    )
 
 
 class Me(BaseModel):
@@ -148,6 +258,18 @@ class Me(BaseModel):
     organization: OrganizationRead
     user: UserRead | None = None
     scopes: list[str] = Field(default_factory=list)
+
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            {"kind": "user", "organization": example_of(OrganizationRead), "user": example_of(UserRead), "scopes": []},
+            {
+                "kind": "api_key",
+                "organization": example_of(OrganizationRead),
+                "user": None,
+                "scopes": ["changes:read", "clients:read"],
+            },
+        ),
+    )
 
 
 # Teams
@@ -163,6 +285,12 @@ class TeamRead(Output):
     updated_at: datetime
     version: int
 
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            record(ex.TEAM, name="Ventas Valencia", parent_id=None, head_id=ex.LUIS, go_live_on="2026-03-02"),
+        ),
+    )
+
 
 GoLiveOn = Annotated[
     Day | None,
@@ -176,12 +304,26 @@ class TeamCreate(Input):
     head_id: uuid.UUID | None = None
     go_live_on: GoLiveOn = None
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=examples(
+            {"name": "Ventas Valencia", "head_id": ex.LUIS, "go_live_on": "2026-03-02"},
+        ),
+    )
+
 
 class TeamUpdate(Input):
     name: Name | None = optional()
     parent_id: uuid.UUID | None = None
     head_id: uuid.UUID | None = None
     go_live_on: GoLiveOn = None
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=examples(
+            {"name": "Ventas Valencia y Castellón", "head_id": ex.LUIS},
+        ),
+    )
 
 
 # API keys
@@ -196,11 +338,42 @@ class ApiKeyRead(Output):
     created_at: datetime
     last_used_at: datetime | None
 
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            {
+                "id": ex.KEY,
+                "name": "Sincronización ERP",
+                "prefix": ex.KEY_PREFIX,
+                "scopes": ["changes:read", "clients:read", "deals:read"],
+                "created_by": ex.ANA,
+                "created_at": ex.CREATED,
+                "last_used_at": ex.UPDATED,
+            },
+        ),
+    )
+
 
 class ApiKeyCreate(Input):
     name: Name
     scopes: list[Scope] = Field(min_length=1, max_length=len(SCOPES))
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=examples(
+            {"name": "Sincronización ERP", "scopes": ["changes:read", "clients:read", "deals:read"]},
+        ),
+    )
+
 
 class ApiKeyCreated(ApiKeyRead):
     key: str = Field(description="The secret key. Shown once: store it now.")
+
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            {
+                **example_of(ApiKeyRead),
+                "last_used_at": None,
+                "key": f"{ex.KEY_PREFIX}_T2xhLUVzdG8tRXMtVW4tU2VjcmV0by1kZS1FamVtcGxv",
+            },
+        ),
+    )

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -16,7 +16,9 @@ from api.activities.schemas import ActivityRead
 from api.clients import completeness
 from api.clients.models import ClientKind, Company, Contact
 from api.clients.schemas import CompanyRead, ContactRead
+from api.core import examples as ex
 from api.core.errors import NotFound
+from api.core.examples import example_of, examples
 from api.core.pagination import Page
 from api.core.types import utcnow
 from api.deals import deals
@@ -36,11 +38,23 @@ class Completeness(BaseModel):
     score: int = Field(ge=0, le=100, description="Share of the expected fields that are filled in, in %.")
     missing: list[str] = Field(description="The empty ones: field names, `contacts`, or `custom.<key>`.")
 
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            {"score": 93, "missing": ["custom.volumen_anual"]},
+        ),
+    )
+
 
 class DealCounts(BaseModel):
     open: int = 0
     won: int = 0
     lost: int = 0
+
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            {"open": 1, "won": 1, "lost": 0},
+        ),
+    )
 
 
 class ClientCard(BaseModel):
@@ -61,6 +75,40 @@ class ClientCard(BaseModel):
     open_tasks: list[ActivityRead] = Field(description="Planned activities by due time (first 20).")
     completeness: Completeness
     timeline: Page[FeedItem]
+
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            {
+                "kind": "company",
+                "company": example_of(CompanyRead),
+                "contact": None,
+                "contacts": [example_of(ContactRead)],
+                "contact_count": 1,
+                "open_deals": [example_of(DealRead)],
+                "won_deals": [
+                    {
+                        **example_of(DealRead),
+                        "id": ex.PREVIOUS_DEAL,
+                        "title": "TPV · Frutas Martínez S.L.",
+                        "stage_id": ex.STAGE_WON,
+                        "amount_minor": 980000,
+                        "status": "won",
+                        "won_at": "2025-02-14T12:00:00Z",
+                        "previous_deal_id": None,
+                        "rots_at": None,
+                    }
+                ],
+                "lost_deals": [],
+                "deal_counts": example_of(DealCounts),
+                "lifetime_value": {"EUR": 980000},
+                "last_touch": example_of(ActivityRead),
+                "next_touch": example_of(ActivityRead, 1),
+                "open_tasks": [example_of(ActivityRead, 1)],
+                "completeness": example_of(Completeness),
+                "timeline": {"items": [example_of(FeedItem)], "next_cursor": ex.CURSOR},
+            },
+        ),
+    )
 
 
 async def resolve(session: AsyncSession, viewer: Viewer, client_id: uuid.UUID) -> Company | Contact:

@@ -4,10 +4,12 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
 from pydantic_extra_types.country import CountryAlpha2
 
 from api.clients.models import FieldKind
+from api.core import examples as ex
+from api.core.examples import examples, record
 from api.core.schemas import Input, Output, RecordRead, optional
 from api.core.types import Name, no_nul
 
@@ -39,6 +41,21 @@ class CustomFieldRead(RecordRead):
     is_required: bool
     position: int
 
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            record(
+                ex.FIELD,
+                entity="company",
+                key="zona",
+                label="Zona de reparto",
+                kind="choice",
+                choices=["Valencia Norte", "Valencia Sur", "Castellón"],
+                is_required=False,
+                position=1,
+            ),
+        ),
+    )
+
 
 class CustomFieldCreate(Input):
     entity: Annotated[str, Field(pattern="^(company|contact|deal)$")]
@@ -48,12 +65,32 @@ class CustomFieldCreate(Input):
     choices: Annotated[list[Label], Field(max_length=100)] = Field(default_factory=list)
     is_required: bool = False
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=examples(
+            {
+                "entity": "company",
+                "key": "zona",
+                "label": "Zona de reparto",
+                "kind": "choice",
+                "choices": ["Valencia Norte", "Valencia Sur", "Castellón"],
+            },
+        ),
+    )
+
 
 class CustomFieldUpdate(Input):
     label: Label | None = optional()
     choices: Annotated[list[Label], Field(max_length=100)] | None = optional()
     is_required: bool | None = optional()
     position: Annotated[int, Field(ge=0, le=1000)] | None = optional()
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=examples(
+            {"label": "Zona", "choices": ["Valencia Norte", "Valencia Sur", "Castellón", "Alicante"]},
+        ),
+    )
 
 
 # Companies and contacts
@@ -78,6 +115,29 @@ class CompanyRead(ClientRead):
     city: str | None
     country: str | None
 
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            record(
+                ex.COMPANY,
+                version=4,
+                name="Frutas Martínez S.L.",
+                owner_id=ex.MARTA,
+                tags=["cliente", "feria-2026"],
+                segment="Pyme",
+                source="Feria",
+                custom={"zona": "Valencia Norte"},
+                deleted_at=None,
+                domain="frutasmartinez.es",
+                industry="Alimentación",
+                size=35,
+                phone="+34961234567",
+                address="Avenida del Puerto, 112",
+                city="Valencia",
+                country="ES",
+            ),
+        ),
+    )
+
 
 class ContactRead(ClientRead):
     title: str | None
@@ -86,6 +146,28 @@ class ContactRead(ClientRead):
     phones: list[str]
     email_consent: bool
     phone_consent: bool
+
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            record(
+                ex.CONTACT,
+                version=2,
+                name="Lucía Martínez Soler",
+                owner_id=ex.MARTA,
+                tags=["decisor"],
+                segment=None,
+                source="Feria",
+                custom={},
+                deleted_at=None,
+                title="Gerente",
+                company_id=ex.COMPANY,
+                emails=["lucia.martinez@frutasmartinez.es"],
+                phones=["+34612345678"],
+                email_consent=True,
+                phone_consent=True,
+            ),
+        ),
+    )
 
 
 class ClientCreate(Input):
@@ -109,7 +191,25 @@ class CompanyFields(Input):
 
 
 class CompanyCreate(ClientCreate, CompanyFields):
-    pass
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=examples(
+            {
+                "name": "Frutas Martínez S.L.",
+                "domain": "www.frutasmartinez.es",
+                "industry": "Alimentación",
+                "size": 35,
+                "phone": "961 23 45 67",
+                "address": "Avenida del Puerto, 112",
+                "city": "Valencia",
+                "country": "ES",
+                "tags": ["feria-2026"],
+                "segment": "Pyme",
+                "source": "Feria",
+                "custom": {"zona": "Valencia Norte"},
+            },
+        ),
+    )
 
 
 Emails = Annotated[list[Handle], Field(max_length=10)]
@@ -127,6 +227,23 @@ class ContactCreate(ClientCreate, ContactFields):
     email_consent: bool = False
     phone_consent: bool = False
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=examples(
+            {
+                "name": "Lucía Martínez Soler",
+                "title": "Gerente",
+                "company_id": ex.COMPANY,
+                "emails": ["lucia.martinez@frutasmartinez.es"],
+                "phones": ["612 34 56 78"],
+                "email_consent": True,
+                "phone_consent": True,
+                "tags": ["decisor"],
+                "source": "Feria",
+            },
+        ),
+    )
+
 
 class ClientUpdate(Input):
     name: Name | None = optional()
@@ -138,7 +255,12 @@ class ClientUpdate(Input):
 
 
 class CompanyUpdate(ClientUpdate, CompanyFields):
-    pass
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=examples(
+            {"segment": "Cuenta clave", "tags": ["cliente", "feria-2026"], "custom": {"zona": "Valencia Sur"}},
+        ),
+    )
 
 
 class ContactUpdate(ClientUpdate, ContactFields):
@@ -147,6 +269,13 @@ class ContactUpdate(ClientUpdate, ContactFields):
     email_consent: bool | None = optional()
     phone_consent: bool | None = optional()
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=examples(
+            {"title": "Directora general", "phones": ["+34 612 34 56 78", "961 23 45 60"]},
+        ),
+    )
+
 
 class DuplicateMatch(Output):
     id: uuid.UUID
@@ -154,3 +283,15 @@ class DuplicateMatch(Output):
     owner_id: uuid.UUID
     matched: str = Field(description="`email`, `phone` or `domain`.")
     value: str
+
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            {
+                "id": ex.COMPANY,
+                "kind": "company",
+                "owner_id": ex.MARTA,
+                "matched": "domain",
+                "value": "frutasmartinez.es",
+            },
+        ),
+    )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 import sqlalchemy as sa
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from rapidfuzz import fuzz
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -20,7 +20,9 @@ from sqlmodel import col
 from api.clients import normalise
 from api.clients.models import Company, Contact, ContactPoint
 from api.clients.service import phone_region
+from api.core import examples as ex
 from api.core.errors import ValidationFailed
+from api.core.examples import examples
 from api.core.types import fold, prefix_pattern
 from api.deals.models import Deal
 from api.sharing.visibility import Viewer, visible
@@ -38,6 +40,13 @@ class SearchHit(BaseModel):
     name: str = Field(description="The company's or contact's name, or the deal's title.")
     matched: Literal["name", "email", "phone", "domain"]
     score: float = Field(ge=0, le=1, description="1 is an exact match.")
+
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            {"kind": "company", "id": ex.COMPANY, "name": "Frutas Martínez S.L.", "matched": "name", "score": 0.92},
+            {"kind": "contact", "id": ex.CONTACT, "name": "Lucía Martínez Soler", "matched": "phone", "score": 1.0},
+        ),
+    )
 
 
 @dataclass(frozen=True)

@@ -248,6 +248,7 @@ _DESCRIPTIONS = {
     413: "Request body too large",
     422: "Validation failed; `errors` names each bad field",
     429: "Too many requests; see Retry-After",
+    503: "Service unavailable: the database does not answer",
 }
 
 
@@ -255,6 +256,8 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries for the errors an operation can answer."""
     return {code: {"model": Problem, "description": _DESCRIPTIONS[code]} for code in codes}
 
+
+_RETRY_AFTER = {"description": "Seconds to wait before trying again.", "schema": {"type": "integer", "minimum": 1}}
 
 IDEMPOTENCY_PARAMETER = {
     "name": "Idempotency-Key",
@@ -267,19 +270,43 @@ IDEMPOTENCY_PARAMETER = {
 }
 
 
+def _mechanical_problems(method: str, operation: dict[str, Any]) -> list[int]:
+    """The errors an operation can answer whatever its route does: from its authentication (401, and 429 from the
+    per-caller rate limit), a path parameter naming a record (404), `If-Match` (412), a body (400 malformed, 413
+    over the size cap, 422), parameters (422) and, for a POST, the Idempotency-Key (409 while the first request
+    runs, 422 for another body). 403 is left to the routes: not every authenticated operation can refuse."""
+    parameters = operation.get("parameters", [])
+    where = {(p.get("in"), p.get("name", "").lower()) for p in parameters}
+    codes = []
+    if operation.get("security"):
+        codes += [401, 429]
+    if any(place == "path" for place, _ in where):
+        codes.append(404)
+    if ("header", "if-match") in where:
+        codes.append(412)
+    if "requestBody" in operation:
+        codes += [400, 413, 422]
+    if parameters:
+        codes.append(422)
+    if method == "post":
+        codes += [409, 422]
+    return codes
+
+
 def document_problems(spec: dict[str, Any]) -> dict[str, Any]:
     """Make the OpenAPI document say what the API does: every error is problem+json (FastAPI documents its
-    default 422 and our models as application/json), and any operation with a body can answer 400."""
+    default 422 and our models as application/json), and every operation names the errors it answers
+    mechanically (`_mechanical_problems`); the routes add the ones their rules answer."""
     problem_content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for operations in spec.get("paths", {}).values():
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
+            for code in _mechanical_problems(method, operation):
+                responses.setdefault(str(code), {"description": _DESCRIPTIONS[code]})
             if method == "post":
                 operation.setdefault("parameters", []).append(IDEMPOTENCY_PARAMETER)
-                responses.setdefault("409", {"description": _DESCRIPTIONS[409]})
-                responses.setdefault("422", {"description": _DESCRIPTIONS[422]})
-            if "requestBody" in operation:
-                responses.setdefault("400", {"description": _DESCRIPTIONS[400]})
+            if "429" in responses:
+                responses["429"].setdefault("headers", {}).setdefault("Retry-After", _RETRY_AFTER)
             for code, response in responses.items():
                 if code.isdigit() and int(code) >= 400:
                     response["content"] = problem_content

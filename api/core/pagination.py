@@ -7,16 +7,17 @@ it belongs to, so a forged, garbled or foreign cursor is a 400, never a 500 or a
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar, get_args
 
 import sqlalchemy as sa
 from fastapi import Query
 from itsdangerous import BadSignature, URLSafeSerializer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from api.core.errors import BadRequest
+from api.core.examples import CURSOR
 from api.settings import get_settings
 
 DEFAULT_LIMIT = 50
@@ -31,7 +32,17 @@ CursorQuery = Annotated[
 T = TypeVar("T")
 
 
+def _page_examples(schema: dict[str, Any], cls: type[BaseModel]) -> None:
+    """A page of `Page[Item]` shows one item, `Item`'s example, and the cursor of the next page."""
+    (item, *_) = get_args(cls.model_fields["items"].annotation) or (None,)
+    extra = getattr(item, "model_config", {}).get("json_schema_extra")
+    if isinstance(extra, dict) and isinstance(extra.get("examples"), list) and extra["examples"]:
+        schema["examples"] = [{"items": extra["examples"][:1], "next_cursor": CURSOR}]
+
+
 class Page(BaseModel, Generic[T]):
+    model_config = ConfigDict(json_schema_extra=_page_examples)
+
     items: list[T]
     next_cursor: str | None = Field(
         default=None,

@@ -29,6 +29,17 @@ MEDIA_TYPES: dict[FileFormat, str] = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
 
+# The OpenAPI `responses` entry of a route that answers a file (`download`).
+FILE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The file, streamed, with `Content-Disposition: attachment` and its name.",
+        "content": {
+            MEDIA_TYPES["csv"]: {"schema": {"type": "string"}},
+            MEDIA_TYPES["xlsx"]: {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
 CHUNK_BYTES = 64 * 1024
 # Rows handed to the XLSX writer's thread at a time: what the writer holds in memory at most.
 XLSX_CHUNK_ROWS = 1_000

@@ -6,6 +6,7 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -17,7 +18,7 @@ from api.core.errors import problems
 from api.core.etags import IfMatchDep, set_etag
 from api.core.models import live
 from api.core.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
-from api.core.tabular import csv_stream, download, xlsx_stream
+from api.core.tabular import FILE_RESPONSE, csv_stream, download, xlsx_stream
 from api.imports import runner, service
 from api.imports.fields import MATCH_KEYS, specs
 from api.imports.models import ImportEntity, ImportJob, ImportMapping, Outcome
@@ -300,7 +301,8 @@ async def list_rows(
     name="report",
     summary="The reconciliation report",
     description="Every original row with its outcome, record id, column and reason, as CSV or XLSX.",
-    responses=problems(401, 403, 404),
+    response_class=StreamingResponse,
+    responses={**FILE_RESPONSE, **problems(401, 403, 404)},
 )
 async def report(
     job_id: uuid.UUID,

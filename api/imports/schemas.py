@@ -4,8 +4,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 
+from api.core import examples as ex
+from api.core.examples import example_of, examples, record
 from api.core.schemas import Input, Output, RecordRead
 from api.imports.models import ImportEntity, JobStatus, Outcome
 
@@ -35,12 +37,33 @@ class MappingIn(Input):
         default=None, description="Save the mapping under this name; files with the same headers get it again."
     )
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=examples(
+            {
+                "columns": {
+                    **{"Empresa": "name", "Web": "domain", "Teléfono": "phone", "Ciudad": "city", "Sector": "industry"},
+                    "Notas": None,
+                },
+                "match_key": "domain",
+                "save_as": "Clientes de feria",
+            },
+        ),
+    )
+
 
 class Decision(Input):
     field: str
     value: Annotated[str, StringConstraints(max_length=500)]
     action: Literal["map", "create", "reject"]
     target_id: uuid.UUID | None = Field(default=None, description="With `map`: the record the value stands for.")
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=examples(
+            {"field": "owner", "value": "Marta L.", "action": "map", "target_id": ex.MARTA},
+        ),
+    )
 
 
 class Decisions(Input):
@@ -49,6 +72,19 @@ class Decisions(Input):
         default_factory=dict,
         description="What happens to the values of a field nobody decided on (`create`: companies only); null "
         "clears it.",
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=examples(
+            {
+                "decisions": [
+                    {"field": "owner", "value": "Marta L.", "action": "map", "target_id": ex.MARTA},
+                    {"field": "owner", "value": "comercial2", "action": "reject"},
+                ],
+                "defaults": {"owner": "reject"},
+            },
+        ),
     )
 
 
@@ -60,12 +96,37 @@ class ImportJobState(RecordRead):
     match_key: str | None
     defaults: dict[str, str]
 
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            record(
+                ex.JOB,
+                version=2,
+                status="mapping",
+                mapping={
+                    "Empresa": "name",
+                    "Web": "domain",
+                    "Teléfono": "phone",
+                    "Ciudad": "city",
+                    "Sector": "industry",
+                },
+                match_key="domain",
+                defaults={},
+            ),
+        ),
+    )
+
 
 class FieldInfo(Output):
     key: str
     label: str
     kind: str
     required: bool
+
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            {"key": "domain", "label": "Website", "kind": "domain", "required": False},
+        ),
+    )
 
 
 class ImportJobRead(RecordRead):
@@ -97,6 +158,50 @@ class ImportJobRead(RecordRead):
         description="rows_total = create + update + merge + reject + skip, for the import (or the dry run before it)."
     )
 
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            record(
+                ex.JOB,
+                version=3,
+                entity="company",
+                status="previewed",
+                created_by_id=ex.ANA,
+                file_name="clientes-feria-2026.csv",
+                file_format="csv",
+                sheets=[],
+                sheet=None,
+                encoding="utf-8",
+                delimiter=";",
+                header_row=1,
+                headers=["Empresa", "Web", "Teléfono", "Ciudad", "Sector", "Notas"],
+                mapping={
+                    "Empresa": "name",
+                    "Web": "domain",
+                    "Teléfono": "phone",
+                    "Ciudad": "city",
+                    "Sector": "industry",
+                },
+                match_key="domain",
+                options={"date_order": "dmy", "decimal_mark": ","},
+                defaults={},
+                rows_total=120,
+                rows_done=120,
+                planned={"create": 97, "update": 18, "reject": 5},
+                counts={},
+                not_undone=0,
+                finished_at="2026-03-10T16:41:12Z",
+                fields=[
+                    {"key": "name", "label": "Name", "kind": "text", "required": True},
+                    example_of(FieldInfo),
+                    {"key": "phone", "label": "Phone", "kind": "phone", "required": False},
+                ],
+                match_keys=["id", "domain", "name"],
+                undecided=0,
+                balanced=True,
+            ),
+        ),
+    )
+
 
 class ImportValueRead(Output):
     field: str
@@ -105,6 +210,19 @@ class ImportValueRead(Output):
     candidates: list[dict[str, Any]] = Field(description='Closest records, best first: {"id", "label", "score"}.')
     action: str | None
     target_id: uuid.UUID | None
+
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            {
+                "field": "owner",
+                "value": "Marta L.",
+                "rows": 14,
+                "candidates": [{"id": ex.MARTA, "label": "Marta López", "score": 0.86}],
+                "action": None,
+                "target_id": None,
+            },
+        ),
+    )
 
 
 class ImportRowRead(Output):
@@ -118,9 +236,50 @@ class ImportRowRead(Output):
     reason: str | None
     undone_at: datetime | None
 
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            {
+                "row_number": 2,
+                "cells": [
+                    "Frutas Martínez S.L.",
+                    "www.frutasmartinez.es",
+                    "961 23 45 67",
+                    "Valencia",
+                    "Alimentación",
+                    "",
+                ],
+                "planned": "update",
+                "outcome": None,
+                "record_id": None,
+                "planned_target_id": ex.COMPANY,
+                "column": None,
+                "reason": None,
+                "undone_at": None,
+            },
+        ),
+    )
+
 
 class ImportMappingRead(RecordRead):
     name: str
     entity: ImportEntity
     columns: dict[str, str]
     match_key: str | None
+
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            record(
+                ex.MAPPING,
+                name="Clientes de feria",
+                entity="company",
+                columns={
+                    "Empresa": "name",
+                    "Web": "domain",
+                    "Teléfono": "phone",
+                    "Ciudad": "city",
+                    "Sector": "industry",
+                },
+                match_key="domain",
+            ),
+        ),
+    )

@@ -372,6 +372,8 @@ def document_mutations(document: dict[str, Any]) -> dict[str, Any]:
     for name, kind in KINDS.items():
         title = "".join(part.title() for part in name.replace("_", ".").split("."))
         args = kind.args.model_json_schema(ref_template="#/components/schemas/{model}")
+        # Inherited from the REST body the arguments extend, the examples would lack the record's `id`.
+        args.pop("examples", None)
         for shared, schema in args.pop("$defs", {}).items():
             schemas.setdefault(shared, schema)
         schemas[f"{title}Args"] = args

@@ -4,11 +4,13 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.activities.schemas import ActivityRead
 from api.auth.schemas import TeamRead, UserRead
 from api.clients.schemas import CompanyRead, ContactRead, CustomFieldRead
+from api.core import examples as ex
+from api.core.examples import example_of, examples
 from api.core.schemas import Input
 from api.deals.schemas import DealRead, LostReasonRead, PipelineSummary, ProductRead, StageRead
 
@@ -32,6 +34,17 @@ class SyncPut(BaseModel):
     deal: list[DealRead] = Field(default_factory=list)
     activity: list[ActivityRead] = Field(default_factory=list)
 
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            {
+                "company": [example_of(CompanyRead)],
+                "contact": [example_of(ContactRead)],
+                "deal": [example_of(DealRead)],
+                "activity": [example_of(ActivityRead), example_of(ActivityRead, 1)],
+            },
+        ),
+    )
+
 
 class SyncRemove(BaseModel):
     """Ids of records to drop, by kind: they left your working set (deleted, reassigned, unshared, closed, aged out)."""
@@ -48,6 +61,12 @@ class SyncRemove(BaseModel):
     deal: list[uuid.UUID] = Field(default_factory=list)
     activity: list[uuid.UUID] = Field(default_factory=list)
 
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            {"deal": [ex.PREVIOUS_DEAL], "activity": ["019b8e2c-51a0-7f3e-a2c4-6d0e9b1f7a58"]},
+        ),
+    )
+
 
 class PullPage(BaseModel):
     cursor: str | None = Field(
@@ -60,6 +79,18 @@ class PullPage(BaseModel):
     )
     put: SyncPut
     remove: SyncRemove
+
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            {
+                "cursor": "019cae9a-0180-7c3d-9f21-5e8b7a6c4d3e",
+                "has_more": False,
+                "reset_required": False,
+                "put": example_of(SyncPut),
+                "remove": example_of(SyncRemove),
+            },
+        ),
+    )
 
 
 MutationName = Literal[
@@ -92,10 +123,54 @@ class Mutation(Input):
         "someone else since then are not overwritten: the mutation reports a conflict.",
     )
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=examples(
+            {
+                "id": 42,
+                "name": "deal.move",
+                "args": {"id": ex.DEAL, "stage_id": ex.STAGE_NEGOTIATION},
+                "base_version": 3,
+            },
+        ),
+    )
+
 
 class PushRequest(Input):
     client_id: uuid.UUID = Field(description="This installed app's id, made once on the device.")
     mutations: list[Mutation] = Field(max_length=MAX_MUTATIONS, description="In the order they were made.")
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=examples(
+            {
+                "client_id": ex.CLIENT_APP,
+                "mutations": [
+                    {
+                        "id": 41,
+                        "name": "activity.log",
+                        "args": {
+                            "id": ex.ACTIVITY,
+                            "kind": "call",
+                            "company_id": ex.COMPANY,
+                            "contact_id": ex.CONTACT,
+                            "deal_id": ex.DEAL,
+                            "done_at": "2026-03-10T17:32:00+01:00",
+                            "duration_seconds": 420,
+                            "direction": "outbound",
+                            "outcome": "connected",
+                        },
+                    },
+                    {
+                        "id": 42,
+                        "name": "deal.move",
+                        "args": {"id": ex.DEAL, "stage_id": ex.STAGE_NEGOTIATION},
+                        "base_version": 3,
+                    },
+                ],
+            },
+        ),
+    )
 
 
 class MutationResult(BaseModel):
@@ -111,10 +186,47 @@ class MutationResult(BaseModel):
         default=None, description="RFC 9457 problem; its pointers are relative to the mutation's `args`."
     )
 
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            {"id": 41, "status": "applied", "record": example_of(ActivityRead), "conflicts": [], "problem": None},
+            {
+                "id": 43,
+                "status": "rejected",
+                "record": None,
+                "conflicts": [],
+                "problem": {
+                    "type": "/problems/validation",
+                    "title": "Validation failed",
+                    "status": 422,
+                    "detail": "No such lost reason (or it is retired).",
+                    "errors": [{"pointer": "#/lost_reason_id", "detail": "No such lost reason (or it is retired)."}],
+                },
+            },
+        ),
+    )
+
 
 class PushResult(BaseModel):
     last_mutation_id: int = Field(description="The newest mutation the server has taken: drop those up to it.")
     results: list[MutationResult]
+
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            {
+                "last_mutation_id": 42,
+                "results": [
+                    example_of(MutationResult),
+                    {
+                        "id": 42,
+                        "status": "conflict",
+                        "record": example_of(DealRead),
+                        "conflicts": ["stage_id"],
+                        "problem": None,
+                    },
+                ],
+            },
+        ),
+    )
 
 
 class ChangeItem(BaseModel):
@@ -128,8 +240,45 @@ class ChangeItem(BaseModel):
     actor_kind: str
     actor_id: uuid.UUID | None
 
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            {
+                "seq": 1042,
+                "entity": "deal",
+                "entity_id": ex.DEAL,
+                "op": "update",
+                "version": 3,
+                "fields": ["stage_entered_at", "stage_id"],
+                "at": "2026-03-09T10:20:00Z",
+                "actor_kind": "user",
+                "actor_id": ex.MARTA,
+            },
+            {
+                "seq": 1043,
+                "entity": "activity",
+                "entity_id": ex.ACTIVITY,
+                "op": "create",
+                "version": 1,
+                "fields": ["company_id", "deal_id", "done_at", "kind", "outcome", "subject"],
+                "at": ex.CALLED,
+                "actor_kind": "user",
+                "actor_id": ex.MARTA,
+            },
+        ),
+    )
+
 
 class ChangesPage(BaseModel):
     items: list[ChangeItem]
     next_cursor: str = Field(description="Pass as `cursor` to read on; the same value when there is nothing new.")
     has_more: bool
+
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            {
+                "items": [example_of(ChangeItem), example_of(ChangeItem, 1)],
+                "next_cursor": "1043",
+                "has_more": True,
+            },
+        ),
+    )

@@ -63,6 +63,23 @@ class WebhookUpdate(Input):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"is_enabled": True}]})
 
 
+EXAMPLE_ENDPOINT: dict[str, Any] = {
+    "id": "01937c4e-8f2a-7b3c-9d4e-5f6a7b8c9d0e",
+    "url": EXAMPLE_URL,
+    "description": "ERP sync",
+    "events": ["deal.won", "company.*"],
+    "is_enabled": True,
+    "disabled_reason": None,
+    "failing_since": None,
+    "previous_secret_until": None,
+    "created_by_user_id": "01937c4e-1111-7b3c-9d4e-5f6a7b8c9d0e",
+    "created_by_key_id": None,
+    "created_at": "2026-11-30T09:15:00Z",
+    "updated_at": "2026-11-30T09:15:00Z",
+    "version": 1,
+}
+
+
 class WebhookRead(RecordRead):
     url: str
     description: str
@@ -78,32 +95,15 @@ class WebhookRead(RecordRead):
     created_by_user_id: uuid.UUID | None
     created_by_key_id: uuid.UUID | None
 
-    model_config = ConfigDict(
-        from_attributes=True,
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": "01937c4e-8f2a-7b3c-9d4e-5f6a7b8c9d0e",
-                    "url": EXAMPLE_URL,
-                    "description": "ERP sync",
-                    "events": ["deal.won", "company.*"],
-                    "is_enabled": True,
-                    "disabled_reason": None,
-                    "failing_since": None,
-                    "previous_secret_until": None,
-                    "created_by_user_id": "01937c4e-1111-7b3c-9d4e-5f6a7b8c9d0e",
-                    "created_by_key_id": None,
-                    "created_at": "2026-11-30T09:15:00Z",
-                    "updated_at": "2026-11-30T09:15:00Z",
-                    "version": 1,
-                }
-            ]
-        },
-    )
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [EXAMPLE_ENDPOINT]})
 
 
 class WebhookCreated(WebhookRead):
-    secret: str = Field(description="The signing secret. Shown once: store it now.", examples=[EXAMPLE_SECRET])
+    secret: str = Field(description="The signing secret. Shown once: store it now.")
+
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_extra={"examples": [{**EXAMPLE_ENDPOINT, "secret": EXAMPLE_SECRET}]}
+    )
 
 
 class RotateSecret(Input):

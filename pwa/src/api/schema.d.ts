@@ -11,10 +11,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Activities you can see, newest first */
+        /**
+         * Activities you can see, newest first
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `activities:read` scope.
+         */
         get: operations["activities-list"];
         put?: never;
-        /** Log or plan an activity, and optionally schedule its next step */
+        /**
+         * Log or plan an activity, and optionally schedule its next step
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `activities:write` scope.
+         */
         post: operations["activities-create"];
         delete?: never;
         options?: never;
@@ -29,15 +35,24 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One activity */
+        /**
+         * One activity
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `activities:read` scope.
+         */
         get: operations["activities-get"];
         put?: never;
         post?: never;
-        /** Delete an activity (its owner or assignee, their manager or an admin) */
+        /**
+         * Delete an activity (its owner or assignee, their manager or an admin)
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `activities:write` scope.
+         */
         delete: operations["activities-delete"];
         options?: never;
         head?: never;
-        /** Change an activity */
+        /**
+         * Change an activity
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `activities:write` scope.
+         */
         patch: operations["activities-update"];
         trace?: never;
     };
@@ -50,7 +65,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Mark a planned activity done, optionally with its outcome and next step */
+        /**
+         * Mark a planned activity done, optionally with its outcome and next step
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `activities:write` scope.
+         */
         post: operations["activities-complete"];
         delete?: never;
         options?: never;
@@ -67,7 +85,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Mark a done task as not done */
+        /**
+         * Mark a done task as not done
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `activities:write` scope.
+         */
         post: operations["activities-reopen"];
         delete?: never;
         options?: never;
@@ -82,10 +103,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** API keys (admin) */
+        /**
+         * API keys (admin)
+         * @description **Who may call it:** users (admin); no API key.
+         */
         get: operations["api-keys-list"];
         put?: never;
-        /** Create an API key; the secret is shown once (admin) */
+        /**
+         * Create an API key; the secret is shown once (admin)
+         * @description **Who may call it:** users (admin); no API key.
+         */
         post: operations["api-keys-create"];
         delete?: never;
         options?: never;
@@ -100,11 +127,17 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One API key (admin) */
+        /**
+         * One API key (admin)
+         * @description **Who may call it:** users (admin); no API key.
+         */
         get: operations["api-keys-get"];
         put?: never;
         post?: never;
-        /** Revoke an API key at once (admin) */
+        /**
+         * Revoke an API key at once (admin)
+         * @description **Who may call it:** users (admin); no API key.
+         */
         delete: operations["api-keys-revoke"];
         options?: never;
         head?: never;
@@ -118,7 +151,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Field-level history, newest first (admin) */
+        /**
+         * Field-level history, newest first (admin)
+         * @description **Who may call it:** users (admin); no API key.
+         */
         get: operations["audit-list"];
         put?: never;
         post?: never;
@@ -135,7 +171,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One audit entry (admin) */
+        /**
+         * One audit entry (admin)
+         * @description **Who may call it:** users (admin); no API key.
+         */
         get: operations["audit-get"];
         put?: never;
         post?: never;
@@ -220,8 +259,51 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Every create, update and delete in your organisation, in the order they committed */
+        /**
+         * Every create, update and delete in your organisation, in the order they committed
+         * @description **Who may call it:** users (admin); API keys with the `changes:read` scope.
+         */
         get: operations["changes-list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/client-cards": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Client cards for marketing (companies with their consenting contacts, and lone contacts), filtered
+         * @description **Who may call it:** users (admin, marketing); API keys with the `clients:read` scope.
+         */
+        get: operations["client-cards-list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/client-cards/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every client card the filters select, as an NDJSON or CSV file
+         * @description **Who may call it:** users (admin, marketing); API keys with the `clients:read` scope.
+         */
+        get: operations["client-cards-export"];
         put?: never;
         post?: never;
         delete?: never;
@@ -237,7 +319,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A company's or contact's card: details, contacts, deals, value, touches, tasks, timeline */
+        /**
+         * A company's or contact's card: details, contacts, deals, value, touches, tasks, timeline
+         * @description **Who may call it:** users (every role); API keys with the `clients:read` scope.
+         */
         get: operations["clients-card"];
         put?: never;
         post?: never;
@@ -254,7 +339,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A client's history, newest first */
+        /**
+         * A client's history, newest first
+         * @description **Who may call it:** users (every role); API keys with the `clients:read` scope.
+         */
         get: operations["clients-timeline"];
         put?: never;
         post?: never;
@@ -271,10 +359,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Companys you can see, by name */
+        /**
+         * Companys you can see, by name
+         * @description **Who may call it:** users (every role); API keys with the `clients:read` scope.
+         */
         get: operations["companies-list"];
         put?: never;
-        /** Create a company (409 with the existing ids when it looks like a duplicate) */
+        /**
+         * Create a company (409 with the existing ids when it looks like a duplicate)
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `clients:write` scope.
+         */
         post: operations["companies-create"];
         delete?: never;
         options?: never;
@@ -289,15 +383,24 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One company */
+        /**
+         * One company
+         * @description **Who may call it:** users (every role); API keys with the `clients:read` scope.
+         */
         get: operations["companies-get"];
         put?: never;
         post?: never;
-        /** Move a company to the bin (its owner, their manager or an admin) */
+        /**
+         * Move a company to the bin (its owner, their manager or an admin)
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `clients:write` scope.
+         */
         delete: operations["companies-delete"];
         options?: never;
         head?: never;
-        /** Change a company */
+        /**
+         * Change a company
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `clients:write` scope.
+         */
         patch: operations["companies-update"];
         trace?: never;
     };
@@ -310,7 +413,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Bring a company back from the bin */
+        /**
+         * Bring a company back from the bin
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `clients:write` scope.
+         */
         post: operations["companies-restore"];
         delete?: never;
         options?: never;
@@ -325,10 +431,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Contacts you can see, by name */
+        /**
+         * Contacts you can see, by name
+         * @description **Who may call it:** users (every role); API keys with the `clients:read` scope.
+         */
         get: operations["contacts-list"];
         put?: never;
-        /** Create a contact (409 with the existing ids when it looks like a duplicate) */
+        /**
+         * Create a contact (409 with the existing ids when it looks like a duplicate)
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `clients:write` scope.
+         */
         post: operations["contacts-create"];
         delete?: never;
         options?: never;
@@ -343,15 +455,24 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One contact */
+        /**
+         * One contact
+         * @description **Who may call it:** users (every role); API keys with the `clients:read` scope.
+         */
         get: operations["contacts-get"];
         put?: never;
         post?: never;
-        /** Move a contact to the bin (its owner, their manager or an admin) */
+        /**
+         * Move a contact to the bin (its owner, their manager or an admin)
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `clients:write` scope.
+         */
         delete: operations["contacts-delete"];
         options?: never;
         head?: never;
-        /** Change a contact */
+        /**
+         * Change a contact
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `clients:write` scope.
+         */
         patch: operations["contacts-update"];
         trace?: never;
     };
@@ -364,7 +485,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Bring a contact back from the bin */
+        /**
+         * Bring a contact back from the bin
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `clients:write` scope.
+         */
         post: operations["contacts-restore"];
         delete?: never;
         options?: never;
@@ -379,10 +503,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The organisation's custom fields, by record kind and position */
+        /**
+         * The organisation's custom fields, by record kind and position
+         * @description **Who may call it:** users (every role); API keys with the `clients:read` scope.
+         */
         get: operations["custom-fields-list"];
         put?: never;
-        /** Add a custom field (admin) */
+        /**
+         * Add a custom field (admin)
+         * @description **Who may call it:** users (admin); no API key.
+         */
         post: operations["custom-fields-create"];
         delete?: never;
         options?: never;
@@ -400,11 +530,17 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Remove a custom field (admin) */
+        /**
+         * Remove a custom field (admin)
+         * @description **Who may call it:** users (admin); no API key.
+         */
         delete: operations["custom-fields-delete"];
         options?: never;
         head?: never;
-        /** Relabel, reorder or change choices (admin) */
+        /**
+         * Relabel, reorder or change choices (admin)
+         * @description **Who may call it:** users (admin); no API key.
+         */
         patch: operations["custom-fields-update"];
         trace?: never;
     };
@@ -415,10 +551,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Deals you can see, newest first */
+        /**
+         * Deals you can see, newest first
+         * @description **Who may call it:** users (every role); API keys with the `deals:read` scope.
+         */
         get: operations["deals-list"];
         put?: never;
-        /** Create a deal in an open stage */
+        /**
+         * Create a deal in an open stage
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `deals:write` scope.
+         */
         post: operations["deals-create"];
         delete?: never;
         options?: never;
@@ -433,7 +575,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A pipeline's stages with count, totals and first deals */
+        /**
+         * A pipeline's stages with count, totals and first deals
+         * @description **Who may call it:** users (every role); API keys with the `deals:read` scope.
+         */
         get: operations["deals-board"];
         put?: never;
         post?: never;
@@ -450,15 +595,24 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One deal with its lines */
+        /**
+         * One deal with its lines
+         * @description **Who may call it:** users (every role); API keys with the `deals:read` scope.
+         */
         get: operations["deals-get"];
         put?: never;
         post?: never;
-        /** Move a deal to the bin (its owner, their manager or an admin) */
+        /**
+         * Move a deal to the bin (its owner, their manager or an admin)
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `deals:write` scope.
+         */
         delete: operations["deals-delete"];
         options?: never;
         head?: never;
-        /** Change a deal */
+        /**
+         * Change a deal
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `deals:write` scope.
+         */
         patch: operations["deals-update"];
         trace?: never;
     };
@@ -470,7 +624,10 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Replace the deal's products; its amount becomes their total */
+        /**
+         * Replace the deal's products; its amount becomes their total
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `deals:write` scope.
+         */
         put: operations["deals-set-lines"];
         post?: never;
         delete?: never;
@@ -488,7 +645,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Mark a deal lost, with a reason */
+        /**
+         * Mark a deal lost, with a reason
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `deals:write` scope.
+         */
         post: operations["deals-lose"];
         delete?: never;
         options?: never;
@@ -505,7 +665,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Move an open deal to another stage */
+        /**
+         * Move an open deal to another stage
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `deals:write` scope.
+         */
         post: operations["deals-move"];
         delete?: never;
         options?: never;
@@ -522,7 +685,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Reopen a won or lost deal */
+        /**
+         * Reopen a won or lost deal
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `deals:write` scope.
+         */
         post: operations["deals-reopen"];
         delete?: never;
         options?: never;
@@ -539,7 +705,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Bring a deal back from the bin */
+        /**
+         * Bring a deal back from the bin
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `deals:write` scope.
+         */
         post: operations["deals-restore"];
         delete?: never;
         options?: never;
@@ -554,7 +723,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A deal's history, newest first */
+        /**
+         * A deal's history, newest first
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `deals:read` scope.
+         */
         get: operations["deals-timeline"];
         put?: never;
         post?: never;
@@ -573,7 +745,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Mark a deal won */
+        /**
+         * Mark a deal won
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `deals:write` scope.
+         */
         post: operations["deals-win"];
         delete?: never;
         options?: never;
@@ -588,7 +763,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The activities list as a CSV or XLSX file: the list's filters, the columns of docs/exports.md */
+        /**
+         * The activities list as a CSV or XLSX file: the list's filters, the columns of docs/exports.md
+         * @description **Who may call it:** users (admin, manager); API keys with the `activities:read` scope.
+         */
         get: operations["exports-activities"];
         put?: never;
         post?: never;
@@ -605,7 +783,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The companies list as a CSV or XLSX file: the list's filters, the columns of docs/exports.md */
+        /**
+         * The companies list as a CSV or XLSX file: the list's filters, the columns of docs/exports.md
+         * @description **Who may call it:** users (admin, manager, marketing); API keys with the `clients:read` scope.
+         */
         get: operations["exports-companies"];
         put?: never;
         post?: never;
@@ -622,7 +803,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The contacts list as a CSV or XLSX file: the list's filters, the columns of docs/exports.md */
+        /**
+         * The contacts list as a CSV or XLSX file: the list's filters, the columns of docs/exports.md
+         * @description **Who may call it:** users (admin, manager, marketing); API keys with the `clients:read` scope.
+         */
         get: operations["exports-contacts"];
         put?: never;
         post?: never;
@@ -639,7 +823,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The deals list as a CSV or XLSX file: the list's filters, the columns of docs/exports.md */
+        /**
+         * The deals list as a CSV or XLSX file: the list's filters, the columns of docs/exports.md
+         * @description **Who may call it:** users (admin, manager, marketing); API keys with the `deals:read` scope.
+         */
         get: operations["exports-deals"];
         put?: never;
         post?: never;
@@ -656,7 +843,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** What happened, newest first */
+        /**
+         * What happened, newest first
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `activities:read` scope.
+         */
         get: operations["feed-list"];
         put?: never;
         post?: never;
@@ -673,7 +863,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The feed, live: server-sent events, one `feed` event per new item you may see */
+        /**
+         * The feed, live: server-sent events, one `feed` event per new item you may see
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `activities:read` scope.
+         */
         get: operations["feed-stream"];
         put?: never;
         post?: never;
@@ -690,10 +883,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Goals with each person's progress (yours, or your team's) */
+        /**
+         * Goals with each person's progress (yours, or your team's)
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `insights:read` scope.
+         */
         get: operations["goals-list"];
         put?: never;
-        /** Set a goal (admin) */
+        /**
+         * Set a goal (admin)
+         * @description **Who may call it:** users (admin); no API key.
+         */
         post: operations["goals-create"];
         delete?: never;
         options?: never;
@@ -708,15 +907,24 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One goal with progress */
+        /**
+         * One goal with progress
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `insights:read` scope.
+         */
         get: operations["goals-get"];
         put?: never;
         post?: never;
-        /** Remove a goal (admin) */
+        /**
+         * Remove a goal (admin)
+         * @description **Who may call it:** users (admin); no API key.
+         */
         delete: operations["goals-delete"];
         options?: never;
         head?: never;
-        /** Change a goal (admin) */
+        /**
+         * Change a goal (admin)
+         * @description **Who may call it:** users (admin); no API key.
+         */
         patch: operations["goals-update"];
         trace?: never;
     };
@@ -727,12 +935,17 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Imports, newest first */
+        /**
+         * Imports, newest first
+         * @description **Who may call it:** users (admin); no API key.
+         */
         get: operations["imports-list"];
         put?: never;
         /**
          * Upload a CSV or XLSX file
          * @description Reads every row into a new import, with the columns mapped as their headers suggest (English or Spanish names) or as a saved mapping for the same headers says. Nothing is written to the CRM yet. Files up to the server's upload limit (25 MB by default) and 200,000 rows.
+         *
+         *     **Who may call it:** users (admin); no API key.
          */
         post: operations["imports-upload"];
         delete?: never;
@@ -748,7 +961,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Saved column mappings */
+        /**
+         * Saved column mappings
+         * @description **Who may call it:** users (admin); no API key.
+         */
         get: operations["imports-mappings"];
         put?: never;
         post?: never;
@@ -768,7 +984,10 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Forget a saved mapping */
+        /**
+         * Forget a saved mapping
+         * @description **Who may call it:** users (admin); no API key.
+         */
         delete: operations["imports-delete-mapping"];
         options?: never;
         head?: never;
@@ -782,11 +1001,17 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** An import and its progress */
+        /**
+         * An import and its progress
+         * @description **Who may call it:** users (admin); no API key.
+         */
         get: operations["imports-get"];
         put?: never;
         post?: never;
-        /** Discard an import that wrote nothing */
+        /**
+         * Discard an import that wrote nothing
+         * @description **Who may call it:** users (admin); no API key.
+         */
         delete: operations["imports-discard"];
         options?: never;
         head?: never;
@@ -805,6 +1030,8 @@ export interface paths {
         /**
          * Import
          * @description Applies the rows in batches, each row whole or not at all. Refused while values that match nothing wait for a decision. Works for about a second and a half and answers with the progress: 202 while rows remain (call again), 200 once done. An interrupted run resumes where it stopped, without doing a row twice.
+         *
+         *     **Who may call it:** users (admin); no API key.
          */
         post: operations["imports-commit"];
         delete?: never;
@@ -824,6 +1051,8 @@ export interface paths {
         /**
          * Map the columns
          * @description Sets which field each column fills and how records are matched; reads how the file writes dates and amounts, and lists the values of reference columns (owners, stages, companies...) that match nothing exactly.
+         *
+         *     **Who may call it:** users (admin); no API key.
          */
         put: operations["imports-set-mapping"];
         post?: never;
@@ -845,6 +1074,8 @@ export interface paths {
         /**
          * Dry run
          * @description What each row would become (create, update, merge, reject with its reason and column, skip); nothing is written. Works for about a second and a half and answers with the progress: 202 while rows remain (call again), 200 once done. An interrupted run resumes where it stopped, without doing a row twice.
+         *
+         *     **Who may call it:** users (admin); no API key.
          */
         post: operations["imports-preview"];
         delete?: never;
@@ -863,6 +1094,8 @@ export interface paths {
         /**
          * The reconciliation report
          * @description Every original row with its outcome, record id, column and reason, as CSV or XLSX.
+         *
+         *     **Who may call it:** users (admin); no API key.
          */
         get: operations["imports-report"];
         put?: never;
@@ -880,7 +1113,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The rows and what became of them */
+        /**
+         * The rows and what became of them
+         * @description **Who may call it:** users (admin); no API key.
+         */
         get: operations["imports-rows"];
         put?: never;
         post?: never;
@@ -902,6 +1138,8 @@ export interface paths {
         /**
          * Undo an import
          * @description Deletes what it created and puts back what it updated or merged. Refused when a record it wrote has been changed since. Works for about a second and a half and answers with the progress: 202 while rows remain (call again), 200 once done. An interrupted run resumes where it stopped, without doing a row twice.
+         *
+         *     **Who may call it:** users (admin); no API key.
          */
         post: operations["imports-undo"];
         delete?: never;
@@ -920,11 +1158,15 @@ export interface paths {
         /**
          * Values that match nothing
          * @description Each distinct value of a reference column that names no record exactly, with its closest records.
+         *
+         *     **Who may call it:** users (admin); no API key.
          */
         get: operations["imports-values"];
         /**
          * Decide on values that match nothing
          * @description Map a value to a record, have it created (companies) or have its rows rejected; `defaults` decide for every value of a field nobody decided on.
+         *
+         *     **Who may call it:** users (admin); no API key.
          */
         put: operations["imports-decide"];
         post?: never;
@@ -941,7 +1183,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Who works in Fieldbook: per team (from its go-live) and person */
+        /**
+         * Who works in Fieldbook: per team (from its go-live) and person
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `insights:read` scope.
+         */
         get: operations["insights-adoption"];
         put?: never;
         post?: never;
@@ -958,7 +1203,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Card completeness and well-developed clients per rep */
+        /**
+         * Card completeness and well-developed clients per rep
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `insights:read` scope.
+         */
         get: operations["insights-data-quality"];
         put?: never;
         post?: never;
@@ -975,7 +1223,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Where the company loses money, against the previous period */
+        /**
+         * Where the company loses money, against the previous period
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `insights:read` scope.
+         */
         get: operations["insights-diagnosis"];
         put?: never;
         post?: never;
@@ -992,7 +1243,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The diagnosis as a printable page, in English or Spanish */
+        /**
+         * The diagnosis as a printable page, in English or Spanish
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `insights:read` scope.
+         */
         get: operations["insights-diagnosis-print"];
         put?: never;
         post?: never;
@@ -1009,7 +1263,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Who misses deadlines: overdue and late tasks per person */
+        /**
+         * Who misses deadlines: overdue and late tasks per person
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `insights:read` scope.
+         */
         get: operations["insights-discipline"];
         put?: never;
         post?: never;
@@ -1026,7 +1283,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Where deals break: the period's new deals through one pipeline */
+        /**
+         * Where deals break: the period's new deals through one pipeline
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `insights:read` scope.
+         */
         get: operations["insights-funnel"];
         put?: never;
         post?: never;
@@ -1043,7 +1303,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Who wins: deals won, amounts, win rates, cycle times */
+        /**
+         * Who wins: deals won, amounts, win rates, cycle times
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `insights:read` scope.
+         */
         get: operations["insights-leaderboard"];
         put?: never;
         post?: never;
@@ -1060,7 +1323,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** How the top quartile wins, against the rest */
+        /**
+         * How the top quartile wins, against the rest
+         * @description **Who may call it:** users (admin, manager, rep); API keys with the `insights:read` scope.
+         */
         get: operations["insights-playbook"];
         put?: never;
         post?: never;
@@ -1077,7 +1343,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Repeat purchases, clients who did not come back, lost reasons */
+        /**
+         * Repeat purchases, clients who did not come back, lost reasons
+         * @description **Who may call it:** users (admin, manager, rep, marketing); API keys with the `insights:read` scope.
+         */
         get: operations["insights-retention"];
         put?: never;
         post?: never;
@@ -1094,7 +1363,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A teammate's won deal, whole timeline oldest first, to learn from */
+        /**
+         * A teammate's won deal, whole timeline oldest first, to learn from
+         * @description **Who may call it:** users (admin, manager, rep); no API key.
+         */
         get: operations["insights-win-story"];
         put?: never;
         post?: never;
@@ -1111,10 +1383,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Why deals are lost: the organisation's list, in order */
+        /**
+         * Why deals are lost: the organisation's list, in order
+         * @description **Who may call it:** users (every role); API keys with the `deals:read` scope.
+         */
         get: operations["lost-reasons-list"];
         put?: never;
-        /** Add a lost reason at the end (admin) */
+        /**
+         * Add a lost reason at the end (admin)
+         * @description **Who may call it:** users (admin); no API key.
+         */
         post: operations["lost-reasons-create"];
         delete?: never;
         options?: never;
@@ -1132,11 +1410,17 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Delete a lost reason (admin) */
+        /**
+         * Delete a lost reason (admin)
+         * @description **Who may call it:** users (admin); no API key.
+         */
         delete: operations["lost-reasons-delete"];
         options?: never;
         head?: never;
-        /** Rename, reorder or retire a lost reason (admin) */
+        /**
+         * Rename, reorder or retire a lost reason (admin)
+         * @description **Who may call it:** users (admin); no API key.
+         */
         patch: operations["lost-reasons-update"];
         trace?: never;
     };
@@ -1164,7 +1448,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Your planned tasks, calls and meetings: overdue, today, and the days ahead */
+        /**
+         * Your planned tasks, calls and meetings: overdue, today, and the days ahead
+         * @description **Who may call it:** users (admin, manager, rep); no API key.
+         */
         get: operations["me-agenda"];
         put?: never;
         post?: never;
@@ -1187,7 +1474,10 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        /** Rename the organisation or change its defaults and visibility setting (admin) */
+        /**
+         * Rename the organisation or change its defaults and visibility setting (admin)
+         * @description **Who may call it:** users (admin); no API key.
+         */
         patch: operations["organization-update"];
         trace?: never;
     };
@@ -1198,10 +1488,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Pipelines with their stages, the default first */
+        /**
+         * Pipelines with their stages, the default first
+         * @description **Who may call it:** users (every role); API keys with the `deals:read` scope.
+         */
         get: operations["pipelines-list"];
         put?: never;
-        /** Create a pipeline from its open stages; won and lost stages are added (admin) */
+        /**
+         * Create a pipeline from its open stages; won and lost stages are added (admin)
+         * @description **Who may call it:** users (admin); no API key.
+         */
         post: operations["pipelines-create"];
         delete?: never;
         options?: never;
@@ -1216,15 +1512,24 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One pipeline with its stages */
+        /**
+         * One pipeline with its stages
+         * @description **Who may call it:** users (every role); API keys with the `deals:read` scope.
+         */
         get: operations["pipelines-get"];
         put?: never;
         post?: never;
-        /** Delete a pipeline that is not the default (admin) */
+        /**
+         * Delete a pipeline that is not the default (admin)
+         * @description **Who may call it:** users (admin); no API key.
+         */
         delete: operations["pipelines-delete"];
         options?: never;
         head?: never;
-        /** Rename, scope to a team or make default (admin) */
+        /**
+         * Rename, scope to a team or make default (admin)
+         * @description **Who may call it:** users (admin); no API key.
+         */
         patch: operations["pipelines-update"];
         trace?: never;
     };
@@ -1237,7 +1542,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Add an open stage, at a position or at the end (admin) */
+        /**
+         * Add an open stage, at a position or at the end (admin)
+         * @description **Who may call it:** users (admin); no API key.
+         */
         post: operations["pipelines-add-stage"];
         delete?: never;
         options?: never;
@@ -1252,10 +1560,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Products, by name */
+        /**
+         * Products, by name
+         * @description **Who may call it:** users (every role); API keys with the `deals:read` scope.
+         */
         get: operations["products-list"];
         put?: never;
-        /** Create a product (admin) */
+        /**
+         * Create a product (admin)
+         * @description **Who may call it:** users (admin); no API key.
+         */
         post: operations["products-create"];
         delete?: never;
         options?: never;
@@ -1270,15 +1584,24 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One product */
+        /**
+         * One product
+         * @description **Who may call it:** users (every role); API keys with the `deals:read` scope.
+         */
         get: operations["products-get"];
         put?: never;
         post?: never;
-        /** Delete a product (admin) */
+        /**
+         * Delete a product (admin)
+         * @description **Who may call it:** users (admin); no API key.
+         */
         delete: operations["products-delete"];
         options?: never;
         head?: never;
-        /** Change a product (admin) */
+        /**
+         * Change a product (admin)
+         * @description **Who may call it:** users (admin); no API key.
+         */
         patch: operations["products-update"];
         trace?: never;
     };
@@ -1289,7 +1612,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Find companies, contacts and deals by name (typos forgiven), e-mail, phone or domain */
+        /**
+         * Find companies, contacts and deals by name (typos forgiven), e-mail, phone or domain
+         * @description **Who may call it:** users (every role); API keys with the `clients:read` scope.
+         */
         get: operations["search-search"];
         put?: never;
         post?: never;
@@ -1299,6 +1625,58 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/segments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Saved segments, by name
+         * @description **Who may call it:** users (admin, marketing); API keys with the `clients:read` scope.
+         */
+        get: operations["segments-list"];
+        put?: never;
+        /**
+         * Save a segment: a name for a set of client-card filters (admins, marketing)
+         * @description **Who may call it:** users (admin, marketing); no API key.
+         */
+        post: operations["segments-create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/segments/{segment_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One saved segment
+         * @description **Who may call it:** users (admin, marketing); API keys with the `clients:read` scope.
+         */
+        get: operations["segments-get"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a saved segment (admins, marketing)
+         * @description **Who may call it:** users (admin, marketing); no API key.
+         */
+        delete: operations["segments-delete"];
+        options?: never;
+        head?: never;
+        /**
+         * Rename a segment or change its filters (admins, marketing)
+         * @description **Who may call it:** users (admin, marketing); no API key.
+         */
+        patch: operations["segments-update"];
+        trace?: never;
+    };
     "/api/v1/shares": {
         parameters: {
             query?: never;
@@ -1306,10 +1684,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Who a client or deal is shared with */
+        /**
+         * Who a client or deal is shared with
+         * @description **Who may call it:** users (admin, manager, rep, marketing); no API key.
+         */
         get: operations["shares-list"];
         put?: never;
-        /** Share a client or deal with colleagues (they see it and hear of it in their feed) */
+        /**
+         * Share a client or deal with colleagues (they see it and hear of it in their feed)
+         * @description **Who may call it:** users (admin, manager, rep); no API key.
+         */
         post: operations["shares-create"];
         delete?: never;
         options?: never;
@@ -1327,7 +1711,10 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Stop sharing (or leave a share) */
+        /**
+         * Stop sharing (or leave a share)
+         * @description **Who may call it:** users (admin, manager, rep, marketing); no API key.
+         */
         delete: operations["shares-delete"];
         options?: never;
         head?: never;
@@ -1344,11 +1731,17 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Delete an open stage (admin) */
+        /**
+         * Delete an open stage (admin)
+         * @description **Who may call it:** users (admin); no API key.
+         */
         delete: operations["stages-delete"];
         options?: never;
         head?: never;
-        /** Rename, move, or change probability or rotting of a stage (admin) */
+        /**
+         * Rename, move, or change probability or rotting of a stage (admin)
+         * @description **Who may call it:** users (admin); no API key.
+         */
         patch: operations["stages-update"];
         trace?: never;
     };
@@ -1359,7 +1752,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Server-sent `poke` events: something in your organisation changed, pull now */
+        /**
+         * Server-sent `poke` events: something in your organisation changed, pull now
+         * @description **Who may call it:** users (every role); no API key.
+         */
         get: operations["sync-events"];
         put?: never;
         post?: never;
@@ -1376,7 +1772,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** What changed in your working set since your cursor: records to store and ids to drop */
+        /**
+         * What changed in your working set since your cursor: records to store and ids to drop
+         * @description **Who may call it:** users (every role); no API key.
+         */
         get: operations["sync-pull"];
         put?: never;
         post?: never;
@@ -1395,7 +1794,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Apply an app's outbox: each mutation once, in order, each with its own outcome */
+        /**
+         * Apply an app's outbox: each mutation once, in order, each with its own outcome
+         * @description **Who may call it:** users (every role); no API key.
+         */
         post: operations["sync-push"];
         delete?: never;
         options?: never;
@@ -1410,10 +1812,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Teams of the organisation */
+        /**
+         * Teams of the organisation
+         * @description **Who may call it:** users (every role); no API key.
+         */
         get: operations["teams-list"];
         put?: never;
-        /** Create a team (admin) */
+        /**
+         * Create a team (admin)
+         * @description **Who may call it:** users (admin); no API key.
+         */
         post: operations["teams-create"];
         delete?: never;
         options?: never;
@@ -1428,15 +1836,24 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One team */
+        /**
+         * One team
+         * @description **Who may call it:** users (every role); no API key.
+         */
         get: operations["teams-get"];
         put?: never;
         post?: never;
-        /** Delete an empty team (admin) */
+        /**
+         * Delete an empty team (admin)
+         * @description **Who may call it:** users (admin); no API key.
+         */
         delete: operations["teams-delete"];
         options?: never;
         head?: never;
-        /** Rename, move or change the head of a team (admin) */
+        /**
+         * Rename, move or change the head of a team (admin)
+         * @description **Who may call it:** users (admin); no API key.
+         */
         patch: operations["teams-update"];
         trace?: never;
     };
@@ -1447,10 +1864,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Colleagues, for pickers and admin (active only unless asked) */
+        /**
+         * Colleagues, for pickers and admin (active only unless asked)
+         * @description **Who may call it:** users (every role); API keys with the `users:read` scope.
+         */
         get: operations["users-list"];
         put?: never;
-        /** Create or invite a user (admin) */
+        /**
+         * Create or invite a user (admin)
+         * @description **Who may call it:** users (admin); no API key.
+         */
         post: operations["users-create"];
         delete?: never;
         options?: never;
@@ -1465,14 +1888,20 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One colleague */
+        /**
+         * One colleague
+         * @description **Who may call it:** users (every role); API keys with the `users:read` scope.
+         */
         get: operations["users-get"];
         put?: never;
         post?: never;
         delete?: never;
         options?: never;
         head?: never;
-        /** Change a user's name, e-mail, role or team, or (de)activate them (admin) */
+        /**
+         * Change a user's name, e-mail, role or team, or (de)activate them (admin)
+         * @description **Who may call it:** users (admin); no API key.
+         */
         patch: operations["users-update"];
         trace?: never;
     };
@@ -1485,8 +1914,183 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Issue a new one-time sign-in invitation (admin) */
+        /**
+         * Issue a new one-time sign-in invitation (admin)
+         * @description **Who may call it:** users (admin); no API key.
+         */
         post: operations["users-invite"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Webhook endpoints
+         * @description **Who may call it:** users (admin); API keys with the `webhooks:manage` scope.
+         */
+        get: operations["webhooks-list"];
+        put?: never;
+        /**
+         * Subscribe an endpoint to events; its signing secret is shown once
+         * @description **Who may call it:** users (admin); API keys with the `webhooks:manage` scope.
+         */
+        post: operations["webhooks-create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/event-types": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The event types an endpoint can subscribe to
+         * @description **Who may call it:** users (admin); API keys with the `webhooks:manage` scope.
+         */
+        get: operations["webhooks-event-types"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{webhook_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One webhook endpoint
+         * @description **Who may call it:** users (admin); API keys with the `webhooks:manage` scope.
+         */
+        get: operations["webhooks-get"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete an endpoint; what it had not received yet is dropped
+         * @description **Who may call it:** users (admin); API keys with the `webhooks:manage` scope.
+         */
+        delete: operations["webhooks-delete"];
+        options?: never;
+        head?: never;
+        /**
+         * Change an endpoint's URL or filters, pause it, or turn it back on
+         * @description **Who may call it:** users (admin); API keys with the `webhooks:manage` scope.
+         */
+        patch: operations["webhooks-update"];
+        trace?: never;
+    };
+    "/api/v1/webhooks/{webhook_id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The delivery log: every attempt, newest first, with status, latency and the answer's start
+         * @description **Who may call it:** users (admin); API keys with the `webhooks:manage` scope.
+         */
+        get: operations["webhooks-deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{webhook_id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The messages for an endpoint, newest first, with their state
+         * @description **Who may call it:** users (admin); API keys with the `webhooks:manage` scope.
+         */
+        get: operations["webhooks-events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{webhook_id}/events/{event_id}/redeliver": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a message again now, with the same id and body
+         * @description **Who may call it:** users (admin); API keys with the `webhooks:manage` scope.
+         */
+        post: operations["webhooks-redeliver"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{webhook_id}/ping": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a test event (`webhook.ping`) to the endpoint now
+         * @description **Who may call it:** users (admin); API keys with the `webhooks:manage` scope.
+         */
+        post: operations["webhooks-ping"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{webhook_id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Replace the signing secret, signing with both while the receiver switches
+         * @description **Who may call it:** users (admin); API keys with the `webhooks:manage` scope.
+         */
+        post: operations["webhooks-rotate-secret"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1531,7 +2135,14 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /** AcceptInvite */
+        /**
+         * AcceptInvite
+         * @example {
+         *       "device": "iPhone 15",
+         *       "password": "Naranjos-de-Alzira-26",
+         *       "token": "kq7Zr2XhVb0mN4tLwYc9pE1sGdUa6fJi"
+         *     }
+         */
         AcceptInvite: {
             /**
              * Device
@@ -1543,7 +2154,18 @@ export interface components {
             /** Token */
             token: string;
         };
-        /** ActivityComplete */
+        /**
+         * ActivityComplete
+         * @example {
+         *       "duration_seconds": 300,
+         *       "next_step": {
+         *         "due_at": "2026-03-20T10:00:00+01:00",
+         *         "kind": "meeting",
+         *         "subject": "Demostración en tienda"
+         *       },
+         *       "outcome": "connected"
+         *     }
+         */
         ActivityComplete: {
             /**
              * Done At
@@ -1555,7 +2177,29 @@ export interface components {
             next_step?: components["schemas"]["NextStep"] | null;
             outcome?: components["schemas"]["CallOutcome"] | null;
         };
-        /** ActivityCreate */
+        /**
+         * ActivityCreate
+         * @example {
+         *       "body": "Quieren cambiar los 30 terminales antes de Fallas; piden precio con instalación.",
+         *       "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *       "contact_id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *       "deal_id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *       "direction": "outbound",
+         *       "done_at": "2026-03-10T17:32:00+01:00",
+         *       "duration_seconds": 420,
+         *       "kind": "call",
+         *       "mentioned_ids": [
+         *         "019cade1-2760-715c-8b35-10b0b46ee1da"
+         *       ],
+         *       "next_step": {
+         *         "due_at": "2026-03-17T09:00:00+01:00",
+         *         "kind": "task",
+         *         "subject": "Enviar propuesta revisada"
+         *       },
+         *       "outcome": "connected",
+         *       "subject": "Llamada de seguimiento"
+         *     }
+         */
         ActivityCreate: {
             /**
              * Assignee Id
@@ -1687,7 +2331,18 @@ export interface components {
              */
             subject: string | null;
         };
-        /** ActivityLogMutation */
+        /**
+         * ActivityLogMutation
+         * @example {
+         *       "args": {
+         *         "id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *         "stage_id": "019cae0e-03c0-77c0-96ed-c5d467164890"
+         *       },
+         *       "base_version": 3,
+         *       "id": 42,
+         *       "name": "deal.move"
+         *     }
+         */
         ActivityLogMutation: {
             args: components["schemas"]["ActivityLogArgs"];
             /**
@@ -1706,7 +2361,48 @@ export interface components {
              */
             name: "activity.log";
         };
-        /** ActivityRead */
+        /**
+         * ActivityRead
+         * @example {
+         *       "assignee_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *       "body": "Quieren cambiar los 30 terminales antes de Fallas; piden precio con instalación.",
+         *       "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *       "contact_id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *       "created_at": "2026-03-02T09:15:00Z",
+         *       "deal_id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *       "direction": "outbound",
+         *       "done_at": "2026-03-10T16:32:00Z",
+         *       "duration_seconds": 420,
+         *       "id": "019cae4e-1a00-7162-b0f9-13063c02e567",
+         *       "kind": "call",
+         *       "mentioned_ids": [
+         *         "019cade1-2760-715c-8b35-10b0b46ee1da"
+         *       ],
+         *       "next_step_id": "019cae54-82a0-7a67-a744-b24e7f61701e",
+         *       "outcome": "connected",
+         *       "overdue": false,
+         *       "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *       "subject": "Llamada de seguimiento",
+         *       "updated_at": "2026-03-10T16:40:00Z",
+         *       "version": 1
+         *     }
+         * @example {
+         *       "assignee_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *       "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *       "contact_id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *       "created_at": "2026-03-02T09:15:00Z",
+         *       "deal_id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *       "due_at": "2026-03-17T08:00:00Z",
+         *       "id": "019cae54-82a0-7a67-a744-b24e7f61701e",
+         *       "kind": "task",
+         *       "mentioned_ids": [],
+         *       "overdue": false,
+         *       "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *       "subject": "Enviar propuesta revisada",
+         *       "updated_at": "2026-03-10T16:40:00Z",
+         *       "version": 1
+         *     }
+         */
         ActivityRead: {
             /**
              * Assignee Id
@@ -1764,7 +2460,19 @@ export interface components {
             /** Version */
             version: number;
         };
-        /** ActivityRef */
+        /**
+         * ActivityRef
+         * @example {
+         *       "body": "Quieren cambiar los 30 terminales antes de Fallas; piden precio con instalación.",
+         *       "direction": "outbound",
+         *       "done_at": "2026-03-10T16:32:00Z",
+         *       "duration_seconds": 420,
+         *       "id": "019cae4e-1a00-7162-b0f9-13063c02e567",
+         *       "kind": "call",
+         *       "outcome": "connected",
+         *       "subject": "Llamada de seguimiento"
+         *     }
+         */
         ActivityRef: {
             /** Body */
             body: string | null;
@@ -1785,7 +2493,13 @@ export interface components {
             /** Subject */
             subject: string;
         };
-        /** ActivityUpdate */
+        /**
+         * ActivityUpdate
+         * @example {
+         *       "duration_seconds": 480,
+         *       "subject": "Llamada: precio con instalación"
+         *     }
+         */
         ActivityUpdate: {
             /**
              * Assignee Id
@@ -1809,7 +2523,41 @@ export interface components {
             /** Subject */
             subject?: string;
         };
-        /** Adoption */
+        /**
+         * Adoption
+         * @example {
+         *       "currency": "EUR",
+         *       "people": [
+         *         {
+         *           "active_days": 58,
+         *           "activities": 164,
+         *           "activities_per_day": 1.82,
+         *           "cards_created": 12,
+         *           "cards_improved": 31,
+         *           "last_seen_at": "2026-03-31T17:48:00Z",
+         *           "name": "Marta López",
+         *           "team_id": "019cadf4-6140-707e-a451-7d6c6694f229",
+         *           "user_id": "019cade7-9000-7cf8-bf58-4ad4230824d2"
+         *         }
+         *       ],
+         *       "period": {
+         *         "days": 90,
+         *         "first_day": "2026-01-01",
+         *         "last_day": "2026-03-31"
+         *       },
+         *       "teams": [
+         *         {
+         *           "active_members": 4,
+         *           "activities_per_member_day": 1.35,
+         *           "go_live_on": "2026-03-02",
+         *           "is_live": true,
+         *           "members": 4,
+         *           "name": "Ventas Valencia",
+         *           "team_id": "019cadf4-6140-707e-a451-7d6c6694f229"
+         *         }
+         *       ]
+         *     }
+         */
         Adoption: {
             /**
              * Currency
@@ -1822,7 +2570,20 @@ export interface components {
             /** Teams */
             teams: components["schemas"]["TeamAdoption"][];
         };
-        /** AdoptionRow */
+        /**
+         * AdoptionRow
+         * @example {
+         *       "active_days": 58,
+         *       "activities": 164,
+         *       "activities_per_day": 1.82,
+         *       "cards_created": 12,
+         *       "cards_improved": 31,
+         *       "last_seen_at": "2026-03-31T17:48:00Z",
+         *       "name": "Marta López",
+         *       "team_id": "019cadf4-6140-707e-a451-7d6c6694f229",
+         *       "user_id": "019cade7-9000-7cf8-bf58-4ad4230824d2"
+         *     }
+         */
         AdoptionRow: {
             /**
              * Active Days
@@ -1858,7 +2619,32 @@ export interface components {
              */
             user_id: string;
         };
-        /** Agenda */
+        /**
+         * Agenda
+         * @example {
+         *       "overdue": [],
+         *       "time_zone": "Europe/Madrid",
+         *       "today": [
+         *         {
+         *           "assignee_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *           "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *           "contact_id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *           "created_at": "2026-03-02T09:15:00Z",
+         *           "deal_id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *           "due_at": "2026-03-17T08:00:00Z",
+         *           "id": "019cae54-82a0-7a67-a744-b24e7f61701e",
+         *           "kind": "task",
+         *           "mentioned_ids": [],
+         *           "overdue": false,
+         *           "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *           "subject": "Enviar propuesta revisada",
+         *           "updated_at": "2026-03-10T16:40:00Z",
+         *           "version": 1
+         *         }
+         *       ],
+         *       "upcoming": []
+         *     }
+         */
         Agenda: {
             /** Overdue */
             overdue: components["schemas"]["ActivityRead"][];
@@ -1869,14 +2655,39 @@ export interface components {
             /** Upcoming */
             upcoming: components["schemas"]["ActivityRead"][];
         };
-        /** ApiKeyCreate */
+        /**
+         * ApiKeyCreate
+         * @example {
+         *       "name": "Sincronización ERP",
+         *       "scopes": [
+         *         "changes:read",
+         *         "clients:read",
+         *         "deals:read"
+         *       ]
+         *     }
+         */
         ApiKeyCreate: {
             /** Name */
             name: string;
             /** Scopes */
             scopes: ("clients:read" | "clients:write" | "deals:read" | "deals:write" | "activities:read" | "activities:write" | "users:read" | "changes:read" | "insights:read" | "webhooks:manage")[];
         };
-        /** ApiKeyCreated */
+        /**
+         * ApiKeyCreated
+         * @example {
+         *       "created_at": "2026-03-02T09:15:00Z",
+         *       "created_by": "019cadda-bec0-7314-a057-38d16018366c",
+         *       "id": "019cae61-53e0-7247-8ef2-d30194df943c",
+         *       "key": "fbk_3f9a1c2b7d4e_T2xhLUVzdG8tRXMtVW4tU2VjcmV0by1kZS1FamVtcGxv",
+         *       "name": "Sincronización ERP",
+         *       "prefix": "fbk_3f9a1c2b7d4e",
+         *       "scopes": [
+         *         "changes:read",
+         *         "clients:read",
+         *         "deals:read"
+         *       ]
+         *     }
+         */
         ApiKeyCreated: {
             /**
              * Created At
@@ -1904,7 +2715,22 @@ export interface components {
             /** Scopes */
             scopes: string[];
         };
-        /** ApiKeyRead */
+        /**
+         * ApiKeyRead
+         * @example {
+         *       "created_at": "2026-03-02T09:15:00Z",
+         *       "created_by": "019cadda-bec0-7314-a057-38d16018366c",
+         *       "id": "019cae61-53e0-7247-8ef2-d30194df943c",
+         *       "last_used_at": "2026-03-10T16:40:00Z",
+         *       "name": "Sincronización ERP",
+         *       "prefix": "fbk_3f9a1c2b7d4e",
+         *       "scopes": [
+         *         "changes:read",
+         *         "clients:read",
+         *         "deals:read"
+         *       ]
+         *     }
+         */
         ApiKeyRead: {
             /**
              * Created At
@@ -1927,7 +2753,32 @@ export interface components {
             /** Scopes */
             scopes: string[];
         };
-        /** AuditEntry */
+        /**
+         * AuditEntry
+         * @example {
+         *       "actor_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *       "actor_kind": "user",
+         *       "at": "2026-03-09T10:20:00Z",
+         *       "changes": [
+         *         {
+         *           "after": "2026-03-09T10:20:00+00:00",
+         *           "before": "2026-03-02T09:15:00+00:00",
+         *           "field": "stage_entered_at"
+         *         },
+         *         {
+         *           "after": "019cae07-9b20-7d4b-a5b8-063831360a40",
+         *           "before": "019cae01-3280-7929-beb7-2f8263f65da8",
+         *           "field": "stage_id"
+         *         }
+         *       ],
+         *       "entity": "deal",
+         *       "entity_id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *       "id": "019cae81-5f00-795a-ba9b-e85a74cda9c4",
+         *       "op": "update",
+         *       "seq": 1042,
+         *       "version": 3
+         *     }
+         */
         AuditEntry: {
             /** Actor Id */
             actor_id: string | null;
@@ -1965,7 +2816,60 @@ export interface components {
             /** Version */
             version: number;
         };
-        /** Board */
+        /**
+         * Board
+         * @example {
+         *       "pipeline_id": "019cadfa-c9e0-7741-bcc6-61e97589ca4a",
+         *       "stages": [
+         *         {
+         *           "count": 12,
+         *           "items": [
+         *             {
+         *               "amount_minor": 1215000,
+         *               "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *               "contact_id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *               "created_at": "2026-03-02T09:15:00Z",
+         *               "currency": "EUR",
+         *               "custom": {},
+         *               "expected_close_on": "2026-03-31",
+         *               "id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *               "last_activity_at": "2026-03-10T16:32:00Z",
+         *               "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *               "pipeline_id": "019cadfa-c9e0-7741-bcc6-61e97589ca4a",
+         *               "previous_deal_id": "019cae47-b160-7568-8edc-a4eca92d04a3",
+         *               "rots_at": "2026-03-31T16:32:00Z",
+         *               "rotten": false,
+         *               "stage_entered_at": "2026-03-09T10:20:00Z",
+         *               "stage_id": "019cae07-9b20-7d4b-a5b8-063831360a40",
+         *               "status": "open",
+         *               "title": "Renovación TPV · Frutas Martínez S.L.",
+         *               "updated_at": "2026-03-10T16:40:00Z",
+         *               "version": 3
+         *             }
+         *           ],
+         *           "next_cursor": "WyJmcnV0YXMgbWFydGluZXoiLHsidSI6IjAxOWNhZTJlLTBlZTAtNzQyMi1hOWI3LWUzZWExZDFkNzg0ZiJ9XQ.kP3xQ0c5m7Vb1sRr2",
+         *           "stage": {
+         *             "created_at": "2026-03-02T09:15:00Z",
+         *             "id": "019cae07-9b20-7d4b-a5b8-063831360a40",
+         *             "kind": "open",
+         *             "name": "Propuesta",
+         *             "pipeline_id": "019cadfa-c9e0-7741-bcc6-61e97589ca4a",
+         *             "position": 2,
+         *             "probability": 50,
+         *             "rotten_days": 21,
+         *             "updated_at": "2026-03-10T16:40:00Z",
+         *             "version": 1
+         *           },
+         *           "totals": {
+         *             "EUR": 8460000
+         *           },
+         *           "weighted": {
+         *             "EUR": 4230000
+         *           }
+         *         }
+         *       ]
+         *     }
+         */
         Board: {
             /**
              * Pipeline Id
@@ -2000,7 +2904,137 @@ export interface components {
          * @enum {string}
          */
         CallOutcome: "connected" | "no_answer" | "voicemail" | "busy";
-        /** ChangeItem */
+        /**
+         * CardContact
+         * @description A person of a card who agreed to marketing. E-mails are shown only with e-mail consent, phones only with
+         *     phone consent (empty otherwise).
+         */
+        CardContact: {
+            /** Email Consent */
+            email_consent: boolean;
+            /** Emails */
+            emails: string[];
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Name */
+            name: string;
+            /** Phone Consent */
+            phone_consent: boolean;
+            /** Phones */
+            phones: string[];
+            /** Title */
+            title: string | null;
+        };
+        /**
+         * CardFilters
+         * @description Which client cards a list, an export or a saved segment holds. Every filter given must match; left out, it
+         *     does not narrow. `GET /client-cards` takes the same names as query parameters.
+         * @example {
+         *       "consent": "email",
+         *       "has_open_deal": false,
+         *       "industry": [
+         *         "Logistics",
+         *         "Retail"
+         *       ],
+         *       "last_purchase_from": "2025-01-01",
+         *       "lifetime_value_min": 500000,
+         *       "tag": [
+         *         "vip"
+         *       ]
+         *     }
+         */
+        CardFilters: {
+            /**
+             * Any Tag
+             * @description Cards carrying at least one of these tags.
+             */
+            any_tag?: string[] | null;
+            /**
+             * Consent
+             * @description Cards with at least one contact who agreed to marketing by this channel (`any`: either); their contacts are narrowed to those.
+             */
+            consent?: ("email" | "phone" | "any") | null;
+            /**
+             * Has Open Deal
+             * @description Cards with (true) or without (false) an open deal.
+             */
+            has_open_deal?: boolean | null;
+            /**
+             * Industry
+             * @description Companies in one of these industries (lone contacts have none: never match).
+             */
+            industry?: string[] | null;
+            /** @description Only company cards, or only cards of lone contacts. */
+            kind?: components["schemas"]["ClientKind"] | null;
+            /**
+             * Last Purchase From
+             * @description Last won deal on or after this day (the organisation's time zone).
+             */
+            last_purchase_from?: string | null;
+            /**
+             * Last Purchase To
+             * @description Last won deal on or before this day (the organisation's time zone).
+             */
+            last_purchase_to?: string | null;
+            /**
+             * Lifetime Value Max
+             * @description Won deals total at most this, in minor units of the organisation's currency.
+             */
+            lifetime_value_max?: number | null;
+            /**
+             * Lifetime Value Min
+             * @description Won deals total at least this, in minor units of the organisation's currency.
+             */
+            lifetime_value_min?: number | null;
+            /**
+             * Segment
+             * @description Cards in one of these segments.
+             */
+            segment?: string[] | null;
+            /**
+             * Tag
+             * @description Cards carrying every one of these tags.
+             */
+            tag?: string[] | null;
+        };
+        /**
+         * ChangeItem
+         * @example {
+         *       "actor_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *       "actor_kind": "user",
+         *       "at": "2026-03-09T10:20:00Z",
+         *       "entity": "deal",
+         *       "entity_id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *       "fields": [
+         *         "stage_entered_at",
+         *         "stage_id"
+         *       ],
+         *       "op": "update",
+         *       "seq": 1042,
+         *       "version": 3
+         *     }
+         * @example {
+         *       "actor_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *       "actor_kind": "user",
+         *       "at": "2026-03-10T16:32:00Z",
+         *       "entity": "activity",
+         *       "entity_id": "019cae4e-1a00-7162-b0f9-13063c02e567",
+         *       "fields": [
+         *         "company_id",
+         *         "deal_id",
+         *         "done_at",
+         *         "kind",
+         *         "outcome",
+         *         "subject"
+         *       ],
+         *       "op": "create",
+         *       "seq": 1043,
+         *       "version": 1
+         *     }
+         */
         ChangeItem: {
             /** Actor Id */
             actor_id: string | null;
@@ -2036,7 +3070,47 @@ export interface components {
             /** Version */
             version: number;
         };
-        /** ChangesPage */
+        /**
+         * ChangesPage
+         * @example {
+         *       "has_more": true,
+         *       "items": [
+         *         {
+         *           "actor_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *           "actor_kind": "user",
+         *           "at": "2026-03-09T10:20:00Z",
+         *           "entity": "deal",
+         *           "entity_id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *           "fields": [
+         *             "stage_entered_at",
+         *             "stage_id"
+         *           ],
+         *           "op": "update",
+         *           "seq": 1042,
+         *           "version": 3
+         *         },
+         *         {
+         *           "actor_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *           "actor_kind": "user",
+         *           "at": "2026-03-10T16:32:00Z",
+         *           "entity": "activity",
+         *           "entity_id": "019cae4e-1a00-7162-b0f9-13063c02e567",
+         *           "fields": [
+         *             "company_id",
+         *             "deal_id",
+         *             "done_at",
+         *             "kind",
+         *             "outcome",
+         *             "subject"
+         *           ],
+         *           "op": "create",
+         *           "seq": 1043,
+         *           "version": 1
+         *         }
+         *       ],
+         *       "next_cursor": "1043"
+         *     }
+         */
         ChangesPage: {
             /** Has More */
             has_more: boolean;
@@ -2051,6 +3125,215 @@ export interface components {
         /**
          * ClientCard
          * @description Deal sections are empty for an API key without `deals:read`, touches and tasks without `activities:read`.
+         * @example {
+         *       "company": {
+         *         "address": "Avenida del Puerto, 112",
+         *         "city": "Valencia",
+         *         "country": "ES",
+         *         "created_at": "2026-03-02T09:15:00Z",
+         *         "custom": {
+         *           "zona": "Valencia Norte"
+         *         },
+         *         "domain": "frutasmartinez.es",
+         *         "id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *         "industry": "Alimentación",
+         *         "name": "Frutas Martínez S.L.",
+         *         "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *         "phone": "+34961234567",
+         *         "segment": "Pyme",
+         *         "size": 35,
+         *         "source": "Feria",
+         *         "tags": [
+         *           "cliente",
+         *           "feria-2026"
+         *         ],
+         *         "updated_at": "2026-03-10T16:40:00Z",
+         *         "version": 4
+         *       },
+         *       "completeness": {
+         *         "missing": [
+         *           "custom.volumen_anual"
+         *         ],
+         *         "score": 93
+         *       },
+         *       "contact_count": 1,
+         *       "contacts": [
+         *         {
+         *           "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *           "created_at": "2026-03-02T09:15:00Z",
+         *           "custom": {},
+         *           "email_consent": true,
+         *           "emails": [
+         *             "lucia.martinez@frutasmartinez.es"
+         *           ],
+         *           "id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *           "name": "Lucía Martínez Soler",
+         *           "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *           "phone_consent": true,
+         *           "phones": [
+         *             "+34612345678"
+         *           ],
+         *           "source": "Feria",
+         *           "tags": [
+         *             "decisor"
+         *           ],
+         *           "title": "Gerente",
+         *           "updated_at": "2026-03-10T16:40:00Z",
+         *           "version": 2
+         *         }
+         *       ],
+         *       "deal_counts": {
+         *         "lost": 0,
+         *         "open": 1,
+         *         "won": 1
+         *       },
+         *       "kind": "company",
+         *       "last_touch": {
+         *         "assignee_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *         "body": "Quieren cambiar los 30 terminales antes de Fallas; piden precio con instalación.",
+         *         "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *         "contact_id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *         "created_at": "2026-03-02T09:15:00Z",
+         *         "deal_id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *         "direction": "outbound",
+         *         "done_at": "2026-03-10T16:32:00Z",
+         *         "duration_seconds": 420,
+         *         "id": "019cae4e-1a00-7162-b0f9-13063c02e567",
+         *         "kind": "call",
+         *         "mentioned_ids": [
+         *           "019cade1-2760-715c-8b35-10b0b46ee1da"
+         *         ],
+         *         "next_step_id": "019cae54-82a0-7a67-a744-b24e7f61701e",
+         *         "outcome": "connected",
+         *         "overdue": false,
+         *         "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *         "subject": "Llamada de seguimiento",
+         *         "updated_at": "2026-03-10T16:40:00Z",
+         *         "version": 1
+         *       },
+         *       "lifetime_value": {
+         *         "EUR": 980000
+         *       },
+         *       "lost_deals": [],
+         *       "next_touch": {
+         *         "assignee_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *         "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *         "contact_id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *         "created_at": "2026-03-02T09:15:00Z",
+         *         "deal_id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *         "due_at": "2026-03-17T08:00:00Z",
+         *         "id": "019cae54-82a0-7a67-a744-b24e7f61701e",
+         *         "kind": "task",
+         *         "mentioned_ids": [],
+         *         "overdue": false,
+         *         "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *         "subject": "Enviar propuesta revisada",
+         *         "updated_at": "2026-03-10T16:40:00Z",
+         *         "version": 1
+         *       },
+         *       "open_deals": [
+         *         {
+         *           "amount_minor": 1215000,
+         *           "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *           "contact_id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *           "created_at": "2026-03-02T09:15:00Z",
+         *           "currency": "EUR",
+         *           "custom": {},
+         *           "expected_close_on": "2026-03-31",
+         *           "id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *           "last_activity_at": "2026-03-10T16:32:00Z",
+         *           "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *           "pipeline_id": "019cadfa-c9e0-7741-bcc6-61e97589ca4a",
+         *           "previous_deal_id": "019cae47-b160-7568-8edc-a4eca92d04a3",
+         *           "rots_at": "2026-03-31T16:32:00Z",
+         *           "rotten": false,
+         *           "stage_entered_at": "2026-03-09T10:20:00Z",
+         *           "stage_id": "019cae07-9b20-7d4b-a5b8-063831360a40",
+         *           "status": "open",
+         *           "title": "Renovación TPV · Frutas Martínez S.L.",
+         *           "updated_at": "2026-03-10T16:40:00Z",
+         *           "version": 3
+         *         }
+         *       ],
+         *       "open_tasks": [
+         *         {
+         *           "assignee_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *           "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *           "contact_id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *           "created_at": "2026-03-02T09:15:00Z",
+         *           "deal_id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *           "due_at": "2026-03-17T08:00:00Z",
+         *           "id": "019cae54-82a0-7a67-a744-b24e7f61701e",
+         *           "kind": "task",
+         *           "mentioned_ids": [],
+         *           "overdue": false,
+         *           "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *           "subject": "Enviar propuesta revisada",
+         *           "updated_at": "2026-03-10T16:40:00Z",
+         *           "version": 1
+         *         }
+         *       ],
+         *       "timeline": {
+         *         "items": [
+         *           {
+         *             "activity": {
+         *               "body": "Quieren cambiar los 30 terminales antes de Fallas; piden precio con instalación.",
+         *               "direction": "outbound",
+         *               "done_at": "2026-03-10T16:32:00Z",
+         *               "duration_seconds": 420,
+         *               "id": "019cae4e-1a00-7162-b0f9-13063c02e567",
+         *               "kind": "call",
+         *               "outcome": "connected",
+         *               "subject": "Llamada de seguimiento"
+         *             },
+         *             "actor_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *             "at": "2026-03-10T16:32:00Z",
+         *             "company": {
+         *               "id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *               "name": "Frutas Martínez S.L."
+         *             },
+         *             "contact": {
+         *               "id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *               "name": "Lucía Martínez Soler"
+         *             },
+         *             "data": {},
+         *             "deal": {
+         *               "amount_minor": 1215000,
+         *               "currency": "EUR",
+         *               "id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *               "status": "open",
+         *               "title": "Renovación TPV · Frutas Martínez S.L."
+         *             },
+         *             "id": "019cae87-c7a0-7491-b1f4-7e49e18692e2",
+         *             "kind": "activity"
+         *           }
+         *         ],
+         *         "next_cursor": "WyJmcnV0YXMgbWFydGluZXoiLHsidSI6IjAxOWNhZTJlLTBlZTAtNzQyMi1hOWI3LWUzZWExZDFkNzg0ZiJ9XQ.kP3xQ0c5m7Vb1sRr2"
+         *       },
+         *       "won_deals": [
+         *         {
+         *           "amount_minor": 980000,
+         *           "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *           "contact_id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *           "created_at": "2026-03-02T09:15:00Z",
+         *           "currency": "EUR",
+         *           "custom": {},
+         *           "expected_close_on": "2026-03-31",
+         *           "id": "019cae47-b160-7568-8edc-a4eca92d04a3",
+         *           "last_activity_at": "2026-03-10T16:32:00Z",
+         *           "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *           "pipeline_id": "019cadfa-c9e0-7741-bcc6-61e97589ca4a",
+         *           "rotten": false,
+         *           "stage_entered_at": "2026-03-09T10:20:00Z",
+         *           "stage_id": "019cae14-6c60-7053-824f-6aa83bf36a14",
+         *           "status": "won",
+         *           "title": "TPV · Frutas Martínez S.L.",
+         *           "updated_at": "2026-03-10T16:40:00Z",
+         *           "version": 3,
+         *           "won_at": "2025-02-14T12:00:00Z"
+         *         }
+         *       ]
+         *     }
          */
         ClientCard: {
             /** @description The company, or the contact's company. */
@@ -2098,11 +3381,190 @@ export interface components {
             won_deals: components["schemas"]["DealRead"][];
         };
         /**
+         * ClientCardPage
+         * @example {
+         *       "items": [
+         *         {
+         *           "city": "Bilbao",
+         *           "contact_count": 1,
+         *           "contacts": [
+         *             {
+         *               "email_consent": true,
+         *               "emails": [
+         *                 "ana@transportesnorte.es"
+         *               ],
+         *               "id": "0193a0f4-6b1e-7c4e-9a51-000000000002",
+         *               "name": "Ana Núñez",
+         *               "phone_consent": false,
+         *               "phones": [],
+         *               "title": "Fleet manager"
+         *             }
+         *           ],
+         *           "country": "ES",
+         *           "created_at": "2025-05-02T08:00:00Z",
+         *           "currency": "EUR",
+         *           "domain": "transportesnorte.es",
+         *           "id": "0193a0f4-6b1e-7c4e-9a51-1d2f3e4a5b6c",
+         *           "industry": "Logistics",
+         *           "kind": "company",
+         *           "last_purchase_at": "2026-03-14T10:02:00Z",
+         *           "lifetime_value_minor": 1250000,
+         *           "name": "Transportes Norte",
+         *           "open_deals": 1,
+         *           "owner_id": "0193a0f4-0000-7000-8000-000000000001",
+         *           "phone": "+34910000001",
+         *           "segment": "smb",
+         *           "size": 120,
+         *           "source": "referral",
+         *           "tags": [
+         *             "vip"
+         *           ],
+         *           "updated_at": "2026-03-14T10:02:00Z",
+         *           "won_deals": 3
+         *         }
+         *       ]
+         *     }
+         */
+        ClientCardPage: {
+            /** Items */
+            items: components["schemas"]["ClientCardRow"][];
+            /**
+             * Next Cursor
+             * @description Pass as `cursor` for the next page; null on the last.
+             */
+            next_cursor?: string | null;
+        };
+        /**
+         * ClientCardRow
+         * @description A client card for marketing: a company with its contacts, or a contact without a company. With `fields=`, an
+         *     item holds only the fields asked for (and `id`). Deal numbers are null for an API key without `deals:read`.
+         * @example {
+         *       "city": "Bilbao",
+         *       "contact_count": 1,
+         *       "contacts": [
+         *         {
+         *           "email_consent": true,
+         *           "emails": [
+         *             "ana@transportesnorte.es"
+         *           ],
+         *           "id": "0193a0f4-6b1e-7c4e-9a51-000000000002",
+         *           "name": "Ana Núñez",
+         *           "phone_consent": false,
+         *           "phones": [],
+         *           "title": "Fleet manager"
+         *         }
+         *       ],
+         *       "country": "ES",
+         *       "created_at": "2025-05-02T08:00:00Z",
+         *       "currency": "EUR",
+         *       "domain": "transportesnorte.es",
+         *       "id": "0193a0f4-6b1e-7c4e-9a51-1d2f3e4a5b6c",
+         *       "industry": "Logistics",
+         *       "kind": "company",
+         *       "last_purchase_at": "2026-03-14T10:02:00Z",
+         *       "lifetime_value_minor": 1250000,
+         *       "name": "Transportes Norte",
+         *       "open_deals": 1,
+         *       "owner_id": "0193a0f4-0000-7000-8000-000000000001",
+         *       "phone": "+34910000001",
+         *       "segment": "smb",
+         *       "size": 120,
+         *       "source": "referral",
+         *       "tags": [
+         *         "vip"
+         *       ],
+         *       "updated_at": "2026-03-14T10:02:00Z",
+         *       "won_deals": 3
+         *     }
+         */
+        ClientCardRow: {
+            /** City */
+            city?: string | null;
+            /**
+             * Contact Count
+             * @description How many contacts `contacts` would hold uncut.
+             */
+            contact_count?: number | null;
+            /**
+             * Contacts
+             * @description The card's contacts who agreed to marketing, by name (first 50; exports hold all).
+             */
+            contacts?: components["schemas"]["CardContact"][] | null;
+            /** Country */
+            country?: string | null;
+            /** Created At */
+            created_at?: string | null;
+            /**
+             * Currency
+             * @description The organisation's currency, which values are in.
+             */
+            currency?: string | null;
+            /**
+             * Domain
+             * @description Company cards only, as `industry` ... `country`.
+             */
+            domain?: string | null;
+            /**
+             * Id
+             * Format: uuid
+             * @description The company's id (company cards) or the contact's (contact cards).
+             */
+            id: string;
+            /** Industry */
+            industry?: string | null;
+            kind?: components["schemas"]["ClientKind"] | null;
+            /**
+             * Last Purchase At
+             * @description When the last deal was won.
+             */
+            last_purchase_at?: string | null;
+            /**
+             * Lifetime Value Minor
+             * @description Won deals in the organisation's currency, minor units (others are not counted).
+             */
+            lifetime_value_minor?: number | null;
+            /** Name */
+            name?: string | null;
+            /** Open Deals */
+            open_deals?: number | null;
+            /** Owner Id */
+            owner_id?: string | null;
+            /**
+             * Phone
+             * @description The company's switchboard (a person's phones are theirs).
+             */
+            phone?: string | null;
+            /** Segment */
+            segment?: string | null;
+            /**
+             * Size
+             * @description Employees.
+             */
+            size?: number | null;
+            /** Source */
+            source?: string | null;
+            /** Tags */
+            tags?: string[] | null;
+            /** Updated At */
+            updated_at?: string | null;
+            /**
+             * Won Deals
+             * @description Won deals in any currency.
+             */
+            won_deals?: number | null;
+        };
+        /**
          * ClientKind
          * @enum {string}
          */
         ClientKind: "company" | "contact";
-        /** ClientRef */
+        /**
+         * ClientRef
+         * @example {
+         *       "id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *       "name": "Frutas Martínez S.L."
+         *     }
+         */
         ClientRef: {
             /**
              * Id
@@ -2112,7 +3574,27 @@ export interface components {
             /** Name */
             name: string;
         };
-        /** CompanyCreate */
+        /**
+         * CompanyCreate
+         * @example {
+         *       "address": "Avenida del Puerto, 112",
+         *       "city": "Valencia",
+         *       "country": "ES",
+         *       "custom": {
+         *         "zona": "Valencia Norte"
+         *       },
+         *       "domain": "www.frutasmartinez.es",
+         *       "industry": "Alimentación",
+         *       "name": "Frutas Martínez S.L.",
+         *       "phone": "961 23 45 67",
+         *       "segment": "Pyme",
+         *       "size": 35,
+         *       "source": "Feria",
+         *       "tags": [
+         *         "feria-2026"
+         *       ]
+         *     }
+         */
         CompanyCreate: {
             /** Address */
             address?: string | null;
@@ -2247,7 +3729,18 @@ export interface components {
              */
             tags?: string[];
         };
-        /** CompanyCreateMutation */
+        /**
+         * CompanyCreateMutation
+         * @example {
+         *       "args": {
+         *         "id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *         "stage_id": "019cae0e-03c0-77c0-96ed-c5d467164890"
+         *       },
+         *       "base_version": 3,
+         *       "id": 42,
+         *       "name": "deal.move"
+         *     }
+         */
         CompanyCreateMutation: {
             args: components["schemas"]["CompanyCreateArgs"];
             /**
@@ -2266,7 +3759,33 @@ export interface components {
              */
             name: "company.create";
         };
-        /** CompanyRead */
+        /**
+         * CompanyRead
+         * @example {
+         *       "address": "Avenida del Puerto, 112",
+         *       "city": "Valencia",
+         *       "country": "ES",
+         *       "created_at": "2026-03-02T09:15:00Z",
+         *       "custom": {
+         *         "zona": "Valencia Norte"
+         *       },
+         *       "domain": "frutasmartinez.es",
+         *       "id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *       "industry": "Alimentación",
+         *       "name": "Frutas Martínez S.L.",
+         *       "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *       "phone": "+34961234567",
+         *       "segment": "Pyme",
+         *       "size": 35,
+         *       "source": "Feria",
+         *       "tags": [
+         *         "cliente",
+         *         "feria-2026"
+         *       ],
+         *       "updated_at": "2026-03-10T16:40:00Z",
+         *       "version": 4
+         *     }
+         */
         CompanyRead: {
             /** Address */
             address: string | null;
@@ -2319,7 +3838,19 @@ export interface components {
             /** Version */
             version: number;
         };
-        /** CompanyUpdate */
+        /**
+         * CompanyUpdate
+         * @example {
+         *       "custom": {
+         *         "zona": "Valencia Sur"
+         *       },
+         *       "segment": "Cuenta clave",
+         *       "tags": [
+         *         "cliente",
+         *         "feria-2026"
+         *       ]
+         *     }
+         */
         CompanyUpdate: {
             /** Address */
             address?: string | null;
@@ -2452,7 +3983,18 @@ export interface components {
              */
             tags: string[];
         };
-        /** CompanyUpdateMutation */
+        /**
+         * CompanyUpdateMutation
+         * @example {
+         *       "args": {
+         *         "id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *         "stage_id": "019cae0e-03c0-77c0-96ed-c5d467164890"
+         *       },
+         *       "base_version": 3,
+         *       "id": 42,
+         *       "name": "deal.move"
+         *     }
+         */
         CompanyUpdateMutation: {
             args: components["schemas"]["CompanyUpdateArgs"];
             /**
@@ -2471,7 +4013,15 @@ export interface components {
              */
             name: "company.update";
         };
-        /** Completeness */
+        /**
+         * Completeness
+         * @example {
+         *       "missing": [
+         *         "custom.volumen_anual"
+         *       ],
+         *       "score": 93
+         *     }
+         */
         Completeness: {
             /**
              * Missing
@@ -2484,7 +4034,26 @@ export interface components {
              */
             score: number;
         };
-        /** ContactCreate */
+        /**
+         * ContactCreate
+         * @example {
+         *       "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *       "email_consent": true,
+         *       "emails": [
+         *         "lucia.martinez@frutasmartinez.es"
+         *       ],
+         *       "name": "Lucía Martínez Soler",
+         *       "phone_consent": true,
+         *       "phones": [
+         *         "612 34 56 78"
+         *       ],
+         *       "source": "Feria",
+         *       "tags": [
+         *         "decisor"
+         *       ],
+         *       "title": "Gerente"
+         *     }
+         */
         ContactCreate: {
             /** Company Id */
             company_id?: string | null;
@@ -2610,7 +4179,18 @@ export interface components {
              */
             title: string | null;
         };
-        /** ContactCreateMutation */
+        /**
+         * ContactCreateMutation
+         * @example {
+         *       "args": {
+         *         "id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *         "stage_id": "019cae0e-03c0-77c0-96ed-c5d467164890"
+         *       },
+         *       "base_version": 3,
+         *       "id": 42,
+         *       "name": "deal.move"
+         *     }
+         */
         ContactCreateMutation: {
             args: components["schemas"]["ContactCreateArgs"];
             /**
@@ -2629,7 +4209,32 @@ export interface components {
              */
             name: "contact.create";
         };
-        /** ContactRead */
+        /**
+         * ContactRead
+         * @example {
+         *       "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *       "created_at": "2026-03-02T09:15:00Z",
+         *       "custom": {},
+         *       "email_consent": true,
+         *       "emails": [
+         *         "lucia.martinez@frutasmartinez.es"
+         *       ],
+         *       "id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *       "name": "Lucía Martínez Soler",
+         *       "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *       "phone_consent": true,
+         *       "phones": [
+         *         "+34612345678"
+         *       ],
+         *       "source": "Feria",
+         *       "tags": [
+         *         "decisor"
+         *       ],
+         *       "title": "Gerente",
+         *       "updated_at": "2026-03-10T16:40:00Z",
+         *       "version": 2
+         *     }
+         */
         ContactRead: {
             /** Company Id */
             company_id: string | null;
@@ -2680,7 +4285,16 @@ export interface components {
             /** Version */
             version: number;
         };
-        /** ContactUpdate */
+        /**
+         * ContactUpdate
+         * @example {
+         *       "phones": [
+         *         "+34 612 34 56 78",
+         *         "961 23 45 60"
+         *       ],
+         *       "title": "Directora general"
+         *     }
+         */
         ContactUpdate: {
             /** Company Id */
             company_id?: string | null;
@@ -2802,7 +4416,18 @@ export interface components {
              */
             title: string | null;
         };
-        /** ContactUpdateMutation */
+        /**
+         * ContactUpdateMutation
+         * @example {
+         *       "args": {
+         *         "id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *         "stage_id": "019cae0e-03c0-77c0-96ed-c5d467164890"
+         *       },
+         *       "base_version": 3,
+         *       "id": 42,
+         *       "name": "deal.move"
+         *     }
+         */
         ContactUpdateMutation: {
             args: components["schemas"]["ContactUpdateArgs"];
             /**
@@ -2821,7 +4446,20 @@ export interface components {
              */
             name: "contact.update";
         };
-        /** CustomFieldCreate */
+        /**
+         * CustomFieldCreate
+         * @example {
+         *       "choices": [
+         *         "Valencia Norte",
+         *         "Valencia Sur",
+         *         "Castellón"
+         *       ],
+         *       "entity": "company",
+         *       "key": "zona",
+         *       "kind": "choice",
+         *       "label": "Zona de reparto"
+         *     }
+         */
         CustomFieldCreate: {
             /** Choices */
             choices?: string[];
@@ -2838,7 +4476,26 @@ export interface components {
             /** Label */
             label: string;
         };
-        /** CustomFieldRead */
+        /**
+         * CustomFieldRead
+         * @example {
+         *       "choices": [
+         *         "Valencia Norte",
+         *         "Valencia Sur",
+         *         "Castellón"
+         *       ],
+         *       "created_at": "2026-03-02T09:15:00Z",
+         *       "entity": "company",
+         *       "id": "019cae67-bc80-78a0-907a-c8069b51c632",
+         *       "is_required": false,
+         *       "key": "zona",
+         *       "kind": "choice",
+         *       "label": "Zona de reparto",
+         *       "position": 1,
+         *       "updated_at": "2026-03-10T16:40:00Z",
+         *       "version": 1
+         *     }
+         */
         CustomFieldRead: {
             /** Choices */
             choices: string[];
@@ -2871,7 +4528,18 @@ export interface components {
             /** Version */
             version: number;
         };
-        /** CustomFieldUpdate */
+        /**
+         * CustomFieldUpdate
+         * @example {
+         *       "choices": [
+         *         "Valencia Norte",
+         *         "Valencia Sur",
+         *         "Castellón",
+         *         "Alicante"
+         *       ],
+         *       "label": "Zona"
+         *     }
+         */
         CustomFieldUpdate: {
             /** Choices */
             choices?: string[];
@@ -2882,7 +4550,28 @@ export interface components {
             /** Position */
             position?: number;
         };
-        /** DataQuality */
+        /**
+         * DataQuality
+         * @example {
+         *       "currency": "EUR",
+         *       "people": [
+         *         {
+         *           "clients": 33,
+         *           "mean_completeness": 85.8,
+         *           "name": "Marta López",
+         *           "team_id": "019cadf4-6140-707e-a451-7d6c6694f229",
+         *           "user_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *           "well_developed": 26
+         *         }
+         *       ],
+         *       "period": {
+         *         "days": 90,
+         *         "first_day": "2026-01-01",
+         *         "last_day": "2026-03-31"
+         *       },
+         *       "threshold": 80
+         *     }
+         */
         DataQuality: {
             /**
              * Currency
@@ -2895,7 +4584,14 @@ export interface components {
             /** Threshold */
             threshold: number;
         };
-        /** DealCounts */
+        /**
+         * DealCounts
+         * @example {
+         *       "lost": 0,
+         *       "open": 1,
+         *       "won": 1
+         *     }
+         */
         DealCounts: {
             /**
              * Lost
@@ -2913,7 +4609,28 @@ export interface components {
              */
             won: number;
         };
-        /** DealCreate */
+        /**
+         * DealCreate
+         * @example {
+         *       "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *       "contact_id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *       "expected_close_on": "2026-03-31",
+         *       "lines": [
+         *         {
+         *           "discount_percent": 10,
+         *           "product_id": "019cae27-a640-7b9d-a10b-1631e941aa79",
+         *           "quantity": 30
+         *         }
+         *       ],
+         *       "previous_deal_id": "019cae47-b160-7568-8edc-a4eca92d04a3",
+         *       "title": "Renovación TPV · Frutas Martínez S.L."
+         *     }
+         * @example {
+         *       "amount_minor": 90000,
+         *       "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *       "title": "Formación del personal · Frutas Martínez S.L."
+         *     }
+         */
         DealCreate: {
             /**
              * Amount Minor
@@ -3040,7 +4757,18 @@ export interface components {
             /** Title */
             title: string;
         };
-        /** DealCreateMutation */
+        /**
+         * DealCreateMutation
+         * @example {
+         *       "args": {
+         *         "id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *         "stage_id": "019cae0e-03c0-77c0-96ed-c5d467164890"
+         *       },
+         *       "base_version": 3,
+         *       "id": 42,
+         *       "name": "deal.move"
+         *     }
+         */
         DealCreateMutation: {
             args: components["schemas"]["DealCreateArgs"];
             /**
@@ -3059,7 +4787,42 @@ export interface components {
              */
             name: "deal.create";
         };
-        /** DealDetail */
+        /**
+         * DealDetail
+         * @example {
+         *       "amount_minor": 1215000,
+         *       "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *       "contact_id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *       "created_at": "2026-03-02T09:15:00Z",
+         *       "currency": "EUR",
+         *       "custom": {},
+         *       "expected_close_on": "2026-03-31",
+         *       "id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *       "last_activity_at": "2026-03-10T16:32:00Z",
+         *       "lines": [
+         *         {
+         *           "amount_minor": 1215000,
+         *           "discount_percent": 10,
+         *           "id": "019cae41-48c0-71b9-a090-8405d45c39a3",
+         *           "name": "Terminal TPV Pro",
+         *           "product_id": "019cae27-a640-7b9d-a10b-1631e941aa79",
+         *           "quantity": 30,
+         *           "unit_price_minor": 45000
+         *         }
+         *       ],
+         *       "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *       "pipeline_id": "019cadfa-c9e0-7741-bcc6-61e97589ca4a",
+         *       "previous_deal_id": "019cae47-b160-7568-8edc-a4eca92d04a3",
+         *       "rots_at": "2026-03-31T16:32:00Z",
+         *       "rotten": false,
+         *       "stage_entered_at": "2026-03-09T10:20:00Z",
+         *       "stage_id": "019cae07-9b20-7d4b-a5b8-063831360a40",
+         *       "status": "open",
+         *       "title": "Renovación TPV · Frutas Martínez S.L.",
+         *       "updated_at": "2026-03-10T16:40:00Z",
+         *       "version": 3
+         *     }
+         */
         DealDetail: {
             /** Amount Minor */
             amount_minor: number;
@@ -3139,7 +4902,14 @@ export interface components {
             /** Won At */
             won_at: string | null;
         };
-        /** DealLineIn */
+        /**
+         * DealLineIn
+         * @example {
+         *       "discount_percent": 10,
+         *       "product_id": "019cae27-a640-7b9d-a10b-1631e941aa79",
+         *       "quantity": 30
+         *     }
+         */
         DealLineIn: {
             /**
              * Discount Percent
@@ -3161,7 +4931,18 @@ export interface components {
             /** Unit Price Minor */
             unit_price_minor?: number | null;
         };
-        /** DealLineRead */
+        /**
+         * DealLineRead
+         * @example {
+         *       "amount_minor": 1215000,
+         *       "discount_percent": 10,
+         *       "id": "019cae41-48c0-71b9-a090-8405d45c39a3",
+         *       "name": "Terminal TPV Pro",
+         *       "product_id": "019cae27-a640-7b9d-a10b-1631e941aa79",
+         *       "quantity": 30,
+         *       "unit_price_minor": 45000
+         *     }
+         */
         DealLineRead: {
             /** Amount Minor */
             amount_minor: number;
@@ -3181,12 +4962,34 @@ export interface components {
             /** Unit Price Minor */
             unit_price_minor: number;
         };
-        /** DealLines */
+        /**
+         * DealLines
+         * @example {
+         *       "lines": [
+         *         {
+         *           "discount_percent": 10,
+         *           "product_id": "019cae27-a640-7b9d-a10b-1631e941aa79",
+         *           "quantity": 30
+         *         },
+         *         {
+         *           "name": "Instalación y puesta en marcha",
+         *           "quantity": 1,
+         *           "unit_price_minor": 60000
+         *         }
+         *       ]
+         *     }
+         */
         DealLines: {
             /** Lines */
             lines: components["schemas"]["DealLineIn"][];
         };
-        /** DealLose */
+        /**
+         * DealLose
+         * @example {
+         *       "lost_reason_id": "019cae21-3da0-7e6d-b96d-3bc4685ca8af",
+         *       "note": "Se quedan con su proveedor actual, un 8 % más barato."
+         *     }
+         */
         DealLose: {
             /**
              * Lost Reason Id
@@ -3214,7 +5017,18 @@ export interface components {
              */
             note: string | null;
         };
-        /** DealLoseMutation */
+        /**
+         * DealLoseMutation
+         * @example {
+         *       "args": {
+         *         "id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *         "stage_id": "019cae0e-03c0-77c0-96ed-c5d467164890"
+         *       },
+         *       "base_version": 3,
+         *       "id": 42,
+         *       "name": "deal.move"
+         *     }
+         */
         DealLoseMutation: {
             args: components["schemas"]["DealLoseArgs"];
             /**
@@ -3233,7 +5047,12 @@ export interface components {
              */
             name: "deal.lose";
         };
-        /** DealMove */
+        /**
+         * DealMove
+         * @example {
+         *       "stage_id": "019cae0e-03c0-77c0-96ed-c5d467164890"
+         *     }
+         */
         DealMove: {
             /**
              * Stage Id
@@ -3256,7 +5075,18 @@ export interface components {
              */
             stage_id: string;
         };
-        /** DealMoveMutation */
+        /**
+         * DealMoveMutation
+         * @example {
+         *       "args": {
+         *         "id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *         "stage_id": "019cae0e-03c0-77c0-96ed-c5d467164890"
+         *       },
+         *       "base_version": 3,
+         *       "id": 42,
+         *       "name": "deal.move"
+         *     }
+         */
         DealMoveMutation: {
             args: components["schemas"]["DealMoveArgs"];
             /**
@@ -3275,7 +5105,31 @@ export interface components {
              */
             name: "deal.move";
         };
-        /** DealRead */
+        /**
+         * DealRead
+         * @example {
+         *       "amount_minor": 1215000,
+         *       "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *       "contact_id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *       "created_at": "2026-03-02T09:15:00Z",
+         *       "currency": "EUR",
+         *       "custom": {},
+         *       "expected_close_on": "2026-03-31",
+         *       "id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *       "last_activity_at": "2026-03-10T16:32:00Z",
+         *       "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *       "pipeline_id": "019cadfa-c9e0-7741-bcc6-61e97589ca4a",
+         *       "previous_deal_id": "019cae47-b160-7568-8edc-a4eca92d04a3",
+         *       "rots_at": "2026-03-31T16:32:00Z",
+         *       "rotten": false,
+         *       "stage_entered_at": "2026-03-09T10:20:00Z",
+         *       "stage_id": "019cae07-9b20-7d4b-a5b8-063831360a40",
+         *       "status": "open",
+         *       "title": "Renovación TPV · Frutas Martínez S.L.",
+         *       "updated_at": "2026-03-10T16:40:00Z",
+         *       "version": 3
+         *     }
+         */
         DealRead: {
             /** Amount Minor */
             amount_minor: number;
@@ -3353,7 +5207,16 @@ export interface components {
             /** Won At */
             won_at: string | null;
         };
-        /** DealRef */
+        /**
+         * DealRef
+         * @example {
+         *       "amount_minor": 1215000,
+         *       "currency": "EUR",
+         *       "id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *       "status": "open",
+         *       "title": "Renovación TPV · Frutas Martínez S.L."
+         *     }
+         */
         DealRef: {
             /** Amount Minor */
             amount_minor: number;
@@ -3368,7 +5231,12 @@ export interface components {
             /** Title */
             title: string;
         };
-        /** DealReopen */
+        /**
+         * DealReopen
+         * @example {
+         *       "stage_id": "019cae0e-03c0-77c0-96ed-c5d467164890"
+         *     }
+         */
         DealReopen: {
             /**
              * Stage Id
@@ -3381,7 +5249,13 @@ export interface components {
          * @enum {string}
          */
         DealStatus: "open" | "won" | "lost";
-        /** DealUpdate */
+        /**
+         * DealUpdate
+         * @example {
+         *       "contact_id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *       "expected_close_on": "2026-04-15"
+         *     }
+         */
         DealUpdate: {
             /**
              * Amount Minor
@@ -3473,7 +5347,18 @@ export interface components {
              */
             title: string;
         };
-        /** DealUpdateMutation */
+        /**
+         * DealUpdateMutation
+         * @example {
+         *       "args": {
+         *         "id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *         "stage_id": "019cae0e-03c0-77c0-96ed-c5d467164890"
+         *       },
+         *       "base_version": 3,
+         *       "id": 42,
+         *       "name": "deal.move"
+         *     }
+         */
         DealUpdateMutation: {
             args: components["schemas"]["DealUpdateArgs"];
             /**
@@ -3500,7 +5385,18 @@ export interface components {
              */
             id: string;
         };
-        /** DealWinMutation */
+        /**
+         * DealWinMutation
+         * @example {
+         *       "args": {
+         *         "id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *         "stage_id": "019cae0e-03c0-77c0-96ed-c5d467164890"
+         *       },
+         *       "base_version": 3,
+         *       "id": 42,
+         *       "name": "deal.move"
+         *     }
+         */
         DealWinMutation: {
             args: components["schemas"]["DealWinArgs"];
             /**
@@ -3519,7 +5415,15 @@ export interface components {
              */
             name: "deal.win";
         };
-        /** Decision */
+        /**
+         * Decision
+         * @example {
+         *       "action": "map",
+         *       "field": "owner",
+         *       "target_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *       "value": "Marta L."
+         *     }
+         */
         Decision: {
             /**
              * Action
@@ -3536,7 +5440,27 @@ export interface components {
             /** Value */
             value: string;
         };
-        /** Decisions */
+        /**
+         * Decisions
+         * @example {
+         *       "decisions": [
+         *         {
+         *           "action": "map",
+         *           "field": "owner",
+         *           "target_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *           "value": "Marta L."
+         *         },
+         *         {
+         *           "action": "reject",
+         *           "field": "owner",
+         *           "value": "comercial2"
+         *         }
+         *       ],
+         *       "defaults": {
+         *         "owner": "reject"
+         *       }
+         *     }
+         */
         Decisions: {
             /** Decisions */
             decisions?: components["schemas"]["Decision"][];
@@ -3548,7 +5472,126 @@ export interface components {
                 [key: string]: ("create" | "reject") | null;
             };
         };
-        /** Diagnosis */
+        /**
+         * DeliveryRead
+         * @example {
+         *       "at": "2026-11-30T10:02:11Z",
+         *       "attempt": 1,
+         *       "event_id": "01937c50-2a1b-7c3d-8e4f-5a6b7c8d9e0f",
+         *       "id": "01937c51-0000-7abc-8def-0123456789ab",
+         *       "is_success": false,
+         *       "latency_ms": 212,
+         *       "response_excerpt": "Internal Server Error",
+         *       "status_code": 500
+         *     }
+         */
+        DeliveryRead: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Attempt */
+            attempt: number;
+            /** Error */
+            error: string | null;
+            /**
+             * Event Id
+             * Format: uuid
+             */
+            event_id: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Is Success */
+            is_success: boolean;
+            /** Latency Ms */
+            latency_ms: number;
+            /**
+             * Response Excerpt
+             * @description The first 500 bytes of the receiver's answer.
+             */
+            response_excerpt: string;
+            /**
+             * Status Code
+             * @description The receiver's HTTP status; null when none came (see `error`).
+             */
+            status_code: number | null;
+        };
+        /**
+         * Diagnosis
+         * @example {
+         *       "clients_lost_after_first_purchase": {
+         *         "change": 4,
+         *         "previous": 1,
+         *         "value": 5
+         *       },
+         *       "clients_lost_amount_minor": {
+         *         "change": 725115,
+         *         "previous": 487025,
+         *         "value": 1212140
+         *       },
+         *       "currency": "EUR",
+         *       "lost_amount_minor": {
+         *         "change": -2660135,
+         *         "previous": 11206310,
+         *         "value": 8546175
+         *       },
+         *       "overdue_tasks": {
+         *         "change": 8,
+         *         "previous": 6,
+         *         "value": 14
+         *       },
+         *       "period": {
+         *         "days": 90,
+         *         "first_day": "2026-01-01",
+         *         "last_day": "2026-03-31"
+         *       },
+         *       "pipeline_id": "019cadfa-c9e0-7741-bcc6-61e97589ca4a",
+         *       "previous_period": {
+         *         "days": 90,
+         *         "first_day": "2025-10-03",
+         *         "last_day": "2025-12-31"
+         *       },
+         *       "tasks_done_late": {
+         *         "change": -1,
+         *         "previous": 6,
+         *         "value": 5
+         *       },
+         *       "top_lost_reasons": [
+         *         {
+         *           "amount_minor": {
+         *             "change": 769420,
+         *             "previous": 2242750,
+         *             "value": 3012170
+         *           },
+         *           "deals": {
+         *             "change": 0,
+         *             "previous": 5,
+         *             "value": 5
+         *           },
+         *           "lost_reason_id": "019cae21-3da0-7e6d-b96d-3bc4685ca8af",
+         *           "name": "Precio demasiado alto"
+         *         }
+         *       ],
+         *       "weakest_stage": {
+         *         "lost": {
+         *           "change": -5,
+         *           "previous": 8,
+         *           "value": 3
+         *         },
+         *         "lost_amount_minor": {
+         *           "change": -262535,
+         *           "previous": 2554745,
+         *           "value": 2292210
+         *         },
+         *         "name": "Propuesta",
+         *         "stage_id": "019cae07-9b20-7d4b-a5b8-063831360a40"
+         *       }
+         *     }
+         */
         Diagnosis: {
             clients_lost_after_first_purchase: components["schemas"]["Trend"];
             clients_lost_amount_minor: components["schemas"]["Trend"];
@@ -3571,7 +5614,30 @@ export interface components {
             top_lost_reasons: components["schemas"]["ReasonChange"][];
             weakest_stage: components["schemas"]["WeakestStage"] | null;
         };
-        /** Discipline */
+        /**
+         * Discipline
+         * @example {
+         *       "currency": "EUR",
+         *       "people": [
+         *         {
+         *           "done_late": 9,
+         *           "done_on_time": 25,
+         *           "due": 38,
+         *           "late_share": 0.2647,
+         *           "mean_delay_hours": 30.5,
+         *           "name": "Javier Ruiz",
+         *           "overdue": 4,
+         *           "team_id": "019cadf4-6140-707e-a451-7d6c6694f229",
+         *           "user_id": "019caded-f8a0-735a-81a0-d5b3ffc6e35c"
+         *         }
+         *       ],
+         *       "period": {
+         *         "days": 90,
+         *         "first_day": "2026-01-01",
+         *         "last_day": "2026-03-31"
+         *       }
+         *     }
+         */
         Discipline: {
             /**
              * Currency
@@ -3582,7 +5648,20 @@ export interface components {
             people: components["schemas"]["DisciplineRow"][];
             period: components["schemas"]["PeriodRead"];
         };
-        /** DisciplineRow */
+        /**
+         * DisciplineRow
+         * @example {
+         *       "done_late": 9,
+         *       "done_on_time": 25,
+         *       "due": 38,
+         *       "late_share": 0.2647,
+         *       "mean_delay_hours": 30.5,
+         *       "name": "Javier Ruiz",
+         *       "overdue": 4,
+         *       "team_id": "019cadf4-6140-707e-a451-7d6c6694f229",
+         *       "user_id": "019caded-f8a0-735a-81a0-d5b3ffc6e35c"
+         *     }
+         */
         DisciplineRow: {
             /** Done Late */
             done_late: number;
@@ -3618,7 +5697,88 @@ export interface components {
              */
             user_id: string;
         };
-        /** FeedItem */
+        /**
+         * EventStatus
+         * @enum {string}
+         */
+        EventStatus: "pending" | "delivered" | "failed";
+        /**
+         * EventType
+         * @example {
+         *       "description": "A deal was won",
+         *       "type": "deal.won"
+         *     }
+         */
+        EventType: {
+            /** Description */
+            description: string;
+            /** Type */
+            type: string;
+        };
+        /**
+         * FeedItem
+         * @example {
+         *       "activity": {
+         *         "body": "Quieren cambiar los 30 terminales antes de Fallas; piden precio con instalación.",
+         *         "direction": "outbound",
+         *         "done_at": "2026-03-10T16:32:00Z",
+         *         "duration_seconds": 420,
+         *         "id": "019cae4e-1a00-7162-b0f9-13063c02e567",
+         *         "kind": "call",
+         *         "outcome": "connected",
+         *         "subject": "Llamada de seguimiento"
+         *       },
+         *       "actor_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *       "at": "2026-03-10T16:32:00Z",
+         *       "company": {
+         *         "id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *         "name": "Frutas Martínez S.L."
+         *       },
+         *       "contact": {
+         *         "id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *         "name": "Lucía Martínez Soler"
+         *       },
+         *       "data": {},
+         *       "deal": {
+         *         "amount_minor": 1215000,
+         *         "currency": "EUR",
+         *         "id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *         "status": "open",
+         *         "title": "Renovación TPV · Frutas Martínez S.L."
+         *       },
+         *       "id": "019cae87-c7a0-7491-b1f4-7e49e18692e2",
+         *       "kind": "activity"
+         *     }
+         * @example {
+         *       "actor_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *       "at": "2026-03-24T11:05:00Z",
+         *       "company": {
+         *         "id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *         "name": "Frutas Martínez S.L."
+         *       },
+         *       "contact": {
+         *         "id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *         "name": "Lucía Martínez Soler"
+         *       },
+         *       "data": {
+         *         "amount_minor": 1215000,
+         *         "currency": "EUR",
+         *         "days_in_previous": 6,
+         *         "days_open": 22,
+         *         "from_stage": "Negociación",
+         *         "to_stage": "Ganado"
+         *       },
+         *       "deal": {
+         *         "amount_minor": 1215000,
+         *         "currency": "EUR",
+         *         "id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *         "status": "won",
+         *         "title": "Renovación TPV · Frutas Martínez S.L."
+         *       },
+         *       "id": "019d1f3a-8c40-7b12-9e55-0c4d2a7b9e31",
+         *       "kind": "deal_won"
+         *     }
+         */
         FeedItem: {
             activity: components["schemas"]["ActivityRef"] | null;
             /** Actor Id */
@@ -3648,8 +5808,15 @@ export interface components {
          * FeedKind
          * @enum {string}
          */
-        FeedKind: "activity" | "deal_created" | "stage_moved" | "deal_won" | "deal_lost" | "deal_reopened" | "shared" | "mentioned" | "goal_reached";
-        /** FieldChange */
+        FeedKind: "activity" | "deal_created" | "stage_moved" | "deal_won" | "deal_lost" | "deal_reopened" | "shared" | "mentioned" | "goal_reached" | "webhook_disabled";
+        /**
+         * FieldChange
+         * @example {
+         *       "after": 1215000,
+         *       "before": 980000,
+         *       "field": "amount_minor"
+         *     }
+         */
         FieldChange: {
             /** After */
             after?: unknown;
@@ -3658,7 +5825,15 @@ export interface components {
             /** Field */
             field: string;
         };
-        /** FieldInfo */
+        /**
+         * FieldInfo
+         * @example {
+         *       "key": "domain",
+         *       "kind": "domain",
+         *       "label": "Website",
+         *       "required": false
+         *     }
+         */
         FieldInfo: {
             /** Key */
             key: string;
@@ -3674,7 +5849,39 @@ export interface components {
          * @enum {string}
          */
         FieldKind: "text" | "number" | "date" | "choice";
-        /** Funnel */
+        /**
+         * Funnel
+         * @example {
+         *       "currency": "EUR",
+         *       "deals": 48,
+         *       "lost": 17,
+         *       "period": {
+         *         "days": 90,
+         *         "first_day": "2026-01-01",
+         *         "last_day": "2026-03-31"
+         *       },
+         *       "pipeline_id": "019cadfa-c9e0-7741-bcc6-61e97589ca4a",
+         *       "pipeline_name": "Ventas",
+         *       "stages": [
+         *         {
+         *           "advanced": 29,
+         *           "conversion_next": 0.7073,
+         *           "conversion_won": 0.5366,
+         *           "entered": 41,
+         *           "lost": 9,
+         *           "lost_amount_minor": 2292210,
+         *           "median_days": 8.4,
+         *           "name": "Propuesta",
+         *           "p75_days": 12.9,
+         *           "position": 2,
+         *           "stage_id": "019cae07-9b20-7d4b-a5b8-063831360a40"
+         *         }
+         *       ],
+         *       "weakest_stage_id": "019cae07-9b20-7d4b-a5b8-063831360a40",
+         *       "won": 22,
+         *       "won_amount_minor": 6978470
+         *     }
+         */
         Funnel: {
             /**
              * Currency
@@ -3708,7 +5915,22 @@ export interface components {
             /** Won Amount Minor */
             won_amount_minor: number;
         };
-        /** FunnelStage */
+        /**
+         * FunnelStage
+         * @example {
+         *       "advanced": 29,
+         *       "conversion_next": 0.7073,
+         *       "conversion_won": 0.5366,
+         *       "entered": 41,
+         *       "lost": 9,
+         *       "lost_amount_minor": 2292210,
+         *       "median_days": 8.4,
+         *       "name": "Propuesta",
+         *       "p75_days": 12.9,
+         *       "position": 2,
+         *       "stage_id": "019cae07-9b20-7d4b-a5b8-063831360a40"
+         *     }
+         */
         FunnelStage: {
             /**
              * Advanced
@@ -3754,7 +5976,26 @@ export interface components {
              */
             stage_id: string;
         };
-        /** GoalCreate */
+        /**
+         * GoalCreate
+         * @example {
+         *       "ends_on": "2026-03-31",
+         *       "metric": "deals_won",
+         *       "name": "8 negocios ganados en el trimestre",
+         *       "reward": "Un día libre",
+         *       "starts_on": "2026-01-01",
+         *       "target": 8,
+         *       "team_id": "019cadf4-6140-707e-a451-7d6c6694f229"
+         *     }
+         * @example {
+         *       "ends_on": "2026-03-31",
+         *       "metric": "amount_won",
+         *       "name": "30.000 € ganados en marzo",
+         *       "reward": "Comida de equipo",
+         *       "starts_on": "2026-03-01",
+         *       "target": 3000000
+         *     }
+         */
         GoalCreate: {
             /**
              * Ends On
@@ -3791,7 +6032,22 @@ export interface components {
          * @enum {string}
          */
         GoalMetric: "deals_won" | "amount_won" | "activities" | "calls" | "new_clients" | "well_developed_clients";
-        /** GoalRead */
+        /**
+         * GoalRead
+         * @example {
+         *       "created_at": "2026-03-02T09:15:00Z",
+         *       "ends_on": "2026-03-31",
+         *       "id": "019cae6e-2520-77d0-8997-4b85f2306d4a",
+         *       "metric": "deals_won",
+         *       "name": "8 negocios ganados en el trimestre",
+         *       "reward": "Un día libre",
+         *       "starts_on": "2026-01-01",
+         *       "target": 8,
+         *       "team_id": "019cadf4-6140-707e-a451-7d6c6694f229",
+         *       "updated_at": "2026-03-10T16:40:00Z",
+         *       "version": 1
+         *     }
+         */
         GoalRead: {
             /**
              * Created At
@@ -3830,7 +6086,13 @@ export interface components {
             /** Version */
             version: number;
         };
-        /** GoalUpdate */
+        /**
+         * GoalUpdate
+         * @example {
+         *       "reward": "Un día libre y comida de equipo",
+         *       "target": 10
+         *     }
+         */
         GoalUpdate: {
             /**
              * Ends On
@@ -3851,7 +6113,37 @@ export interface components {
             /** Team Id */
             team_id?: string | null;
         };
-        /** GoalWithProgress */
+        /**
+         * GoalWithProgress
+         * @example {
+         *       "created_at": "2026-03-02T09:15:00Z",
+         *       "ends_on": "2026-03-31",
+         *       "id": "019cae6e-2520-77d0-8997-4b85f2306d4a",
+         *       "metric": "deals_won",
+         *       "name": "8 negocios ganados en el trimestre",
+         *       "progress": [
+         *         {
+         *           "name": "Marta López",
+         *           "reached_at": "2026-03-24T11:05:00Z",
+         *           "team_id": "019cadf4-6140-707e-a451-7d6c6694f229",
+         *           "user_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *           "value": 8
+         *         },
+         *         {
+         *           "name": "Javier Ruiz",
+         *           "team_id": "019cadf4-6140-707e-a451-7d6c6694f229",
+         *           "user_id": "019caded-f8a0-735a-81a0-d5b3ffc6e35c",
+         *           "value": 5
+         *         }
+         *       ],
+         *       "reward": "Un día libre",
+         *       "starts_on": "2026-01-01",
+         *       "target": 8,
+         *       "team_id": "019cadf4-6140-707e-a451-7d6c6694f229",
+         *       "updated_at": "2026-03-10T16:40:00Z",
+         *       "version": 1
+         *     }
+         */
         GoalWithProgress: {
             /**
              * Created At
@@ -3895,7 +6187,29 @@ export interface components {
             /** Version */
             version: number;
         };
-        /** Habits */
+        /**
+         * Habits
+         * @example {
+         *       "days_between_touches": 2.4,
+         *       "days_in_stage": [
+         *         {
+         *           "median_days": 5.1,
+         *           "name": "Propuesta",
+         *           "pipeline_id": "019cadfa-c9e0-7741-bcc6-61e97589ca4a",
+         *           "stage_id": "019cae07-9b20-7d4b-a5b8-063831360a40"
+         *         }
+         *       ],
+         *       "days_to_first_touch": 1,
+         *       "reps": 3,
+         *       "touches_per_win": {
+         *         "call": 5,
+         *         "email": 4,
+         *         "meeting": 2,
+         *         "note": 1
+         *       },
+         *       "wins": 21
+         *     }
+         */
         Habits: {
             /**
              * Days Between Touches
@@ -3921,7 +6235,82 @@ export interface components {
          * @enum {string}
          */
         ImportEntity: "company" | "contact" | "deal" | "activity";
-        /** ImportJobRead */
+        /**
+         * ImportJobRead
+         * @example {
+         *       "balanced": true,
+         *       "counts": {},
+         *       "created_at": "2026-03-02T09:15:00Z",
+         *       "created_by_id": "019cadda-bec0-7314-a057-38d16018366c",
+         *       "defaults": {},
+         *       "delimiter": ";",
+         *       "encoding": "utf-8",
+         *       "entity": "company",
+         *       "fields": [
+         *         {
+         *           "key": "name",
+         *           "kind": "text",
+         *           "label": "Name",
+         *           "required": true
+         *         },
+         *         {
+         *           "key": "domain",
+         *           "kind": "domain",
+         *           "label": "Website",
+         *           "required": false
+         *         },
+         *         {
+         *           "key": "phone",
+         *           "kind": "phone",
+         *           "label": "Phone",
+         *           "required": false
+         *         }
+         *       ],
+         *       "file_format": "csv",
+         *       "file_name": "clientes-feria-2026.csv",
+         *       "finished_at": "2026-03-10T16:41:12Z",
+         *       "header_row": 1,
+         *       "headers": [
+         *         "Empresa",
+         *         "Web",
+         *         "Teléfono",
+         *         "Ciudad",
+         *         "Sector",
+         *         "Notas"
+         *       ],
+         *       "id": "019cae74-8dc0-725c-b1a0-6a7cb3aa75ab",
+         *       "mapping": {
+         *         "Ciudad": "city",
+         *         "Empresa": "name",
+         *         "Sector": "industry",
+         *         "Teléfono": "phone",
+         *         "Web": "domain"
+         *       },
+         *       "match_key": "domain",
+         *       "match_keys": [
+         *         "id",
+         *         "domain",
+         *         "name"
+         *       ],
+         *       "not_undone": 0,
+         *       "options": {
+         *         "date_order": "dmy",
+         *         "decimal_mark": ","
+         *       },
+         *       "planned": {
+         *         "create": 97,
+         *         "reject": 5,
+         *         "update": 18
+         *       },
+         *       "rows_done": 120,
+         *       "rows_total": 120,
+         *       "sheets": [],
+         *       "status": "previewed",
+         *       "undecided": 0,
+         *       "updated_at": "2026-03-10T16:40:00Z",
+         *       "version": 3
+         *     }
+         */
         ImportJobRead: {
             /**
              * Balanced
@@ -4023,7 +6412,25 @@ export interface components {
             /** Version */
             version: number;
         };
-        /** ImportMappingRead */
+        /**
+         * ImportMappingRead
+         * @example {
+         *       "columns": {
+         *         "Ciudad": "city",
+         *         "Empresa": "name",
+         *         "Sector": "industry",
+         *         "Teléfono": "phone",
+         *         "Web": "domain"
+         *       },
+         *       "created_at": "2026-03-02T09:15:00Z",
+         *       "entity": "company",
+         *       "id": "019cae7a-f660-7943-9c3d-716bf22ff5fd",
+         *       "match_key": "domain",
+         *       "name": "Clientes de feria",
+         *       "updated_at": "2026-03-10T16:40:00Z",
+         *       "version": 1
+         *     }
+         */
         ImportMappingRead: {
             /** Columns */
             columns: {
@@ -4052,7 +6459,22 @@ export interface components {
             /** Version */
             version: number;
         };
-        /** ImportRowRead */
+        /**
+         * ImportRowRead
+         * @example {
+         *       "cells": [
+         *         "Frutas Martínez S.L.",
+         *         "www.frutasmartinez.es",
+         *         "961 23 45 67",
+         *         "Valencia",
+         *         "Alimentación",
+         *         ""
+         *       ],
+         *       "planned": "update",
+         *       "planned_target_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *       "row_number": 2
+         *     }
+         */
         ImportRowRead: {
             /** Cells */
             cells: unknown[];
@@ -4071,7 +6493,21 @@ export interface components {
             /** Undone At */
             undone_at: string | null;
         };
-        /** ImportValueRead */
+        /**
+         * ImportValueRead
+         * @example {
+         *       "candidates": [
+         *         {
+         *           "id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *           "label": "Marta López",
+         *           "score": 0.86
+         *         }
+         *       ],
+         *       "field": "owner",
+         *       "rows": 14,
+         *       "value": "Marta L."
+         *     }
+         */
         ImportValueRead: {
             /** Action */
             action: string | null;
@@ -4091,7 +6527,13 @@ export interface components {
             /** Value */
             value: string;
         };
-        /** Invitation */
+        /**
+         * Invitation
+         * @example {
+         *       "invite_expires_at": "2026-03-09T09:15:00Z",
+         *       "invite_token": "kq7Zr2XhVb0mN4tLwYc9pE1sGdUa6fJi"
+         *     }
+         */
         Invitation: {
             /**
              * Invite Expires At
@@ -4109,7 +6551,17 @@ export interface components {
          * @enum {string}
          */
         JobStatus: "mapping" | "previewing" | "previewed" | "importing" | "imported" | "undoing" | "undone";
-        /** LapsedClient */
+        /**
+         * LapsedClient
+         * @example {
+         *       "amount_minor": 710250,
+         *       "first_won_at": "2025-04-21T13:43:10Z",
+         *       "id": "019a2631-00a8-79f2-bc24-bd9609963085",
+         *       "kind": "company",
+         *       "name": "Distribuciones Molina S.L.",
+         *       "owner_id": "019caded-f8a0-735a-81a0-d5b3ffc6e35c"
+         *     }
+         */
         LapsedClient: {
             /** Amount Minor */
             amount_minor: number;
@@ -4133,7 +6585,36 @@ export interface components {
              */
             owner_id: string;
         };
-        /** Leaderboard */
+        /**
+         * Leaderboard
+         * @example {
+         *       "currency": "EUR",
+         *       "period": {
+         *         "days": 90,
+         *         "first_day": "2026-01-01",
+         *         "last_day": "2026-03-31"
+         *       },
+         *       "reps": [
+         *         {
+         *           "activities": 164,
+         *           "activities_per_win": 18.2,
+         *           "calls": 58,
+         *           "calls_per_win": 6.4,
+         *           "cycle_days_mean": 21.2,
+         *           "cycle_days_median": 17.2,
+         *           "lost": 3,
+         *           "name": "Marta López",
+         *           "rank": 1,
+         *           "team_id": "019cadf4-6140-707e-a451-7d6c6694f229",
+         *           "top_quartile": true,
+         *           "user_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *           "win_rate": 0.75,
+         *           "won": 9,
+         *           "won_amount_minor": 4209310
+         *         }
+         *       ]
+         *     }
+         */
         Leaderboard: {
             /**
              * Currency
@@ -4144,7 +6625,26 @@ export interface components {
             /** Reps */
             reps: components["schemas"]["LeaderboardRow"][];
         };
-        /** LeaderboardRow */
+        /**
+         * LeaderboardRow
+         * @example {
+         *       "activities": 164,
+         *       "activities_per_win": 18.2,
+         *       "calls": 58,
+         *       "calls_per_win": 6.4,
+         *       "cycle_days_mean": 21.2,
+         *       "cycle_days_median": 17.2,
+         *       "lost": 3,
+         *       "name": "Marta López",
+         *       "rank": 1,
+         *       "team_id": "019cadf4-6140-707e-a451-7d6c6694f229",
+         *       "top_quartile": true,
+         *       "user_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *       "win_rate": 0.75,
+         *       "won": 9,
+         *       "won_amount_minor": 4209310
+         *     }
+         */
         LeaderboardRow: {
             /**
              * Activities
@@ -4192,6 +6692,47 @@ export interface components {
         /**
          * Logged
          * @description What one request logged: the activity and, when asked for, its next step.
+         * @example {
+         *       "activity": {
+         *         "assignee_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *         "body": "Quieren cambiar los 30 terminales antes de Fallas; piden precio con instalación.",
+         *         "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *         "contact_id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *         "created_at": "2026-03-02T09:15:00Z",
+         *         "deal_id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *         "direction": "outbound",
+         *         "done_at": "2026-03-10T16:32:00Z",
+         *         "duration_seconds": 420,
+         *         "id": "019cae4e-1a00-7162-b0f9-13063c02e567",
+         *         "kind": "call",
+         *         "mentioned_ids": [
+         *           "019cade1-2760-715c-8b35-10b0b46ee1da"
+         *         ],
+         *         "next_step_id": "019cae54-82a0-7a67-a744-b24e7f61701e",
+         *         "outcome": "connected",
+         *         "overdue": false,
+         *         "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *         "subject": "Llamada de seguimiento",
+         *         "updated_at": "2026-03-10T16:40:00Z",
+         *         "version": 1
+         *       },
+         *       "next_step": {
+         *         "assignee_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *         "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *         "contact_id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *         "created_at": "2026-03-02T09:15:00Z",
+         *         "deal_id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *         "due_at": "2026-03-17T08:00:00Z",
+         *         "id": "019cae54-82a0-7a67-a744-b24e7f61701e",
+         *         "kind": "task",
+         *         "mentioned_ids": [],
+         *         "overdue": false,
+         *         "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *         "subject": "Enviar propuesta revisada",
+         *         "updated_at": "2026-03-10T16:40:00Z",
+         *         "version": 1
+         *       }
+         *     }
          */
         Logged: {
             activity: components["schemas"]["ActivityRead"];
@@ -4201,7 +6742,7 @@ export interface components {
          * LoginRequest
          * @example {
          *       "device": "Pixel 8",
-         *       "email": "ana@example.com",
+         *       "email": "marta.lopez@comerciallevante.es",
          *       "password": "•••••••••••"
          *     }
          */
@@ -4219,12 +6760,28 @@ export interface components {
             /** Password */
             password: string;
         };
-        /** LostReasonCreate */
+        /**
+         * LostReasonCreate
+         * @example {
+         *       "name": "Se quedan con su proveedor actual"
+         *     }
+         */
         LostReasonCreate: {
             /** Name */
             name: string;
         };
-        /** LostReasonRead */
+        /**
+         * LostReasonRead
+         * @example {
+         *       "created_at": "2026-03-02T09:15:00Z",
+         *       "id": "019cae21-3da0-7e6d-b96d-3bc4685ca8af",
+         *       "is_active": true,
+         *       "name": "Precio demasiado alto",
+         *       "position": 1,
+         *       "updated_at": "2026-03-10T16:40:00Z",
+         *       "version": 1
+         *     }
+         */
         LostReasonRead: {
             /**
              * Created At
@@ -4250,7 +6807,15 @@ export interface components {
             /** Version */
             version: number;
         };
-        /** LostReasonRow */
+        /**
+         * LostReasonRow
+         * @example {
+         *       "amount_minor": 3012170,
+         *       "deals": 5,
+         *       "lost_reason_id": "019cae21-3da0-7e6d-b96d-3bc4685ca8af",
+         *       "name": "Precio demasiado alto"
+         *     }
+         */
         LostReasonRow: {
             /** Amount Minor */
             amount_minor: number;
@@ -4264,7 +6829,13 @@ export interface components {
             /** Name */
             name: string;
         };
-        /** LostReasonUpdate */
+        /**
+         * LostReasonUpdate
+         * @example {
+         *       "name": "Precio",
+         *       "position": 2
+         *     }
+         */
         LostReasonUpdate: {
             /** Is Active */
             is_active?: boolean;
@@ -4273,7 +6844,20 @@ export interface components {
             /** Position */
             position?: number;
         };
-        /** MappingIn */
+        /**
+         * MappingIn
+         * @example {
+         *       "columns": {
+         *         "Ciudad": "city",
+         *         "Empresa": "name",
+         *         "Sector": "industry",
+         *         "Teléfono": "phone",
+         *         "Web": "domain"
+         *       },
+         *       "match_key": "domain",
+         *       "save_as": "Clientes de feria"
+         *     }
+         */
         MappingIn: {
             /**
              * Columns
@@ -4308,7 +6892,54 @@ export interface components {
              */
             save_as?: string | null;
         };
-        /** Me */
+        /**
+         * Me
+         * @example {
+         *       "kind": "user",
+         *       "organization": {
+         *         "id": "019cadd4-5620-7f65-9ed3-4fe53a096533",
+         *         "name": "Comercial Levante S.L.",
+         *         "settings": {
+         *           "currency": "EUR",
+         *           "locale": "es-ES",
+         *           "phone_region": "ES",
+         *           "time_zone": "Europe/Madrid"
+         *         },
+         *         "version": 3
+         *       },
+         *       "scopes": [],
+         *       "user": {
+         *         "created_at": "2026-03-02T09:15:00Z",
+         *         "email": "marta.lopez@comerciallevante.es",
+         *         "has_password": true,
+         *         "id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *         "is_active": true,
+         *         "name": "Marta López",
+         *         "role": "rep",
+         *         "team_id": "019cadf4-6140-707e-a451-7d6c6694f229",
+         *         "updated_at": "2026-03-10T16:40:00Z",
+         *         "version": 1
+         *       }
+         *     }
+         * @example {
+         *       "kind": "api_key",
+         *       "organization": {
+         *         "id": "019cadd4-5620-7f65-9ed3-4fe53a096533",
+         *         "name": "Comercial Levante S.L.",
+         *         "settings": {
+         *           "currency": "EUR",
+         *           "locale": "es-ES",
+         *           "phone_region": "ES",
+         *           "time_zone": "Europe/Madrid"
+         *         },
+         *         "version": 3
+         *       },
+         *       "scopes": [
+         *         "changes:read",
+         *         "clients:read"
+         *       ]
+         *     }
+         */
         Me: {
             /**
              * Kind
@@ -4322,7 +6953,54 @@ export interface components {
         };
         /** Mutation */
         Mutation: components["schemas"]["CompanyCreateMutation"] | components["schemas"]["CompanyUpdateMutation"] | components["schemas"]["ContactCreateMutation"] | components["schemas"]["ContactUpdateMutation"] | components["schemas"]["DealCreateMutation"] | components["schemas"]["DealUpdateMutation"] | components["schemas"]["DealMoveMutation"] | components["schemas"]["DealWinMutation"] | components["schemas"]["DealLoseMutation"] | components["schemas"]["ActivityLogMutation"] | components["schemas"]["TaskCreateMutation"] | components["schemas"]["TaskCompleteMutation"] | components["schemas"]["ShareCreateMutation"];
-        /** MutationResult */
+        /**
+         * MutationResult
+         * @example {
+         *       "conflicts": [],
+         *       "id": 41,
+         *       "record": {
+         *         "assignee_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *         "body": "Quieren cambiar los 30 terminales antes de Fallas; piden precio con instalación.",
+         *         "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *         "contact_id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *         "created_at": "2026-03-02T09:15:00Z",
+         *         "deal_id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *         "direction": "outbound",
+         *         "done_at": "2026-03-10T16:32:00Z",
+         *         "duration_seconds": 420,
+         *         "id": "019cae4e-1a00-7162-b0f9-13063c02e567",
+         *         "kind": "call",
+         *         "mentioned_ids": [
+         *           "019cade1-2760-715c-8b35-10b0b46ee1da"
+         *         ],
+         *         "next_step_id": "019cae54-82a0-7a67-a744-b24e7f61701e",
+         *         "outcome": "connected",
+         *         "overdue": false,
+         *         "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *         "subject": "Llamada de seguimiento",
+         *         "updated_at": "2026-03-10T16:40:00Z",
+         *         "version": 1
+         *       },
+         *       "status": "applied"
+         *     }
+         * @example {
+         *       "conflicts": [],
+         *       "id": 43,
+         *       "problem": {
+         *         "detail": "No such lost reason (or it is retired).",
+         *         "errors": [
+         *           {
+         *             "detail": "No such lost reason (or it is retired).",
+         *             "pointer": "#/lost_reason_id"
+         *           }
+         *         ],
+         *         "status": 422,
+         *         "title": "Validation failed",
+         *         "type": "/problems/validation"
+         *       },
+         *       "status": "rejected"
+         *     }
+         */
         MutationResult: {
             /** Conflicts */
             conflicts?: string[];
@@ -4352,6 +7030,11 @@ export interface components {
         /**
          * NextStep
          * @description The follow-up to schedule with the activity being logged ("call back on Tuesday").
+         * @example {
+         *       "due_at": "2026-03-17T09:00:00+01:00",
+         *       "kind": "task",
+         *       "subject": "Enviar propuesta revisada"
+         *     }
          */
         NextStep: {
             /**
@@ -4380,7 +7063,20 @@ export interface components {
          * @enum {string}
          */
         Only: "wins" | "losses" | "activities" | "stage_moves" | "mentions";
-        /** OrganizationRead */
+        /**
+         * OrganizationRead
+         * @example {
+         *       "id": "019cadd4-5620-7f65-9ed3-4fe53a096533",
+         *       "name": "Comercial Levante S.L.",
+         *       "settings": {
+         *         "currency": "EUR",
+         *         "locale": "es-ES",
+         *         "phone_region": "ES",
+         *         "time_zone": "Europe/Madrid"
+         *       },
+         *       "version": 3
+         *     }
+         */
         OrganizationRead: {
             /**
              * Id
@@ -4399,6 +7095,13 @@ export interface components {
         /**
          * OrganizationSettings
          * @description The organisation's defaults. Every field may be left out; an update changes only what it names.
+         * @example {
+         *       "currency": "EUR",
+         *       "locale": "es-ES",
+         *       "phone_region": "ES",
+         *       "reps_see_team": false,
+         *       "time_zone": "Europe/Madrid"
+         *     }
          */
         OrganizationSettings: {
             /**
@@ -4428,7 +7131,16 @@ export interface components {
              */
             time_zone?: string;
         };
-        /** OrganizationUpdate */
+        /**
+         * OrganizationUpdate
+         * @example {
+         *       "name": "Comercial Levante S.L.",
+         *       "settings": {
+         *         "reps_see_team": true,
+         *         "time_zone": "Europe/Madrid"
+         *       }
+         *     }
+         */
         OrganizationUpdate: {
             /** Name */
             name?: string;
@@ -4439,7 +7151,37 @@ export interface components {
          * @enum {string}
          */
         Outcome: "create" | "update" | "merge" | "reject" | "skip";
-        /** Page[ActivityRead] */
+        /**
+         * Page[ActivityRead]
+         * @example {
+         *       "items": [
+         *         {
+         *           "assignee_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *           "body": "Quieren cambiar los 30 terminales antes de Fallas; piden precio con instalación.",
+         *           "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *           "contact_id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *           "created_at": "2026-03-02T09:15:00Z",
+         *           "deal_id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *           "direction": "outbound",
+         *           "done_at": "2026-03-10T16:32:00Z",
+         *           "duration_seconds": 420,
+         *           "id": "019cae4e-1a00-7162-b0f9-13063c02e567",
+         *           "kind": "call",
+         *           "mentioned_ids": [
+         *             "019cade1-2760-715c-8b35-10b0b46ee1da"
+         *           ],
+         *           "next_step_id": "019cae54-82a0-7a67-a744-b24e7f61701e",
+         *           "outcome": "connected",
+         *           "overdue": false,
+         *           "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *           "subject": "Llamada de seguimiento",
+         *           "updated_at": "2026-03-10T16:40:00Z",
+         *           "version": 1
+         *         }
+         *       ],
+         *       "next_cursor": "WyJmcnV0YXMgbWFydGluZXoiLHsidSI6IjAxOWNhZTJlLTBlZTAtNzQyMi1hOWI3LWUzZWExZDFkNzg0ZiJ9XQ.kP3xQ0c5m7Vb1sRr2"
+         *     }
+         */
         Page_ActivityRead_: {
             /** Items */
             items: components["schemas"]["ActivityRead"][];
@@ -4449,7 +7191,27 @@ export interface components {
              */
             next_cursor?: string | null;
         };
-        /** Page[ApiKeyRead] */
+        /**
+         * Page[ApiKeyRead]
+         * @example {
+         *       "items": [
+         *         {
+         *           "created_at": "2026-03-02T09:15:00Z",
+         *           "created_by": "019cadda-bec0-7314-a057-38d16018366c",
+         *           "id": "019cae61-53e0-7247-8ef2-d30194df943c",
+         *           "last_used_at": "2026-03-10T16:40:00Z",
+         *           "name": "Sincronización ERP",
+         *           "prefix": "fbk_3f9a1c2b7d4e",
+         *           "scopes": [
+         *             "changes:read",
+         *             "clients:read",
+         *             "deals:read"
+         *           ]
+         *         }
+         *       ],
+         *       "next_cursor": "WyJmcnV0YXMgbWFydGluZXoiLHsidSI6IjAxOWNhZTJlLTBlZTAtNzQyMi1hOWI3LWUzZWExZDFkNzg0ZiJ9XQ.kP3xQ0c5m7Vb1sRr2"
+         *     }
+         */
         Page_ApiKeyRead_: {
             /** Items */
             items: components["schemas"]["ApiKeyRead"][];
@@ -4459,7 +7221,37 @@ export interface components {
              */
             next_cursor?: string | null;
         };
-        /** Page[AuditEntry] */
+        /**
+         * Page[AuditEntry]
+         * @example {
+         *       "items": [
+         *         {
+         *           "actor_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *           "actor_kind": "user",
+         *           "at": "2026-03-09T10:20:00Z",
+         *           "changes": [
+         *             {
+         *               "after": "2026-03-09T10:20:00+00:00",
+         *               "before": "2026-03-02T09:15:00+00:00",
+         *               "field": "stage_entered_at"
+         *             },
+         *             {
+         *               "after": "019cae07-9b20-7d4b-a5b8-063831360a40",
+         *               "before": "019cae01-3280-7929-beb7-2f8263f65da8",
+         *               "field": "stage_id"
+         *             }
+         *           ],
+         *           "entity": "deal",
+         *           "entity_id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *           "id": "019cae81-5f00-795a-ba9b-e85a74cda9c4",
+         *           "op": "update",
+         *           "seq": 1042,
+         *           "version": 3
+         *         }
+         *       ],
+         *       "next_cursor": "WyJmcnV0YXMgbWFydGluZXoiLHsidSI6IjAxOWNhZTJlLTBlZTAtNzQyMi1hOWI3LWUzZWExZDFkNzg0ZiJ9XQ.kP3xQ0c5m7Vb1sRr2"
+         *     }
+         */
         Page_AuditEntry_: {
             /** Items */
             items: components["schemas"]["AuditEntry"][];
@@ -4469,7 +7261,38 @@ export interface components {
              */
             next_cursor?: string | null;
         };
-        /** Page[CompanyRead] */
+        /**
+         * Page[CompanyRead]
+         * @example {
+         *       "items": [
+         *         {
+         *           "address": "Avenida del Puerto, 112",
+         *           "city": "Valencia",
+         *           "country": "ES",
+         *           "created_at": "2026-03-02T09:15:00Z",
+         *           "custom": {
+         *             "zona": "Valencia Norte"
+         *           },
+         *           "domain": "frutasmartinez.es",
+         *           "id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *           "industry": "Alimentación",
+         *           "name": "Frutas Martínez S.L.",
+         *           "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *           "phone": "+34961234567",
+         *           "segment": "Pyme",
+         *           "size": 35,
+         *           "source": "Feria",
+         *           "tags": [
+         *             "cliente",
+         *             "feria-2026"
+         *           ],
+         *           "updated_at": "2026-03-10T16:40:00Z",
+         *           "version": 4
+         *         }
+         *       ],
+         *       "next_cursor": "WyJmcnV0YXMgbWFydGluZXoiLHsidSI6IjAxOWNhZTJlLTBlZTAtNzQyMi1hOWI3LWUzZWExZDFkNzg0ZiJ9XQ.kP3xQ0c5m7Vb1sRr2"
+         *     }
+         */
         Page_CompanyRead_: {
             /** Items */
             items: components["schemas"]["CompanyRead"][];
@@ -4479,7 +7302,37 @@ export interface components {
              */
             next_cursor?: string | null;
         };
-        /** Page[ContactRead] */
+        /**
+         * Page[ContactRead]
+         * @example {
+         *       "items": [
+         *         {
+         *           "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *           "created_at": "2026-03-02T09:15:00Z",
+         *           "custom": {},
+         *           "email_consent": true,
+         *           "emails": [
+         *             "lucia.martinez@frutasmartinez.es"
+         *           ],
+         *           "id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *           "name": "Lucía Martínez Soler",
+         *           "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *           "phone_consent": true,
+         *           "phones": [
+         *             "+34612345678"
+         *           ],
+         *           "source": "Feria",
+         *           "tags": [
+         *             "decisor"
+         *           ],
+         *           "title": "Gerente",
+         *           "updated_at": "2026-03-10T16:40:00Z",
+         *           "version": 2
+         *         }
+         *       ],
+         *       "next_cursor": "WyJmcnV0YXMgbWFydGluZXoiLHsidSI6IjAxOWNhZTJlLTBlZTAtNzQyMi1hOWI3LWUzZWExZDFkNzg0ZiJ9XQ.kP3xQ0c5m7Vb1sRr2"
+         *     }
+         */
         Page_ContactRead_: {
             /** Items */
             items: components["schemas"]["ContactRead"][];
@@ -4489,7 +7342,31 @@ export interface components {
              */
             next_cursor?: string | null;
         };
-        /** Page[CustomFieldRead] */
+        /**
+         * Page[CustomFieldRead]
+         * @example {
+         *       "items": [
+         *         {
+         *           "choices": [
+         *             "Valencia Norte",
+         *             "Valencia Sur",
+         *             "Castellón"
+         *           ],
+         *           "created_at": "2026-03-02T09:15:00Z",
+         *           "entity": "company",
+         *           "id": "019cae67-bc80-78a0-907a-c8069b51c632",
+         *           "is_required": false,
+         *           "key": "zona",
+         *           "kind": "choice",
+         *           "label": "Zona de reparto",
+         *           "position": 1,
+         *           "updated_at": "2026-03-10T16:40:00Z",
+         *           "version": 1
+         *         }
+         *       ],
+         *       "next_cursor": "WyJmcnV0YXMgbWFydGluZXoiLHsidSI6IjAxOWNhZTJlLTBlZTAtNzQyMi1hOWI3LWUzZWExZDFkNzg0ZiJ9XQ.kP3xQ0c5m7Vb1sRr2"
+         *     }
+         */
         Page_CustomFieldRead_: {
             /** Items */
             items: components["schemas"]["CustomFieldRead"][];
@@ -4499,7 +7376,36 @@ export interface components {
              */
             next_cursor?: string | null;
         };
-        /** Page[DealRead] */
+        /**
+         * Page[DealRead]
+         * @example {
+         *       "items": [
+         *         {
+         *           "amount_minor": 1215000,
+         *           "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *           "contact_id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *           "created_at": "2026-03-02T09:15:00Z",
+         *           "currency": "EUR",
+         *           "custom": {},
+         *           "expected_close_on": "2026-03-31",
+         *           "id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *           "last_activity_at": "2026-03-10T16:32:00Z",
+         *           "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *           "pipeline_id": "019cadfa-c9e0-7741-bcc6-61e97589ca4a",
+         *           "previous_deal_id": "019cae47-b160-7568-8edc-a4eca92d04a3",
+         *           "rots_at": "2026-03-31T16:32:00Z",
+         *           "rotten": false,
+         *           "stage_entered_at": "2026-03-09T10:20:00Z",
+         *           "stage_id": "019cae07-9b20-7d4b-a5b8-063831360a40",
+         *           "status": "open",
+         *           "title": "Renovación TPV · Frutas Martínez S.L.",
+         *           "updated_at": "2026-03-10T16:40:00Z",
+         *           "version": 3
+         *         }
+         *       ],
+         *       "next_cursor": "WyJmcnV0YXMgbWFydGluZXoiLHsidSI6IjAxOWNhZTJlLTBlZTAtNzQyMi1hOWI3LWUzZWExZDFkNzg0ZiJ9XQ.kP3xQ0c5m7Vb1sRr2"
+         *     }
+         */
         Page_DealRead_: {
             /** Items */
             items: components["schemas"]["DealRead"][];
@@ -4509,7 +7415,73 @@ export interface components {
              */
             next_cursor?: string | null;
         };
-        /** Page[FeedItem] */
+        /**
+         * Page[DeliveryRead]
+         * @example {
+         *       "items": [
+         *         {
+         *           "at": "2026-11-30T10:02:11Z",
+         *           "attempt": 1,
+         *           "event_id": "01937c50-2a1b-7c3d-8e4f-5a6b7c8d9e0f",
+         *           "id": "01937c51-0000-7abc-8def-0123456789ab",
+         *           "is_success": false,
+         *           "latency_ms": 212,
+         *           "response_excerpt": "Internal Server Error",
+         *           "status_code": 500
+         *         }
+         *       ],
+         *       "next_cursor": "WyJmcnV0YXMgbWFydGluZXoiLHsidSI6IjAxOWNhZTJlLTBlZTAtNzQyMi1hOWI3LWUzZWExZDFkNzg0ZiJ9XQ.kP3xQ0c5m7Vb1sRr2"
+         *     }
+         */
+        Page_DeliveryRead_: {
+            /** Items */
+            items: components["schemas"]["DeliveryRead"][];
+            /**
+             * Next Cursor
+             * @description Pass as `cursor` for the next page; null on the last one. A feed or timeline page may hold fewer items than `limit`, even none, and still have a cursor: keep going until it is null.
+             */
+            next_cursor?: string | null;
+        };
+        /**
+         * Page[FeedItem]
+         * @example {
+         *       "items": [
+         *         {
+         *           "activity": {
+         *             "body": "Quieren cambiar los 30 terminales antes de Fallas; piden precio con instalación.",
+         *             "direction": "outbound",
+         *             "done_at": "2026-03-10T16:32:00Z",
+         *             "duration_seconds": 420,
+         *             "id": "019cae4e-1a00-7162-b0f9-13063c02e567",
+         *             "kind": "call",
+         *             "outcome": "connected",
+         *             "subject": "Llamada de seguimiento"
+         *           },
+         *           "actor_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *           "at": "2026-03-10T16:32:00Z",
+         *           "company": {
+         *             "id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *             "name": "Frutas Martínez S.L."
+         *           },
+         *           "contact": {
+         *             "id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *             "name": "Lucía Martínez Soler"
+         *           },
+         *           "data": {},
+         *           "deal": {
+         *             "amount_minor": 1215000,
+         *             "currency": "EUR",
+         *             "id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *             "status": "open",
+         *             "title": "Renovación TPV · Frutas Martínez S.L."
+         *           },
+         *           "id": "019cae87-c7a0-7491-b1f4-7e49e18692e2",
+         *           "kind": "activity"
+         *         }
+         *       ],
+         *       "next_cursor": "WyJmcnV0YXMgbWFydGluZXoiLHsidSI6IjAxOWNhZTJlLTBlZTAtNzQyMi1hOWI3LWUzZWExZDFkNzg0ZiJ9XQ.kP3xQ0c5m7Vb1sRr2"
+         *     }
+         */
         Page_FeedItem_: {
             /** Items */
             items: components["schemas"]["FeedItem"][];
@@ -4519,7 +7491,42 @@ export interface components {
              */
             next_cursor?: string | null;
         };
-        /** Page[GoalWithProgress] */
+        /**
+         * Page[GoalWithProgress]
+         * @example {
+         *       "items": [
+         *         {
+         *           "created_at": "2026-03-02T09:15:00Z",
+         *           "ends_on": "2026-03-31",
+         *           "id": "019cae6e-2520-77d0-8997-4b85f2306d4a",
+         *           "metric": "deals_won",
+         *           "name": "8 negocios ganados en el trimestre",
+         *           "progress": [
+         *             {
+         *               "name": "Marta López",
+         *               "reached_at": "2026-03-24T11:05:00Z",
+         *               "team_id": "019cadf4-6140-707e-a451-7d6c6694f229",
+         *               "user_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *               "value": 8
+         *             },
+         *             {
+         *               "name": "Javier Ruiz",
+         *               "team_id": "019cadf4-6140-707e-a451-7d6c6694f229",
+         *               "user_id": "019caded-f8a0-735a-81a0-d5b3ffc6e35c",
+         *               "value": 5
+         *             }
+         *           ],
+         *           "reward": "Un día libre",
+         *           "starts_on": "2026-01-01",
+         *           "target": 8,
+         *           "team_id": "019cadf4-6140-707e-a451-7d6c6694f229",
+         *           "updated_at": "2026-03-10T16:40:00Z",
+         *           "version": 1
+         *         }
+         *       ],
+         *       "next_cursor": "WyJmcnV0YXMgbWFydGluZXoiLHsidSI6IjAxOWNhZTJlLTBlZTAtNzQyMi1hOWI3LWUzZWExZDFkNzg0ZiJ9XQ.kP3xQ0c5m7Vb1sRr2"
+         *     }
+         */
         Page_GoalWithProgress_: {
             /** Items */
             items: components["schemas"]["GoalWithProgress"][];
@@ -4529,7 +7536,87 @@ export interface components {
              */
             next_cursor?: string | null;
         };
-        /** Page[ImportJobRead] */
+        /**
+         * Page[ImportJobRead]
+         * @example {
+         *       "items": [
+         *         {
+         *           "balanced": true,
+         *           "counts": {},
+         *           "created_at": "2026-03-02T09:15:00Z",
+         *           "created_by_id": "019cadda-bec0-7314-a057-38d16018366c",
+         *           "defaults": {},
+         *           "delimiter": ";",
+         *           "encoding": "utf-8",
+         *           "entity": "company",
+         *           "fields": [
+         *             {
+         *               "key": "name",
+         *               "kind": "text",
+         *               "label": "Name",
+         *               "required": true
+         *             },
+         *             {
+         *               "key": "domain",
+         *               "kind": "domain",
+         *               "label": "Website",
+         *               "required": false
+         *             },
+         *             {
+         *               "key": "phone",
+         *               "kind": "phone",
+         *               "label": "Phone",
+         *               "required": false
+         *             }
+         *           ],
+         *           "file_format": "csv",
+         *           "file_name": "clientes-feria-2026.csv",
+         *           "finished_at": "2026-03-10T16:41:12Z",
+         *           "header_row": 1,
+         *           "headers": [
+         *             "Empresa",
+         *             "Web",
+         *             "Teléfono",
+         *             "Ciudad",
+         *             "Sector",
+         *             "Notas"
+         *           ],
+         *           "id": "019cae74-8dc0-725c-b1a0-6a7cb3aa75ab",
+         *           "mapping": {
+         *             "Ciudad": "city",
+         *             "Empresa": "name",
+         *             "Sector": "industry",
+         *             "Teléfono": "phone",
+         *             "Web": "domain"
+         *           },
+         *           "match_key": "domain",
+         *           "match_keys": [
+         *             "id",
+         *             "domain",
+         *             "name"
+         *           ],
+         *           "not_undone": 0,
+         *           "options": {
+         *             "date_order": "dmy",
+         *             "decimal_mark": ","
+         *           },
+         *           "planned": {
+         *             "create": 97,
+         *             "reject": 5,
+         *             "update": 18
+         *           },
+         *           "rows_done": 120,
+         *           "rows_total": 120,
+         *           "sheets": [],
+         *           "status": "previewed",
+         *           "undecided": 0,
+         *           "updated_at": "2026-03-10T16:40:00Z",
+         *           "version": 3
+         *         }
+         *       ],
+         *       "next_cursor": "WyJmcnV0YXMgbWFydGluZXoiLHsidSI6IjAxOWNhZTJlLTBlZTAtNzQyMi1hOWI3LWUzZWExZDFkNzg0ZiJ9XQ.kP3xQ0c5m7Vb1sRr2"
+         *     }
+         */
         Page_ImportJobRead_: {
             /** Items */
             items: components["schemas"]["ImportJobRead"][];
@@ -4539,7 +7626,27 @@ export interface components {
              */
             next_cursor?: string | null;
         };
-        /** Page[ImportRowRead] */
+        /**
+         * Page[ImportRowRead]
+         * @example {
+         *       "items": [
+         *         {
+         *           "cells": [
+         *             "Frutas Martínez S.L.",
+         *             "www.frutasmartinez.es",
+         *             "961 23 45 67",
+         *             "Valencia",
+         *             "Alimentación",
+         *             ""
+         *           ],
+         *           "planned": "update",
+         *           "planned_target_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *           "row_number": 2
+         *         }
+         *       ],
+         *       "next_cursor": "WyJmcnV0YXMgbWFydGluZXoiLHsidSI6IjAxOWNhZTJlLTBlZTAtNzQyMi1hOWI3LWUzZWExZDFkNzg0ZiJ9XQ.kP3xQ0c5m7Vb1sRr2"
+         *     }
+         */
         Page_ImportRowRead_: {
             /** Items */
             items: components["schemas"]["ImportRowRead"][];
@@ -4549,7 +7656,26 @@ export interface components {
              */
             next_cursor?: string | null;
         };
-        /** Page[ImportValueRead] */
+        /**
+         * Page[ImportValueRead]
+         * @example {
+         *       "items": [
+         *         {
+         *           "candidates": [
+         *             {
+         *               "id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *               "label": "Marta López",
+         *               "score": 0.86
+         *             }
+         *           ],
+         *           "field": "owner",
+         *           "rows": 14,
+         *           "value": "Marta L."
+         *         }
+         *       ],
+         *       "next_cursor": "WyJmcnV0YXMgbWFydGluZXoiLHsidSI6IjAxOWNhZTJlLTBlZTAtNzQyMi1hOWI3LWUzZWExZDFkNzg0ZiJ9XQ.kP3xQ0c5m7Vb1sRr2"
+         *     }
+         */
         Page_ImportValueRead_: {
             /** Items */
             items: components["schemas"]["ImportValueRead"][];
@@ -4559,7 +7685,23 @@ export interface components {
              */
             next_cursor?: string | null;
         };
-        /** Page[LostReasonRead] */
+        /**
+         * Page[LostReasonRead]
+         * @example {
+         *       "items": [
+         *         {
+         *           "created_at": "2026-03-02T09:15:00Z",
+         *           "id": "019cae21-3da0-7e6d-b96d-3bc4685ca8af",
+         *           "is_active": true,
+         *           "name": "Precio demasiado alto",
+         *           "position": 1,
+         *           "updated_at": "2026-03-10T16:40:00Z",
+         *           "version": 1
+         *         }
+         *       ],
+         *       "next_cursor": "WyJmcnV0YXMgbWFydGluZXoiLHsidSI6IjAxOWNhZTJlLTBlZTAtNzQyMi1hOWI3LWUzZWExZDFkNzg0ZiJ9XQ.kP3xQ0c5m7Vb1sRr2"
+         *     }
+         */
         Page_LostReasonRead_: {
             /** Items */
             items: components["schemas"]["LostReasonRead"][];
@@ -4569,7 +7711,59 @@ export interface components {
              */
             next_cursor?: string | null;
         };
-        /** Page[PipelineRead] */
+        /**
+         * Page[PipelineRead]
+         * @example {
+         *       "items": [
+         *         {
+         *           "created_at": "2026-03-02T09:15:00Z",
+         *           "id": "019cadfa-c9e0-7741-bcc6-61e97589ca4a",
+         *           "is_default": true,
+         *           "name": "Ventas",
+         *           "stages": [
+         *             {
+         *               "created_at": "2026-03-02T09:15:00Z",
+         *               "id": "019cae01-3280-7929-beb7-2f8263f65da8",
+         *               "kind": "open",
+         *               "name": "Prospecto",
+         *               "pipeline_id": "019cadfa-c9e0-7741-bcc6-61e97589ca4a",
+         *               "position": 1,
+         *               "probability": 10,
+         *               "rotten_days": 14,
+         *               "updated_at": "2026-03-10T16:40:00Z",
+         *               "version": 1
+         *             },
+         *             {
+         *               "created_at": "2026-03-02T09:15:00Z",
+         *               "id": "019cae07-9b20-7d4b-a5b8-063831360a40",
+         *               "kind": "open",
+         *               "name": "Propuesta",
+         *               "pipeline_id": "019cadfa-c9e0-7741-bcc6-61e97589ca4a",
+         *               "position": 2,
+         *               "probability": 50,
+         *               "rotten_days": 21,
+         *               "updated_at": "2026-03-10T16:40:00Z",
+         *               "version": 1
+         *             },
+         *             {
+         *               "created_at": "2026-03-02T09:15:00Z",
+         *               "id": "019cae14-6c60-7053-824f-6aa83bf36a14",
+         *               "kind": "won",
+         *               "name": "Ganado",
+         *               "pipeline_id": "019cadfa-c9e0-7741-bcc6-61e97589ca4a",
+         *               "position": 5,
+         *               "probability": 100,
+         *               "updated_at": "2026-03-10T16:40:00Z",
+         *               "version": 1
+         *             }
+         *           ],
+         *           "updated_at": "2026-03-10T16:40:00Z",
+         *           "version": 1
+         *         }
+         *       ],
+         *       "next_cursor": "WyJmcnV0YXMgbWFydGluZXoiLHsidSI6IjAxOWNhZTJlLTBlZTAtNzQyMi1hOWI3LWUzZWExZDFkNzg0ZiJ9XQ.kP3xQ0c5m7Vb1sRr2"
+         *     }
+         */
         Page_PipelineRead_: {
             /** Items */
             items: components["schemas"]["PipelineRead"][];
@@ -4579,7 +7773,25 @@ export interface components {
              */
             next_cursor?: string | null;
         };
-        /** Page[ProductRead] */
+        /**
+         * Page[ProductRead]
+         * @example {
+         *       "items": [
+         *         {
+         *           "created_at": "2026-03-02T09:15:00Z",
+         *           "currency": "EUR",
+         *           "id": "019cae27-a640-7b9d-a10b-1631e941aa79",
+         *           "is_active": true,
+         *           "name": "Terminal TPV Pro",
+         *           "price_minor": 45000,
+         *           "sku": "TPV-PRO",
+         *           "updated_at": "2026-03-10T16:40:00Z",
+         *           "version": 1
+         *         }
+         *       ],
+         *       "next_cursor": "WyJmcnV0YXMgbWFydGluZXoiLHsidSI6IjAxOWNhZTJlLTBlZTAtNzQyMi1hOWI3LWUzZWExZDFkNzg0ZiJ9XQ.kP3xQ0c5m7Vb1sRr2"
+         *     }
+         */
         Page_ProductRead_: {
             /** Items */
             items: components["schemas"]["ProductRead"][];
@@ -4589,7 +7801,21 @@ export interface components {
              */
             next_cursor?: string | null;
         };
-        /** Page[SearchHit] */
+        /**
+         * Page[SearchHit]
+         * @example {
+         *       "items": [
+         *         {
+         *           "id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *           "kind": "company",
+         *           "matched": "name",
+         *           "name": "Frutas Martínez S.L.",
+         *           "score": 0.92
+         *         }
+         *       ],
+         *       "next_cursor": "WyJmcnV0YXMgbWFydGluZXoiLHsidSI6IjAxOWNhZTJlLTBlZTAtNzQyMi1hOWI3LWUzZWExZDFkNzg0ZiJ9XQ.kP3xQ0c5m7Vb1sRr2"
+         *     }
+         */
         Page_SearchHit_: {
             /** Items */
             items: components["schemas"]["SearchHit"][];
@@ -4599,7 +7825,61 @@ export interface components {
              */
             next_cursor?: string | null;
         };
-        /** Page[ShareRead] */
+        /**
+         * Page[SegmentRead]
+         * @example {
+         *       "items": [
+         *         {
+         *           "created_at": "2026-03-01T09:00:00Z",
+         *           "created_by_user_id": "0193a0f4-0000-7000-8000-000000000003",
+         *           "description": "Spring promotion: big spenders who are not buying right now.",
+         *           "filters": {
+         *             "consent": "email",
+         *             "has_open_deal": false,
+         *             "industry": [
+         *               "Logistics",
+         *               "Retail"
+         *             ],
+         *             "last_purchase_from": "2025-01-01",
+         *             "lifetime_value_min": 500000,
+         *             "tag": [
+         *               "vip"
+         *             ]
+         *           },
+         *           "id": "0193a0f4-7777-7000-8000-00000000000a",
+         *           "name": "VIP logistics, no open deal",
+         *           "updated_at": "2026-03-01T09:00:00Z",
+         *           "version": 1
+         *         }
+         *       ],
+         *       "next_cursor": "WyJmcnV0YXMgbWFydGluZXoiLHsidSI6IjAxOWNhZTJlLTBlZTAtNzQyMi1hOWI3LWUzZWExZDFkNzg0ZiJ9XQ.kP3xQ0c5m7Vb1sRr2"
+         *     }
+         */
+        Page_SegmentRead_: {
+            /** Items */
+            items: components["schemas"]["SegmentRead"][];
+            /**
+             * Next Cursor
+             * @description Pass as `cursor` for the next page; null on the last one. A feed or timeline page may hold fewer items than `limit`, even none, and still have a cursor: keep going until it is null.
+             */
+            next_cursor?: string | null;
+        };
+        /**
+         * Page[ShareRead]
+         * @example {
+         *       "items": [
+         *         {
+         *           "by_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *           "created_at": "2026-03-10T16:40:00Z",
+         *           "entity": "deal",
+         *           "entity_id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *           "id": "019cae5a-eb40-7353-a6c0-8269844dbc0c",
+         *           "user_id": "019caded-f8a0-735a-81a0-d5b3ffc6e35c"
+         *         }
+         *       ],
+         *       "next_cursor": "WyJmcnV0YXMgbWFydGluZXoiLHsidSI6IjAxOWNhZTJlLTBlZTAtNzQyMi1hOWI3LWUzZWExZDFkNzg0ZiJ9XQ.kP3xQ0c5m7Vb1sRr2"
+         *     }
+         */
         Page_ShareRead_: {
             /** Items */
             items: components["schemas"]["ShareRead"][];
@@ -4609,7 +7889,23 @@ export interface components {
              */
             next_cursor?: string | null;
         };
-        /** Page[TeamRead] */
+        /**
+         * Page[TeamRead]
+         * @example {
+         *       "items": [
+         *         {
+         *           "created_at": "2026-03-02T09:15:00Z",
+         *           "go_live_on": "2026-03-02",
+         *           "head_id": "019cade1-2760-715c-8b35-10b0b46ee1da",
+         *           "id": "019cadf4-6140-707e-a451-7d6c6694f229",
+         *           "name": "Ventas Valencia",
+         *           "updated_at": "2026-03-10T16:40:00Z",
+         *           "version": 1
+         *         }
+         *       ],
+         *       "next_cursor": "WyJmcnV0YXMgbWFydGluZXoiLHsidSI6IjAxOWNhZTJlLTBlZTAtNzQyMi1hOWI3LWUzZWExZDFkNzg0ZiJ9XQ.kP3xQ0c5m7Vb1sRr2"
+         *     }
+         */
         Page_TeamRead_: {
             /** Items */
             items: components["schemas"]["TeamRead"][];
@@ -4619,7 +7915,26 @@ export interface components {
              */
             next_cursor?: string | null;
         };
-        /** Page[UserRead] */
+        /**
+         * Page[UserRead]
+         * @example {
+         *       "items": [
+         *         {
+         *           "created_at": "2026-03-02T09:15:00Z",
+         *           "email": "marta.lopez@comerciallevante.es",
+         *           "has_password": true,
+         *           "id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *           "is_active": true,
+         *           "name": "Marta López",
+         *           "role": "rep",
+         *           "team_id": "019cadf4-6140-707e-a451-7d6c6694f229",
+         *           "updated_at": "2026-03-10T16:40:00Z",
+         *           "version": 1
+         *         }
+         *       ],
+         *       "next_cursor": "WyJmcnV0YXMgbWFydGluZXoiLHsidSI6IjAxOWNhZTJlLTBlZTAtNzQyMi1hOWI3LWUzZWExZDFkNzg0ZiJ9XQ.kP3xQ0c5m7Vb1sRr2"
+         *     }
+         */
         Page_UserRead_: {
             /** Items */
             items: components["schemas"]["UserRead"][];
@@ -4629,7 +7944,98 @@ export interface components {
              */
             next_cursor?: string | null;
         };
-        /** PeriodRead */
+        /**
+         * Page[WebhookEventRead]
+         * @example {
+         *       "items": [
+         *         {
+         *           "attempts": 2,
+         *           "created_at": "2026-11-30T10:02:11Z",
+         *           "id": "01937c50-2a1b-7c3d-8e4f-5a6b7c8d9e0f",
+         *           "next_attempt_at": "2026-11-30T10:03:40Z",
+         *           "payload": {
+         *             "created_at": "2026-11-30T10:02:11.418Z",
+         *             "data": {
+         *               "actor": {
+         *                 "id": "01937c4e-1111-7b3c-9d4e-5f6a7b8c9d0e",
+         *                 "kind": "user"
+         *               },
+         *               "changes": {
+         *                 "status": {
+         *                   "after": "won",
+         *                   "before": "open"
+         *                 }
+         *               },
+         *               "entity": "deal",
+         *               "id": "01937c4f-0000-7abc-8def-0123456789ab",
+         *               "object": {
+         *                 "amount_minor": 1250000,
+         *                 "status": "won",
+         *                 "title": "Flota 2027 — Transportes Ruiz"
+         *               },
+         *               "occurred_at": "2026-11-30T10:02:11.401Z",
+         *               "op": "update",
+         *               "seq": 48213,
+         *               "version": 7
+         *             },
+         *             "id": "01937c50-2a1b-7c3d-8e4f-5a6b7c8d9e0f",
+         *             "type": "deal.won"
+         *           },
+         *           "status": "pending",
+         *           "type": "deal.won"
+         *         }
+         *       ],
+         *       "next_cursor": "WyJmcnV0YXMgbWFydGluZXoiLHsidSI6IjAxOWNhZTJlLTBlZTAtNzQyMi1hOWI3LWUzZWExZDFkNzg0ZiJ9XQ.kP3xQ0c5m7Vb1sRr2"
+         *     }
+         */
+        Page_WebhookEventRead_: {
+            /** Items */
+            items: components["schemas"]["WebhookEventRead"][];
+            /**
+             * Next Cursor
+             * @description Pass as `cursor` for the next page; null on the last one. A feed or timeline page may hold fewer items than `limit`, even none, and still have a cursor: keep going until it is null.
+             */
+            next_cursor?: string | null;
+        };
+        /**
+         * Page[WebhookRead]
+         * @example {
+         *       "items": [
+         *         {
+         *           "created_at": "2026-11-30T09:15:00Z",
+         *           "created_by_user_id": "01937c4e-1111-7b3c-9d4e-5f6a7b8c9d0e",
+         *           "description": "ERP sync",
+         *           "events": [
+         *             "deal.won",
+         *             "company.*"
+         *           ],
+         *           "id": "01937c4e-8f2a-7b3c-9d4e-5f6a7b8c9d0e",
+         *           "is_enabled": true,
+         *           "updated_at": "2026-11-30T09:15:00Z",
+         *           "url": "https://hooks.example.com/fieldbook",
+         *           "version": 1
+         *         }
+         *       ],
+         *       "next_cursor": "WyJmcnV0YXMgbWFydGluZXoiLHsidSI6IjAxOWNhZTJlLTBlZTAtNzQyMi1hOWI3LWUzZWExZDFkNzg0ZiJ9XQ.kP3xQ0c5m7Vb1sRr2"
+         *     }
+         */
+        Page_WebhookRead_: {
+            /** Items */
+            items: components["schemas"]["WebhookRead"][];
+            /**
+             * Next Cursor
+             * @description Pass as `cursor` for the next page; null on the last one. A feed or timeline page may hold fewer items than `limit`, even none, and still have a cursor: keep going until it is null.
+             */
+            next_cursor?: string | null;
+        };
+        /**
+         * PeriodRead
+         * @example {
+         *       "days": 90,
+         *       "first_day": "2026-01-01",
+         *       "last_day": "2026-03-31"
+         *     }
+         */
         PeriodRead: {
             /** Days */
             days: number;
@@ -4645,7 +8051,14 @@ export interface components {
              */
             last_day: string;
         };
-        /** PersonRef */
+        /**
+         * PersonRef
+         * @example {
+         *       "name": "Marta López",
+         *       "team_id": "019cadf4-6140-707e-a451-7d6c6694f229",
+         *       "user_id": "019cade7-9000-7cf8-bf58-4ad4230824d2"
+         *     }
+         */
         PersonRef: {
             /** Name */
             name: string;
@@ -4660,17 +8073,19 @@ export interface components {
         /**
          * PipelineCreate
          * @example {
-         *       "name": "Renewals",
+         *       "name": "Renovaciones",
          *       "stages": [
          *         {
-         *           "name": "Contacted",
+         *           "name": "Contactado",
          *           "probability": 20
          *         },
          *         {
-         *           "name": "Quote sent",
-         *           "probability": 60
+         *           "name": "Presupuesto enviado",
+         *           "probability": 60,
+         *           "rotten_days": 21
          *         }
-         *       ]
+         *       ],
+         *       "team_id": "019cadf4-6140-707e-a451-7d6c6694f229"
          *     }
          */
         PipelineCreate: {
@@ -4684,7 +8099,54 @@ export interface components {
             /** Team Id */
             team_id?: string | null;
         };
-        /** PipelineRead */
+        /**
+         * PipelineRead
+         * @example {
+         *       "created_at": "2026-03-02T09:15:00Z",
+         *       "id": "019cadfa-c9e0-7741-bcc6-61e97589ca4a",
+         *       "is_default": true,
+         *       "name": "Ventas",
+         *       "stages": [
+         *         {
+         *           "created_at": "2026-03-02T09:15:00Z",
+         *           "id": "019cae01-3280-7929-beb7-2f8263f65da8",
+         *           "kind": "open",
+         *           "name": "Prospecto",
+         *           "pipeline_id": "019cadfa-c9e0-7741-bcc6-61e97589ca4a",
+         *           "position": 1,
+         *           "probability": 10,
+         *           "rotten_days": 14,
+         *           "updated_at": "2026-03-10T16:40:00Z",
+         *           "version": 1
+         *         },
+         *         {
+         *           "created_at": "2026-03-02T09:15:00Z",
+         *           "id": "019cae07-9b20-7d4b-a5b8-063831360a40",
+         *           "kind": "open",
+         *           "name": "Propuesta",
+         *           "pipeline_id": "019cadfa-c9e0-7741-bcc6-61e97589ca4a",
+         *           "position": 2,
+         *           "probability": 50,
+         *           "rotten_days": 21,
+         *           "updated_at": "2026-03-10T16:40:00Z",
+         *           "version": 1
+         *         },
+         *         {
+         *           "created_at": "2026-03-02T09:15:00Z",
+         *           "id": "019cae14-6c60-7053-824f-6aa83bf36a14",
+         *           "kind": "won",
+         *           "name": "Ganado",
+         *           "pipeline_id": "019cadfa-c9e0-7741-bcc6-61e97589ca4a",
+         *           "position": 5,
+         *           "probability": 100,
+         *           "updated_at": "2026-03-10T16:40:00Z",
+         *           "version": 1
+         *         }
+         *       ],
+         *       "updated_at": "2026-03-10T16:40:00Z",
+         *       "version": 1
+         *     }
+         */
         PipelineRead: {
             /**
              * Created At
@@ -4715,6 +8177,14 @@ export interface components {
         /**
          * PipelineSummary
          * @description A pipeline without its stages (sync sends those as records of their own).
+         * @example {
+         *       "created_at": "2026-03-02T09:15:00Z",
+         *       "id": "019cadfa-c9e0-7741-bcc6-61e97589ca4a",
+         *       "is_default": true,
+         *       "name": "Ventas",
+         *       "updated_at": "2026-03-10T16:40:00Z",
+         *       "version": 1
+         *     }
          */
         PipelineSummary: {
             /**
@@ -4741,7 +8211,13 @@ export interface components {
             /** Version */
             version: number;
         };
-        /** PipelineUpdate */
+        /**
+         * PipelineUpdate
+         * @example {
+         *       "name": "Ventas Valencia",
+         *       "team_id": "019cadf4-6140-707e-a451-7d6c6694f229"
+         *     }
+         */
         PipelineUpdate: {
             /**
              * Is Default
@@ -4753,7 +8229,73 @@ export interface components {
             /** Team Id */
             team_id?: string | null;
         };
-        /** Playbook */
+        /**
+         * Playbook
+         * @example {
+         *       "currency": "EUR",
+         *       "period": {
+         *         "days": 90,
+         *         "first_day": "2026-01-01",
+         *         "last_day": "2026-03-31"
+         *       },
+         *       "recent_wins": [
+         *         {
+         *           "amount_minor": 1215000,
+         *           "currency": "EUR",
+         *           "cycle_days": 22.1,
+         *           "deal_id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *           "owner": {
+         *             "name": "Marta López",
+         *             "team_id": "019cadf4-6140-707e-a451-7d6c6694f229",
+         *             "user_id": "019cade7-9000-7cf8-bf58-4ad4230824d2"
+         *           },
+         *           "title": "Renovación TPV · Frutas Martínez S.L.",
+         *           "touches": 14,
+         *           "won_at": "2026-03-24T11:05:00Z"
+         *         }
+         *       ],
+         *       "rest": {
+         *         "days_between_touches": 5.2,
+         *         "days_in_stage": [
+         *           {
+         *             "median_days": 9.8,
+         *             "name": "Propuesta",
+         *             "pipeline_id": "019cadfa-c9e0-7741-bcc6-61e97589ca4a",
+         *             "stage_id": "019cae07-9b20-7d4b-a5b8-063831360a40"
+         *           }
+         *         ],
+         *         "days_to_first_touch": 3.1,
+         *         "reps": 9,
+         *         "touches_per_win": {
+         *           "call": 3,
+         *           "email": 2,
+         *           "meeting": 1,
+         *           "note": 1
+         *         },
+         *         "wins": 30
+         *       },
+         *       "top": {
+         *         "days_between_touches": 2.4,
+         *         "days_in_stage": [
+         *           {
+         *             "median_days": 5.1,
+         *             "name": "Propuesta",
+         *             "pipeline_id": "019cadfa-c9e0-7741-bcc6-61e97589ca4a",
+         *             "stage_id": "019cae07-9b20-7d4b-a5b8-063831360a40"
+         *           }
+         *         ],
+         *         "days_to_first_touch": 1,
+         *         "reps": 3,
+         *         "touches_per_win": {
+         *           "call": 5,
+         *           "email": 4,
+         *           "meeting": 2,
+         *           "note": 1
+         *         },
+         *         "wins": 21
+         *       }
+         *     }
+         */
         Playbook: {
             /**
              * Currency
@@ -4820,7 +8362,15 @@ export interface components {
              */
             pointer?: string | null;
         };
-        /** ProductCreate */
+        /**
+         * ProductCreate
+         * @example {
+         *       "currency": "EUR",
+         *       "name": "Terminal TPV Pro",
+         *       "price_minor": 45000,
+         *       "sku": "TPV-PRO"
+         *     }
+         */
         ProductCreate: {
             /**
              * Currency
@@ -4838,7 +8388,20 @@ export interface components {
             /** Sku */
             sku?: string | null;
         };
-        /** ProductRead */
+        /**
+         * ProductRead
+         * @example {
+         *       "created_at": "2026-03-02T09:15:00Z",
+         *       "currency": "EUR",
+         *       "id": "019cae27-a640-7b9d-a10b-1631e941aa79",
+         *       "is_active": true,
+         *       "name": "Terminal TPV Pro",
+         *       "price_minor": 45000,
+         *       "sku": "TPV-PRO",
+         *       "updated_at": "2026-03-10T16:40:00Z",
+         *       "version": 1
+         *     }
+         */
         ProductRead: {
             /**
              * Created At
@@ -4868,7 +8431,12 @@ export interface components {
             /** Version */
             version: number;
         };
-        /** ProductUpdate */
+        /**
+         * ProductUpdate
+         * @example {
+         *       "price_minor": 42500
+         *     }
+         */
         ProductUpdate: {
             /**
              * Currency
@@ -4887,7 +8455,15 @@ export interface components {
             /** Sku */
             sku?: string | null;
         };
-        /** Progress */
+        /**
+         * Progress
+         * @example {
+         *       "name": "Marta López",
+         *       "team_id": "019cadf4-6140-707e-a451-7d6c6694f229",
+         *       "user_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *       "value": 6
+         *     }
+         */
         Progress: {
             /** Name */
             name: string;
@@ -4903,7 +8479,140 @@ export interface components {
             /** Value */
             value: number;
         };
-        /** PullPage */
+        /**
+         * PullPage
+         * @example {
+         *       "cursor": "019cae9a-0180-7c3d-9f21-5e8b7a6c4d3e",
+         *       "has_more": false,
+         *       "put": {
+         *         "activity": [
+         *           {
+         *             "assignee_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *             "body": "Quieren cambiar los 30 terminales antes de Fallas; piden precio con instalación.",
+         *             "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *             "contact_id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *             "created_at": "2026-03-02T09:15:00Z",
+         *             "deal_id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *             "direction": "outbound",
+         *             "done_at": "2026-03-10T16:32:00Z",
+         *             "duration_seconds": 420,
+         *             "id": "019cae4e-1a00-7162-b0f9-13063c02e567",
+         *             "kind": "call",
+         *             "mentioned_ids": [
+         *               "019cade1-2760-715c-8b35-10b0b46ee1da"
+         *             ],
+         *             "next_step_id": "019cae54-82a0-7a67-a744-b24e7f61701e",
+         *             "outcome": "connected",
+         *             "overdue": false,
+         *             "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *             "subject": "Llamada de seguimiento",
+         *             "updated_at": "2026-03-10T16:40:00Z",
+         *             "version": 1
+         *           },
+         *           {
+         *             "assignee_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *             "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *             "contact_id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *             "created_at": "2026-03-02T09:15:00Z",
+         *             "deal_id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *             "due_at": "2026-03-17T08:00:00Z",
+         *             "id": "019cae54-82a0-7a67-a744-b24e7f61701e",
+         *             "kind": "task",
+         *             "mentioned_ids": [],
+         *             "overdue": false,
+         *             "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *             "subject": "Enviar propuesta revisada",
+         *             "updated_at": "2026-03-10T16:40:00Z",
+         *             "version": 1
+         *           }
+         *         ],
+         *         "company": [
+         *           {
+         *             "address": "Avenida del Puerto, 112",
+         *             "city": "Valencia",
+         *             "country": "ES",
+         *             "created_at": "2026-03-02T09:15:00Z",
+         *             "custom": {
+         *               "zona": "Valencia Norte"
+         *             },
+         *             "domain": "frutasmartinez.es",
+         *             "id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *             "industry": "Alimentación",
+         *             "name": "Frutas Martínez S.L.",
+         *             "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *             "phone": "+34961234567",
+         *             "segment": "Pyme",
+         *             "size": 35,
+         *             "source": "Feria",
+         *             "tags": [
+         *               "cliente",
+         *               "feria-2026"
+         *             ],
+         *             "updated_at": "2026-03-10T16:40:00Z",
+         *             "version": 4
+         *           }
+         *         ],
+         *         "contact": [
+         *           {
+         *             "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *             "created_at": "2026-03-02T09:15:00Z",
+         *             "custom": {},
+         *             "email_consent": true,
+         *             "emails": [
+         *               "lucia.martinez@frutasmartinez.es"
+         *             ],
+         *             "id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *             "name": "Lucía Martínez Soler",
+         *             "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *             "phone_consent": true,
+         *             "phones": [
+         *               "+34612345678"
+         *             ],
+         *             "source": "Feria",
+         *             "tags": [
+         *               "decisor"
+         *             ],
+         *             "title": "Gerente",
+         *             "updated_at": "2026-03-10T16:40:00Z",
+         *             "version": 2
+         *           }
+         *         ],
+         *         "deal": [
+         *           {
+         *             "amount_minor": 1215000,
+         *             "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *             "contact_id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *             "created_at": "2026-03-02T09:15:00Z",
+         *             "currency": "EUR",
+         *             "custom": {},
+         *             "expected_close_on": "2026-03-31",
+         *             "id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *             "last_activity_at": "2026-03-10T16:32:00Z",
+         *             "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *             "pipeline_id": "019cadfa-c9e0-7741-bcc6-61e97589ca4a",
+         *             "previous_deal_id": "019cae47-b160-7568-8edc-a4eca92d04a3",
+         *             "rots_at": "2026-03-31T16:32:00Z",
+         *             "rotten": false,
+         *             "stage_entered_at": "2026-03-09T10:20:00Z",
+         *             "stage_id": "019cae07-9b20-7d4b-a5b8-063831360a40",
+         *             "status": "open",
+         *             "title": "Renovación TPV · Frutas Martínez S.L.",
+         *             "updated_at": "2026-03-10T16:40:00Z",
+         *             "version": 3
+         *           }
+         *         ]
+         *       },
+         *       "remove": {
+         *         "activity": [
+         *           "019b8e2c-51a0-7f3e-a2c4-6d0e9b1f7a58"
+         *         ],
+         *         "deal": [
+         *           "019cae47-b160-7568-8edc-a4eca92d04a3"
+         *         ]
+         *       },
+         *       "reset_required": false
+         *     }
+         */
         PullPage: {
             /**
              * Cursor
@@ -4923,7 +8632,38 @@ export interface components {
              */
             reset_required: boolean;
         };
-        /** PushRequest */
+        /**
+         * PushRequest
+         * @example {
+         *       "client_id": "019cae8e-3040-7dad-9b50-7a368eac871f",
+         *       "mutations": [
+         *         {
+         *           "args": {
+         *             "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *             "contact_id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *             "deal_id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *             "direction": "outbound",
+         *             "done_at": "2026-03-10T17:32:00+01:00",
+         *             "duration_seconds": 420,
+         *             "id": "019cae4e-1a00-7162-b0f9-13063c02e567",
+         *             "kind": "call",
+         *             "outcome": "connected"
+         *           },
+         *           "id": 41,
+         *           "name": "activity.log"
+         *         },
+         *         {
+         *           "args": {
+         *             "id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *             "stage_id": "019cae0e-03c0-77c0-96ed-c5d467164890"
+         *           },
+         *           "base_version": 3,
+         *           "id": 42,
+         *           "name": "deal.move"
+         *         }
+         *       ]
+         *     }
+         */
         PushRequest: {
             /**
              * Client Id
@@ -4937,7 +8677,71 @@ export interface components {
              */
             mutations: components["schemas"]["Mutation"][];
         };
-        /** PushResult */
+        /**
+         * PushResult
+         * @example {
+         *       "last_mutation_id": 42,
+         *       "results": [
+         *         {
+         *           "conflicts": [],
+         *           "id": 41,
+         *           "record": {
+         *             "assignee_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *             "body": "Quieren cambiar los 30 terminales antes de Fallas; piden precio con instalación.",
+         *             "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *             "contact_id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *             "created_at": "2026-03-02T09:15:00Z",
+         *             "deal_id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *             "direction": "outbound",
+         *             "done_at": "2026-03-10T16:32:00Z",
+         *             "duration_seconds": 420,
+         *             "id": "019cae4e-1a00-7162-b0f9-13063c02e567",
+         *             "kind": "call",
+         *             "mentioned_ids": [
+         *               "019cade1-2760-715c-8b35-10b0b46ee1da"
+         *             ],
+         *             "next_step_id": "019cae54-82a0-7a67-a744-b24e7f61701e",
+         *             "outcome": "connected",
+         *             "overdue": false,
+         *             "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *             "subject": "Llamada de seguimiento",
+         *             "updated_at": "2026-03-10T16:40:00Z",
+         *             "version": 1
+         *           },
+         *           "status": "applied"
+         *         },
+         *         {
+         *           "conflicts": [
+         *             "stage_id"
+         *           ],
+         *           "id": 42,
+         *           "record": {
+         *             "amount_minor": 1215000,
+         *             "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *             "contact_id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *             "created_at": "2026-03-02T09:15:00Z",
+         *             "currency": "EUR",
+         *             "custom": {},
+         *             "expected_close_on": "2026-03-31",
+         *             "id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *             "last_activity_at": "2026-03-10T16:32:00Z",
+         *             "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *             "pipeline_id": "019cadfa-c9e0-7741-bcc6-61e97589ca4a",
+         *             "previous_deal_id": "019cae47-b160-7568-8edc-a4eca92d04a3",
+         *             "rots_at": "2026-03-31T16:32:00Z",
+         *             "rotten": false,
+         *             "stage_entered_at": "2026-03-09T10:20:00Z",
+         *             "stage_id": "019cae07-9b20-7d4b-a5b8-063831360a40",
+         *             "status": "open",
+         *             "title": "Renovación TPV · Frutas Martínez S.L.",
+         *             "updated_at": "2026-03-10T16:40:00Z",
+         *             "version": 3
+         *           },
+         *           "status": "conflict"
+         *         }
+         *       ]
+         *     }
+         */
         PushResult: {
             /**
              * Last Mutation Id
@@ -4947,7 +8751,17 @@ export interface components {
             /** Results */
             results: components["schemas"]["MutationResult"][];
         };
-        /** QualityRow */
+        /**
+         * QualityRow
+         * @example {
+         *       "clients": 33,
+         *       "mean_completeness": 85.8,
+         *       "name": "Marta López",
+         *       "team_id": "019cadf4-6140-707e-a451-7d6c6694f229",
+         *       "user_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *       "well_developed": 26
+         *     }
+         */
         QualityRow: {
             /**
              * Clients
@@ -4974,7 +8788,37 @@ export interface components {
              */
             well_developed: number;
         };
-        /** ReasonChange */
+        /**
+         * Queued
+         * @example {
+         *       "event_id": "01937c50-2a1b-7c3d-8e4f-5a6b7c8d9e0f"
+         *     }
+         */
+        Queued: {
+            /**
+             * Event Id
+             * Format: uuid
+             * @description The message queued: follow it in the endpoint's events and deliveries.
+             */
+            event_id: string;
+        };
+        /**
+         * ReasonChange
+         * @example {
+         *       "amount_minor": {
+         *         "change": 769420,
+         *         "previous": 2242750,
+         *         "value": 3012170
+         *       },
+         *       "deals": {
+         *         "change": 0,
+         *         "previous": 5,
+         *         "value": 5
+         *       },
+         *       "lost_reason_id": "019cae21-3da0-7e6d-b96d-3bc4685ca8af",
+         *       "name": "Precio demasiado alto"
+         *     }
+         */
         ReasonChange: {
             amount_minor: components["schemas"]["Trend"];
             deals: components["schemas"]["Trend"];
@@ -4986,7 +8830,23 @@ export interface components {
             /** Name */
             name: string;
         };
-        /** RecentWin */
+        /**
+         * RecentWin
+         * @example {
+         *       "amount_minor": 1215000,
+         *       "currency": "EUR",
+         *       "cycle_days": 22.1,
+         *       "deal_id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *       "owner": {
+         *         "name": "Marta López",
+         *         "team_id": "019cadf4-6140-707e-a451-7d6c6694f229",
+         *         "user_id": "019cade7-9000-7cf8-bf58-4ad4230824d2"
+         *       },
+         *       "title": "Renovación TPV · Frutas Martínez S.L.",
+         *       "touches": 14,
+         *       "won_at": "2026-03-24T11:05:00Z"
+         *     }
+         */
         RecentWin: {
             /** Amount Minor */
             amount_minor: number;
@@ -5010,12 +8870,51 @@ export interface components {
              */
             won_at: string;
         };
-        /** RefreshRequest */
+        /**
+         * RefreshRequest
+         * @example {
+         *       "refresh_token": "37CoorbyQOI4geRMdg5L9UZ6yyF-Fmm-xNyROxgZKKg"
+         *     }
+         */
         RefreshRequest: {
             /** Refresh Token */
             refresh_token: string;
         };
-        /** Retention */
+        /**
+         * Retention
+         * @example {
+         *       "buyers": 37,
+         *       "currency": "EUR",
+         *       "lost_reasons": [
+         *         {
+         *           "amount_minor": 3012170,
+         *           "deals": 5,
+         *           "lost_reason_id": "019cae21-3da0-7e6d-b96d-3bc4685ca8af",
+         *           "name": "Precio demasiado alto"
+         *         }
+         *       ],
+         *       "no_repeat": 5,
+         *       "no_repeat_amount_minor": 1212140,
+         *       "no_repeat_clients": [
+         *         {
+         *           "amount_minor": 710250,
+         *           "first_won_at": "2025-04-21T13:43:10Z",
+         *           "id": "019a2631-00a8-79f2-bc24-bd9609963085",
+         *           "kind": "company",
+         *           "name": "Distribuciones Molina S.L.",
+         *           "owner_id": "019caded-f8a0-735a-81a0-d5b3ffc6e35c"
+         *         }
+         *       ],
+         *       "period": {
+         *         "days": 90,
+         *         "first_day": "2026-01-01",
+         *         "last_day": "2026-03-31"
+         *       },
+         *       "repeat_buyers": 15,
+         *       "repeat_days": 180,
+         *       "repeat_rate": 0.4054
+         *     }
+         */
         Retention: {
             /**
              * Buyers
@@ -5061,11 +8960,41 @@ export interface components {
          */
         Role: "admin" | "manager" | "rep" | "marketing";
         /**
+         * RotateSecret
+         * @example {
+         *       "overlap_hours": 24
+         *     }
+         */
+        RotateSecret: {
+            /**
+             * Overlap Hours
+             * @description For how long deliveries are signed with the old secret too, while the receiver switches.
+             * @default 24
+             */
+            overlap_hours: number;
+        };
+        /**
          * Scope
          * @enum {string}
          */
         Scope: "me" | "team" | "org";
-        /** SearchHit */
+        /**
+         * SearchHit
+         * @example {
+         *       "id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *       "kind": "company",
+         *       "matched": "name",
+         *       "name": "Frutas Martínez S.L.",
+         *       "score": 0.92
+         *     }
+         * @example {
+         *       "id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *       "kind": "contact",
+         *       "matched": "phone",
+         *       "name": "Lucía Martínez Soler",
+         *       "score": 1
+         *     }
+         */
         SearchHit: {
             /**
              * Id
@@ -5093,7 +9022,134 @@ export interface components {
              */
             score: number;
         };
-        /** ShareCreate */
+        /**
+         * SecretRotated
+         * @example {
+         *       "previous_secret_until": "2026-12-01T09:15:00Z",
+         *       "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw+bD/IwpI14Q="
+         *     }
+         */
+        SecretRotated: {
+            /** Previous Secret Until */
+            previous_secret_until: string | null;
+            /**
+             * Secret
+             * @description The new signing secret. Shown once: store it now.
+             */
+            secret: string;
+        };
+        /**
+         * SegmentCreate
+         * @example {
+         *       "description": "Spring promotion: big spenders who are not buying right now.",
+         *       "filters": {
+         *         "consent": "email",
+         *         "has_open_deal": false,
+         *         "industry": [
+         *           "Logistics",
+         *           "Retail"
+         *         ],
+         *         "last_purchase_from": "2025-01-01",
+         *         "lifetime_value_min": 500000,
+         *         "tag": [
+         *           "vip"
+         *         ]
+         *       },
+         *       "name": "VIP logistics, no open deal"
+         *     }
+         */
+        SegmentCreate: {
+            /**
+             * Description
+             * @default
+             */
+            description: string;
+            filters?: components["schemas"]["CardFilters"];
+            /** Name */
+            name: string;
+        };
+        /**
+         * SegmentRead
+         * @example {
+         *       "created_at": "2026-03-01T09:00:00Z",
+         *       "created_by_user_id": "0193a0f4-0000-7000-8000-000000000003",
+         *       "description": "Spring promotion: big spenders who are not buying right now.",
+         *       "filters": {
+         *         "consent": "email",
+         *         "has_open_deal": false,
+         *         "industry": [
+         *           "Logistics",
+         *           "Retail"
+         *         ],
+         *         "last_purchase_from": "2025-01-01",
+         *         "lifetime_value_min": 500000,
+         *         "tag": [
+         *           "vip"
+         *         ]
+         *       },
+         *       "id": "0193a0f4-7777-7000-8000-00000000000a",
+         *       "name": "VIP logistics, no open deal",
+         *       "updated_at": "2026-03-01T09:00:00Z",
+         *       "version": 1
+         *     }
+         */
+        SegmentRead: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By Key Id */
+            created_by_key_id: string | null;
+            /** Created By User Id */
+            created_by_user_id: string | null;
+            /** Description */
+            description: string;
+            filters: components["schemas"]["CardFilters"];
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Name */
+            name: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** Version */
+            version: number;
+        };
+        /**
+         * SegmentUpdate
+         * @example {
+         *       "filters": {
+         *         "consent": "any",
+         *         "tag": [
+         *           "vip"
+         *         ]
+         *       }
+         *     }
+         */
+        SegmentUpdate: {
+            /** Description */
+            description?: string;
+            /** @description Replaces the saved filters as a whole. */
+            filters?: components["schemas"]["CardFilters"];
+            /** Name */
+            name?: string;
+        };
+        /**
+         * ShareCreate
+         * @example {
+         *       "entity": "deal",
+         *       "entity_id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *       "user_ids": [
+         *         "019caded-f8a0-735a-81a0-d5b3ffc6e35c"
+         *       ]
+         *     }
+         */
         ShareCreate: {
             /**
              * Entity
@@ -5129,7 +9185,18 @@ export interface components {
              */
             user_ids: string[];
         };
-        /** ShareCreateMutation */
+        /**
+         * ShareCreateMutation
+         * @example {
+         *       "args": {
+         *         "id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *         "stage_id": "019cae0e-03c0-77c0-96ed-c5d467164890"
+         *       },
+         *       "base_version": 3,
+         *       "id": 42,
+         *       "name": "deal.move"
+         *     }
+         */
         ShareCreateMutation: {
             args: components["schemas"]["ShareCreateArgs"];
             /**
@@ -5148,7 +9215,17 @@ export interface components {
              */
             name: "share.create";
         };
-        /** ShareRead */
+        /**
+         * ShareRead
+         * @example {
+         *       "by_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *       "created_at": "2026-03-10T16:40:00Z",
+         *       "entity": "deal",
+         *       "entity_id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *       "id": "019cae5a-eb40-7353-a6c0-8269844dbc0c",
+         *       "user_id": "019caded-f8a0-735a-81a0-d5b3ffc6e35c"
+         *     }
+         */
         ShareRead: {
             /** By Id */
             by_id: string | null;
@@ -5178,7 +9255,55 @@ export interface components {
              */
             user_id: string;
         };
-        /** StageColumn */
+        /**
+         * StageColumn
+         * @example {
+         *       "count": 12,
+         *       "items": [
+         *         {
+         *           "amount_minor": 1215000,
+         *           "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *           "contact_id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *           "created_at": "2026-03-02T09:15:00Z",
+         *           "currency": "EUR",
+         *           "custom": {},
+         *           "expected_close_on": "2026-03-31",
+         *           "id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *           "last_activity_at": "2026-03-10T16:32:00Z",
+         *           "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *           "pipeline_id": "019cadfa-c9e0-7741-bcc6-61e97589ca4a",
+         *           "previous_deal_id": "019cae47-b160-7568-8edc-a4eca92d04a3",
+         *           "rots_at": "2026-03-31T16:32:00Z",
+         *           "rotten": false,
+         *           "stage_entered_at": "2026-03-09T10:20:00Z",
+         *           "stage_id": "019cae07-9b20-7d4b-a5b8-063831360a40",
+         *           "status": "open",
+         *           "title": "Renovación TPV · Frutas Martínez S.L.",
+         *           "updated_at": "2026-03-10T16:40:00Z",
+         *           "version": 3
+         *         }
+         *       ],
+         *       "next_cursor": "WyJmcnV0YXMgbWFydGluZXoiLHsidSI6IjAxOWNhZTJlLTBlZTAtNzQyMi1hOWI3LWUzZWExZDFkNzg0ZiJ9XQ.kP3xQ0c5m7Vb1sRr2",
+         *       "stage": {
+         *         "created_at": "2026-03-02T09:15:00Z",
+         *         "id": "019cae07-9b20-7d4b-a5b8-063831360a40",
+         *         "kind": "open",
+         *         "name": "Propuesta",
+         *         "pipeline_id": "019cadfa-c9e0-7741-bcc6-61e97589ca4a",
+         *         "position": 2,
+         *         "probability": 50,
+         *         "rotten_days": 21,
+         *         "updated_at": "2026-03-10T16:40:00Z",
+         *         "version": 1
+         *       },
+         *       "totals": {
+         *         "EUR": 8460000
+         *       },
+         *       "weighted": {
+         *         "EUR": 4230000
+         *       }
+         *     }
+         */
         StageColumn: {
             /** Count */
             count: number;
@@ -5205,7 +9330,15 @@ export interface components {
                 [key: string]: number;
             };
         };
-        /** StageCreate */
+        /**
+         * StageCreate
+         * @example {
+         *       "name": "Demostración",
+         *       "position": 2,
+         *       "probability": 30,
+         *       "rotten_days": 10
+         *     }
+         */
         StageCreate: {
             /** Name */
             name: string;
@@ -5228,7 +9361,21 @@ export interface components {
          * @enum {string}
          */
         StageKind: "open" | "won" | "lost";
-        /** StageRead */
+        /**
+         * StageRead
+         * @example {
+         *       "created_at": "2026-03-02T09:15:00Z",
+         *       "id": "019cae07-9b20-7d4b-a5b8-063831360a40",
+         *       "kind": "open",
+         *       "name": "Propuesta",
+         *       "pipeline_id": "019cadfa-c9e0-7741-bcc6-61e97589ca4a",
+         *       "position": 2,
+         *       "probability": 50,
+         *       "rotten_days": 21,
+         *       "updated_at": "2026-03-10T16:40:00Z",
+         *       "version": 1
+         *     }
+         */
         StageRead: {
             /**
              * Created At
@@ -5262,7 +9409,14 @@ export interface components {
             /** Version */
             version: number;
         };
-        /** StageSpec */
+        /**
+         * StageSpec
+         * @example {
+         *       "name": "Propuesta",
+         *       "probability": 50,
+         *       "rotten_days": 21
+         *     }
+         */
         StageSpec: {
             /** Name */
             name: string;
@@ -5275,7 +9429,15 @@ export interface components {
             /** Rotten Days */
             rotten_days?: number | null;
         };
-        /** StageTime */
+        /**
+         * StageTime
+         * @example {
+         *       "median_days": 5.1,
+         *       "name": "Propuesta",
+         *       "pipeline_id": "019cadfa-c9e0-7741-bcc6-61e97589ca4a",
+         *       "stage_id": "019cae07-9b20-7d4b-a5b8-063831360a40"
+         *     }
+         */
         StageTime: {
             /** Median Days */
             median_days: number | null;
@@ -5292,7 +9454,13 @@ export interface components {
              */
             stage_id: string;
         };
-        /** StageUpdate */
+        /**
+         * StageUpdate
+         * @example {
+         *       "probability": 60,
+         *       "rotten_days": 14
+         *     }
+         */
         StageUpdate: {
             /** Name */
             name?: string;
@@ -5312,6 +9480,124 @@ export interface components {
         /**
          * SyncPut
          * @description Records to store (insert or replace), by kind, as the API's own reads show them.
+         * @example {
+         *       "activity": [
+         *         {
+         *           "assignee_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *           "body": "Quieren cambiar los 30 terminales antes de Fallas; piden precio con instalación.",
+         *           "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *           "contact_id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *           "created_at": "2026-03-02T09:15:00Z",
+         *           "deal_id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *           "direction": "outbound",
+         *           "done_at": "2026-03-10T16:32:00Z",
+         *           "duration_seconds": 420,
+         *           "id": "019cae4e-1a00-7162-b0f9-13063c02e567",
+         *           "kind": "call",
+         *           "mentioned_ids": [
+         *             "019cade1-2760-715c-8b35-10b0b46ee1da"
+         *           ],
+         *           "next_step_id": "019cae54-82a0-7a67-a744-b24e7f61701e",
+         *           "outcome": "connected",
+         *           "overdue": false,
+         *           "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *           "subject": "Llamada de seguimiento",
+         *           "updated_at": "2026-03-10T16:40:00Z",
+         *           "version": 1
+         *         },
+         *         {
+         *           "assignee_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *           "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *           "contact_id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *           "created_at": "2026-03-02T09:15:00Z",
+         *           "deal_id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *           "due_at": "2026-03-17T08:00:00Z",
+         *           "id": "019cae54-82a0-7a67-a744-b24e7f61701e",
+         *           "kind": "task",
+         *           "mentioned_ids": [],
+         *           "overdue": false,
+         *           "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *           "subject": "Enviar propuesta revisada",
+         *           "updated_at": "2026-03-10T16:40:00Z",
+         *           "version": 1
+         *         }
+         *       ],
+         *       "company": [
+         *         {
+         *           "address": "Avenida del Puerto, 112",
+         *           "city": "Valencia",
+         *           "country": "ES",
+         *           "created_at": "2026-03-02T09:15:00Z",
+         *           "custom": {
+         *             "zona": "Valencia Norte"
+         *           },
+         *           "domain": "frutasmartinez.es",
+         *           "id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *           "industry": "Alimentación",
+         *           "name": "Frutas Martínez S.L.",
+         *           "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *           "phone": "+34961234567",
+         *           "segment": "Pyme",
+         *           "size": 35,
+         *           "source": "Feria",
+         *           "tags": [
+         *             "cliente",
+         *             "feria-2026"
+         *           ],
+         *           "updated_at": "2026-03-10T16:40:00Z",
+         *           "version": 4
+         *         }
+         *       ],
+         *       "contact": [
+         *         {
+         *           "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *           "created_at": "2026-03-02T09:15:00Z",
+         *           "custom": {},
+         *           "email_consent": true,
+         *           "emails": [
+         *             "lucia.martinez@frutasmartinez.es"
+         *           ],
+         *           "id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *           "name": "Lucía Martínez Soler",
+         *           "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *           "phone_consent": true,
+         *           "phones": [
+         *             "+34612345678"
+         *           ],
+         *           "source": "Feria",
+         *           "tags": [
+         *             "decisor"
+         *           ],
+         *           "title": "Gerente",
+         *           "updated_at": "2026-03-10T16:40:00Z",
+         *           "version": 2
+         *         }
+         *       ],
+         *       "deal": [
+         *         {
+         *           "amount_minor": 1215000,
+         *           "company_id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *           "contact_id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *           "created_at": "2026-03-02T09:15:00Z",
+         *           "currency": "EUR",
+         *           "custom": {},
+         *           "expected_close_on": "2026-03-31",
+         *           "id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *           "last_activity_at": "2026-03-10T16:32:00Z",
+         *           "owner_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *           "pipeline_id": "019cadfa-c9e0-7741-bcc6-61e97589ca4a",
+         *           "previous_deal_id": "019cae47-b160-7568-8edc-a4eca92d04a3",
+         *           "rots_at": "2026-03-31T16:32:00Z",
+         *           "rotten": false,
+         *           "stage_entered_at": "2026-03-09T10:20:00Z",
+         *           "stage_id": "019cae07-9b20-7d4b-a5b8-063831360a40",
+         *           "status": "open",
+         *           "title": "Renovación TPV · Frutas Martínez S.L.",
+         *           "updated_at": "2026-03-10T16:40:00Z",
+         *           "version": 3
+         *         }
+         *       ]
+         *     }
          */
         SyncPut: {
             /** Activity */
@@ -5340,6 +9626,14 @@ export interface components {
         /**
          * SyncRemove
          * @description Ids of records to drop, by kind: they left your working set (deleted, reassigned, unshared, closed, aged out).
+         * @example {
+         *       "activity": [
+         *         "019b8e2c-51a0-7f3e-a2c4-6d0e9b1f7a58"
+         *       ],
+         *       "deal": [
+         *         "019cae47-b160-7568-8edc-a4eca92d04a3"
+         *       ]
+         *     }
          */
         SyncRemove: {
             /** Activity */
@@ -5388,7 +9682,18 @@ export interface components {
             /** @default null */
             outcome: components["schemas"]["CallOutcome"] | null;
         };
-        /** TaskCompleteMutation */
+        /**
+         * TaskCompleteMutation
+         * @example {
+         *       "args": {
+         *         "id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *         "stage_id": "019cae0e-03c0-77c0-96ed-c5d467164890"
+         *       },
+         *       "base_version": 3,
+         *       "id": 42,
+         *       "name": "deal.move"
+         *     }
+         */
         TaskCompleteMutation: {
             args: components["schemas"]["TaskCompleteArgs"];
             /**
@@ -5487,7 +9792,18 @@ export interface components {
              */
             subject: string | null;
         };
-        /** TaskCreateMutation */
+        /**
+         * TaskCreateMutation
+         * @example {
+         *       "args": {
+         *         "id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *         "stage_id": "019cae0e-03c0-77c0-96ed-c5d467164890"
+         *       },
+         *       "base_version": 3,
+         *       "id": 42,
+         *       "name": "deal.move"
+         *     }
+         */
         TaskCreateMutation: {
             args: components["schemas"]["TaskCreateArgs"];
             /**
@@ -5506,7 +9822,18 @@ export interface components {
              */
             name: "task.create";
         };
-        /** TeamAdoption */
+        /**
+         * TeamAdoption
+         * @example {
+         *       "active_members": 4,
+         *       "activities_per_member_day": 1.35,
+         *       "go_live_on": "2026-03-02",
+         *       "is_live": true,
+         *       "members": 4,
+         *       "name": "Ventas Valencia",
+         *       "team_id": "019cadf4-6140-707e-a451-7d6c6694f229"
+         *     }
+         */
         TeamAdoption: {
             /**
              * Active Members
@@ -5529,7 +9856,14 @@ export interface components {
              */
             team_id: string;
         };
-        /** TeamCreate */
+        /**
+         * TeamCreate
+         * @example {
+         *       "go_live_on": "2026-03-02",
+         *       "head_id": "019cade1-2760-715c-8b35-10b0b46ee1da",
+         *       "name": "Ventas Valencia"
+         *     }
+         */
         TeamCreate: {
             /**
              * Go Live On
@@ -5543,7 +9877,18 @@ export interface components {
             /** Parent Id */
             parent_id?: string | null;
         };
-        /** TeamRead */
+        /**
+         * TeamRead
+         * @example {
+         *       "created_at": "2026-03-02T09:15:00Z",
+         *       "go_live_on": "2026-03-02",
+         *       "head_id": "019cade1-2760-715c-8b35-10b0b46ee1da",
+         *       "id": "019cadf4-6140-707e-a451-7d6c6694f229",
+         *       "name": "Ventas Valencia",
+         *       "updated_at": "2026-03-10T16:40:00Z",
+         *       "version": 1
+         *     }
+         */
         TeamRead: {
             /**
              * Created At
@@ -5571,7 +9916,13 @@ export interface components {
             /** Version */
             version: number;
         };
-        /** TeamUpdate */
+        /**
+         * TeamUpdate
+         * @example {
+         *       "head_id": "019cade1-2760-715c-8b35-10b0b46ee1da",
+         *       "name": "Ventas Valencia y Castellón"
+         *     }
+         */
         TeamUpdate: {
             /**
              * Go Live On
@@ -5585,7 +9936,15 @@ export interface components {
             /** Parent Id */
             parent_id?: string | null;
         };
-        /** TokenPair */
+        /**
+         * TokenPair
+         * @example {
+         *       "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIwMTljYWRlNy05MDAwIn0.3q2Jx0VnWkT",
+         *       "expires_in": 900,
+         *       "refresh_token": "37CoorbyQOI4geRMdg5L9UZ6yyF-Fmm-xNyROxgZKKg",
+         *       "token_type": "bearer"
+         *     }
+         */
         TokenPair: {
             /** Access Token */
             access_token: string;
@@ -5606,7 +9965,15 @@ export interface components {
              */
             token_type: "bearer";
         };
-        /** TouchesPerWin */
+        /**
+         * TouchesPerWin
+         * @example {
+         *       "call": 5,
+         *       "email": 4,
+         *       "meeting": 2,
+         *       "note": 1
+         *     }
+         */
         TouchesPerWin: {
             /** Call */
             call: number | null;
@@ -5617,7 +9984,14 @@ export interface components {
             /** Note */
             note: number | null;
         };
-        /** Trend */
+        /**
+         * Trend
+         * @example {
+         *       "change": -5,
+         *       "previous": 8,
+         *       "value": 3
+         *     }
+         */
         Trend: {
             /**
              * Change
@@ -5629,7 +10003,15 @@ export interface components {
             /** Value */
             value: number;
         };
-        /** UserCreate */
+        /**
+         * UserCreate
+         * @example {
+         *       "email": "javier.ruiz@comerciallevante.es",
+         *       "name": "Javier Ruiz",
+         *       "role": "rep",
+         *       "team_id": "019cadf4-6140-707e-a451-7d6c6694f229"
+         *     }
+         */
         UserCreate: {
             /**
              * Email
@@ -5647,7 +10029,23 @@ export interface components {
             /** Team Id */
             team_id?: string | null;
         };
-        /** UserCreated */
+        /**
+         * UserCreated
+         * @example {
+         *       "created_at": "2026-03-02T09:15:00Z",
+         *       "email": "javier.ruiz@comerciallevante.es",
+         *       "has_password": false,
+         *       "id": "019caded-f8a0-735a-81a0-d5b3ffc6e35c",
+         *       "invite_expires_at": "2026-03-09T09:15:00Z",
+         *       "invite_token": "kq7Zr2XhVb0mN4tLwYc9pE1sGdUa6fJi",
+         *       "is_active": true,
+         *       "name": "Javier Ruiz",
+         *       "role": "rep",
+         *       "team_id": "019cadf4-6140-707e-a451-7d6c6694f229",
+         *       "updated_at": "2026-03-10T16:40:00Z",
+         *       "version": 1
+         *     }
+         */
         UserCreated: {
             /**
              * Created At
@@ -5688,7 +10086,21 @@ export interface components {
             /** Version */
             version: number;
         };
-        /** UserRead */
+        /**
+         * UserRead
+         * @example {
+         *       "created_at": "2026-03-02T09:15:00Z",
+         *       "email": "marta.lopez@comerciallevante.es",
+         *       "has_password": true,
+         *       "id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *       "is_active": true,
+         *       "name": "Marta López",
+         *       "role": "rep",
+         *       "team_id": "019cadf4-6140-707e-a451-7d6c6694f229",
+         *       "updated_at": "2026-03-10T16:40:00Z",
+         *       "version": 1
+         *     }
+         */
         UserRead: {
             /**
              * Created At
@@ -5722,7 +10134,13 @@ export interface components {
             /** Version */
             version: number;
         };
-        /** UserUpdate */
+        /**
+         * UserUpdate
+         * @example {
+         *       "role": "manager",
+         *       "team_id": "019cadf4-6140-707e-a451-7d6c6694f229"
+         *     }
+         */
         UserUpdate: {
             /**
              * Email
@@ -5737,7 +10155,23 @@ export interface components {
             /** Team Id */
             team_id?: string | null;
         };
-        /** WeakestStage */
+        /**
+         * WeakestStage
+         * @example {
+         *       "lost": {
+         *         "change": -5,
+         *         "previous": 8,
+         *         "value": 3
+         *       },
+         *       "lost_amount_minor": {
+         *         "change": -262535,
+         *         "previous": 2554745,
+         *         "value": 2292210
+         *       },
+         *       "name": "Propuesta",
+         *       "stage_id": "019cae07-9b20-7d4b-a5b8-063831360a40"
+         *     }
+         */
         WeakestStage: {
             lost: components["schemas"]["Trend"];
             lost_amount_minor: components["schemas"]["Trend"];
@@ -5749,7 +10183,341 @@ export interface components {
              */
             stage_id: string;
         };
-        /** WinStory */
+        /**
+         * WebhookCreate
+         * @example {
+         *       "description": "ERP sync",
+         *       "events": [
+         *         "deal.won",
+         *         "company.*"
+         *       ],
+         *       "url": "https://hooks.example.com/fieldbook"
+         *     }
+         */
+        WebhookCreate: {
+            /**
+             * Description
+             * @default
+             */
+            description: string;
+            /**
+             * Events
+             * @description Event types to receive: exact (`deal.won`), per record (`deal.*`), per action (`*.created`), or `*` for all.
+             */
+            events: string[];
+            /**
+             * Url
+             * @description A public https URL. Redirects are not followed.
+             */
+            url: string;
+        };
+        /**
+         * WebhookCreated
+         * @example {
+         *       "created_at": "2026-11-30T09:15:00Z",
+         *       "created_by_user_id": "01937c4e-1111-7b3c-9d4e-5f6a7b8c9d0e",
+         *       "description": "ERP sync",
+         *       "events": [
+         *         "deal.won",
+         *         "company.*"
+         *       ],
+         *       "id": "01937c4e-8f2a-7b3c-9d4e-5f6a7b8c9d0e",
+         *       "is_enabled": true,
+         *       "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw+bD/IwpI14Q=",
+         *       "updated_at": "2026-11-30T09:15:00Z",
+         *       "url": "https://hooks.example.com/fieldbook",
+         *       "version": 1
+         *     }
+         */
+        WebhookCreated: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By Key Id */
+            created_by_key_id: string | null;
+            /** Created By User Id */
+            created_by_user_id: string | null;
+            /** Description */
+            description: string;
+            /**
+             * Disabled Reason
+             * @description Why Fieldbook disabled the endpoint (410 Gone, or failing for days).
+             */
+            disabled_reason: string | null;
+            /** Events */
+            events: string[];
+            /**
+             * Failing Since
+             * @description Since when every delivery has failed; null while they succeed.
+             */
+            failing_since: string | null;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Is Enabled */
+            is_enabled: boolean;
+            /**
+             * Previous Secret Until
+             * @description Until then, deliveries carry a signature with the previous secret too (a rotation's overlap).
+             */
+            previous_secret_until: string | null;
+            /**
+             * Secret
+             * @description The signing secret. Shown once: store it now.
+             */
+            secret: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** Url */
+            url: string;
+            /** Version */
+            version: number;
+        };
+        /**
+         * WebhookEventRead
+         * @example {
+         *       "attempts": 2,
+         *       "created_at": "2026-11-30T10:02:11Z",
+         *       "id": "01937c50-2a1b-7c3d-8e4f-5a6b7c8d9e0f",
+         *       "next_attempt_at": "2026-11-30T10:03:40Z",
+         *       "payload": {
+         *         "created_at": "2026-11-30T10:02:11.418Z",
+         *         "data": {
+         *           "actor": {
+         *             "id": "01937c4e-1111-7b3c-9d4e-5f6a7b8c9d0e",
+         *             "kind": "user"
+         *           },
+         *           "changes": {
+         *             "status": {
+         *               "after": "won",
+         *               "before": "open"
+         *             }
+         *           },
+         *           "entity": "deal",
+         *           "id": "01937c4f-0000-7abc-8def-0123456789ab",
+         *           "object": {
+         *             "amount_minor": 1250000,
+         *             "status": "won",
+         *             "title": "Flota 2027 — Transportes Ruiz"
+         *           },
+         *           "occurred_at": "2026-11-30T10:02:11.401Z",
+         *           "op": "update",
+         *           "seq": 48213,
+         *           "version": 7
+         *         },
+         *         "id": "01937c50-2a1b-7c3d-8e4f-5a6b7c8d9e0f",
+         *         "type": "deal.won"
+         *       },
+         *       "status": "pending",
+         *       "type": "deal.won"
+         *     }
+         */
+        WebhookEventRead: {
+            /** Attempts */
+            attempts: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Delivered At */
+            delivered_at: string | null;
+            /**
+             * Id
+             * Format: uuid
+             * @description The message id: the `webhook-id` header of every attempt.
+             */
+            id: string;
+            /**
+             * Next Attempt At
+             * @description When the next attempt is due; null once settled.
+             */
+            next_attempt_at: string | null;
+            /**
+             * Payload
+             * @description The body every attempt sends.
+             */
+            payload: {
+                [key: string]: unknown;
+            };
+            status: components["schemas"]["EventStatus"];
+            /** Type */
+            type: string;
+        };
+        /**
+         * WebhookRead
+         * @example {
+         *       "created_at": "2026-11-30T09:15:00Z",
+         *       "created_by_user_id": "01937c4e-1111-7b3c-9d4e-5f6a7b8c9d0e",
+         *       "description": "ERP sync",
+         *       "events": [
+         *         "deal.won",
+         *         "company.*"
+         *       ],
+         *       "id": "01937c4e-8f2a-7b3c-9d4e-5f6a7b8c9d0e",
+         *       "is_enabled": true,
+         *       "updated_at": "2026-11-30T09:15:00Z",
+         *       "url": "https://hooks.example.com/fieldbook",
+         *       "version": 1
+         *     }
+         */
+        WebhookRead: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By Key Id */
+            created_by_key_id: string | null;
+            /** Created By User Id */
+            created_by_user_id: string | null;
+            /** Description */
+            description: string;
+            /**
+             * Disabled Reason
+             * @description Why Fieldbook disabled the endpoint (410 Gone, or failing for days).
+             */
+            disabled_reason: string | null;
+            /** Events */
+            events: string[];
+            /**
+             * Failing Since
+             * @description Since when every delivery has failed; null while they succeed.
+             */
+            failing_since: string | null;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Is Enabled */
+            is_enabled: boolean;
+            /**
+             * Previous Secret Until
+             * @description Until then, deliveries carry a signature with the previous secret too (a rotation's overlap).
+             */
+            previous_secret_until: string | null;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** Url */
+            url: string;
+            /** Version */
+            version: number;
+        };
+        /**
+         * WebhookUpdate
+         * @example {
+         *       "is_enabled": true
+         *     }
+         */
+        WebhookUpdate: {
+            /** Description */
+            description?: string;
+            /**
+             * Events
+             * @description Event types to receive: exact (`deal.won`), per record (`deal.*`), per action (`*.created`), or `*` for all.
+             */
+            events?: string[];
+            /**
+             * Is Enabled
+             * @description false turns the endpoint off (no events are kept for it meanwhile); true turns it back on and clears its failure state.
+             */
+            is_enabled?: boolean;
+            /**
+             * Url
+             * @description A public https URL.
+             */
+            url?: string;
+        };
+        /**
+         * WinStory
+         * @example {
+         *       "amount_minor": 1215000,
+         *       "created_at": "2026-03-02T09:15:00Z",
+         *       "currency": "EUR",
+         *       "deal_id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *       "items": [
+         *         {
+         *           "activity": {
+         *             "body": "Quieren cambiar los 30 terminales antes de Fallas; piden precio con instalación.",
+         *             "direction": "outbound",
+         *             "done_at": "2026-03-10T16:32:00Z",
+         *             "duration_seconds": 420,
+         *             "id": "019cae4e-1a00-7162-b0f9-13063c02e567",
+         *             "kind": "call",
+         *             "outcome": "connected",
+         *             "subject": "Llamada de seguimiento"
+         *           },
+         *           "actor_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *           "at": "2026-03-10T16:32:00Z",
+         *           "company": {
+         *             "id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *             "name": "Frutas Martínez S.L."
+         *           },
+         *           "contact": {
+         *             "id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *             "name": "Lucía Martínez Soler"
+         *           },
+         *           "data": {},
+         *           "deal": {
+         *             "amount_minor": 1215000,
+         *             "currency": "EUR",
+         *             "id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *             "status": "open",
+         *             "title": "Renovación TPV · Frutas Martínez S.L."
+         *           },
+         *           "id": "019cae87-c7a0-7491-b1f4-7e49e18692e2",
+         *           "kind": "activity"
+         *         },
+         *         {
+         *           "actor_id": "019cade7-9000-7cf8-bf58-4ad4230824d2",
+         *           "at": "2026-03-24T11:05:00Z",
+         *           "company": {
+         *             "id": "019cae2e-0ee0-7422-a9b7-e3ea1d1d784f",
+         *             "name": "Frutas Martínez S.L."
+         *           },
+         *           "contact": {
+         *             "id": "019cae34-7780-7d07-bdd9-a78d18dff393",
+         *             "name": "Lucía Martínez Soler"
+         *           },
+         *           "data": {
+         *             "amount_minor": 1215000,
+         *             "currency": "EUR",
+         *             "days_in_previous": 6,
+         *             "days_open": 22,
+         *             "from_stage": "Negociación",
+         *             "to_stage": "Ganado"
+         *           },
+         *           "deal": {
+         *             "amount_minor": 1215000,
+         *             "currency": "EUR",
+         *             "id": "019cae3a-e020-79ed-a2e9-17d310269470",
+         *             "status": "won",
+         *             "title": "Renovación TPV · Frutas Martínez S.L."
+         *           },
+         *           "id": "019d1f3a-8c40-7b12-9e55-0c4d2a7b9e31",
+         *           "kind": "deal_won"
+         *         }
+         *       ],
+         *       "owner": {
+         *         "name": "Marta López",
+         *         "team_id": "019cadf4-6140-707e-a451-7d6c6694f229",
+         *         "user_id": "019cade7-9000-7cf8-bf58-4ad4230824d2"
+         *       },
+         *       "title": "Renovación TPV · Frutas Martínez S.L.",
+         *       "won_at": "2026-03-24T11:05:00Z"
+         *     }
+         */
         WinStory: {
             /** Amount Minor */
             amount_minor: number;
@@ -5854,6 +10622,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "activities-create": {
@@ -5917,9 +10696,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5978,6 +10777,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6046,6 +10856,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6126,9 +10947,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6220,9 +11061,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6310,6 +11171,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "api-keys-list": {
@@ -6365,6 +11237,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6434,9 +11317,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6501,6 +11404,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "api-keys-revoke": {
@@ -6557,13 +11471,24 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "audit-list": {
         parameters: {
             query?: {
                 /** @description Only this kind of record. */
-                entity?: ("organization" | "user" | "team" | "api_key" | "product" | "pipeline" | "stage" | "lost_reason" | "custom_field" | "company" | "contact" | "deal" | "deal_line" | "deal_stage_event" | "activity" | "import_job" | "import_mapping" | "share") | null;
+                entity?: ("organization" | "user" | "team" | "api_key" | "product" | "pipeline" | "stage" | "lost_reason" | "custom_field" | "company" | "contact" | "deal" | "deal_line" | "deal_stage_event" | "activity" | "import_job" | "import_mapping" | "share" | "webhook_endpoint" | "segment") | null;
                 /** @description Only this record. */
                 entity_id?: string | null;
                 /** @description Page size. */
@@ -6631,6 +11556,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "audit-get": {
@@ -6689,6 +11625,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "auth-accept-invite": {
@@ -6736,6 +11683,15 @@ export interface operations {
             };
             /** @description Conflict with the current state */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6806,6 +11762,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
@@ -6818,6 +11783,8 @@ export interface operations {
             /** @description Too many requests; see Retry-After */
             429: {
                 headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6860,6 +11827,15 @@ export interface operations {
             };
             /** @description Conflict with the current state */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6930,6 +11906,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
@@ -6991,6 +11976,223 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "client-cards-list": {
+        parameters: {
+            query?: {
+                /** @description Apply a saved segment's filters; the query's own filters replace those of the same name. */
+                segment_id?: string | null;
+                /** @description Sparse output: a comma-separated list of card fields (`id` is always sent). Fields: id, kind, name, domain, industry, size, phone, city, country, segment, tags, source, owner_id, currency, lifetime_value_minor, last_purchase_at, open_deals, won_deals, contacts, contact_count, created_at, updated_at. */
+                fields?: string | null;
+                /** @description Page size. */
+                limit?: number;
+                /** @description Opaque cursor from a previous page's `next_cursor`. */
+                cursor?: string | null;
+                /** @description Only company cards, or only cards of lone contacts. */
+                kind?: components["schemas"]["ClientKind"] | null;
+                /** @description Cards carrying every one of these tags. */
+                tag?: string[] | null;
+                /** @description Cards carrying at least one of these tags. */
+                any_tag?: string[] | null;
+                /** @description Cards in one of these segments. */
+                segment?: string[] | null;
+                /** @description Companies in one of these industries (lone contacts have none: never match). */
+                industry?: string[] | null;
+                /** @description Last won deal on or after this day (the organisation's time zone). */
+                last_purchase_from?: string | null;
+                /** @description Last won deal on or before this day (the organisation's time zone). */
+                last_purchase_to?: string | null;
+                /** @description Won deals total at least this, in minor units of the organisation's currency. */
+                lifetime_value_min?: number | null;
+                /** @description Won deals total at most this, in minor units of the organisation's currency. */
+                lifetime_value_max?: number | null;
+                /** @description Cards with (true) or without (false) an open deal. */
+                has_open_deal?: boolean | null;
+                /** @description Cards with at least one contact who agreed to marketing by this channel (`any`: either); their contacts are narrowed to those. */
+                consent?: ("email" | "phone" | "any") | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClientCardPage"];
+                };
+            };
+            /** @description Bad request (malformed JSON, invalid cursor or header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "client-cards-export": {
+        parameters: {
+            query?: {
+                /** @description `csv` (a row per contact, for mail tools) or `ndjson` (a card per line). */
+                format?: "csv" | "ndjson";
+                /** @description Apply a saved segment's filters; the query's own filters replace those of the same name. */
+                segment_id?: string | null;
+                /** @description Sparse output: a comma-separated list of card fields (`id` is always sent). Fields: id, kind, name, domain, industry, size, phone, city, country, segment, tags, source, owner_id, currency, lifetime_value_minor, last_purchase_at, open_deals, won_deals, contacts, contact_count, created_at, updated_at. */
+                fields?: string | null;
+                /** @description Only company cards, or only cards of lone contacts. */
+                kind?: components["schemas"]["ClientKind"] | null;
+                /** @description Cards carrying every one of these tags. */
+                tag?: string[] | null;
+                /** @description Cards carrying at least one of these tags. */
+                any_tag?: string[] | null;
+                /** @description Cards in one of these segments. */
+                segment?: string[] | null;
+                /** @description Companies in one of these industries (lone contacts have none: never match). */
+                industry?: string[] | null;
+                /** @description Last won deal on or after this day (the organisation's time zone). */
+                last_purchase_from?: string | null;
+                /** @description Last won deal on or before this day (the organisation's time zone). */
+                last_purchase_to?: string | null;
+                /** @description Won deals total at least this, in minor units of the organisation's currency. */
+                lifetime_value_min?: number | null;
+                /** @description Won deals total at most this, in minor units of the organisation's currency. */
+                lifetime_value_max?: number | null;
+                /** @description Cards with (true) or without (false) an open deal. */
+                has_open_deal?: boolean | null;
+                /** @description Cards with at least one contact who agreed to marketing by this channel (`any`: either); their contacts are narrowed to those. */
+                consent?: ("email" | "phone" | "any") | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file, streamed, with `Content-Disposition: attachment`. NDJSON: a card per line (every contact). CSV: a row per consenting contact with its card's facts (`docs/marketing.md`). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {"id":"0193a0f4-...","kind":"company",...} */
+                    "application/x-ndjson": string;
+                    /** @example card_id,card_kind,card_name,industry,segment,tags,domain,city,country,lifetime_value,currency,last_purchase_at,open_deals,contact_id,contact_name,title,email,phone,emails,phones,email_consent,phone_consent */
+                    "text/csv; charset=utf-8": string;
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "clients-card": {
@@ -7043,6 +12245,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7123,6 +12336,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "companies-list": {
@@ -7195,6 +12419,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "companies-create": {
@@ -7261,9 +12496,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7322,6 +12577,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7390,6 +12656,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7482,9 +12759,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7555,6 +12852,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7633,6 +12941,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "contacts-create": {
@@ -7699,9 +13018,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7760,6 +13099,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7828,6 +13178,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7920,9 +13281,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7999,6 +13380,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "custom-fields-list": {
@@ -8042,6 +13434,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8111,9 +13514,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8182,6 +13605,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8262,9 +13696,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8347,6 +13801,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "deals-create": {
@@ -8410,9 +13875,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8473,6 +13958,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "deals-get": {
@@ -8525,6 +14021,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8593,6 +14100,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8673,9 +14191,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8756,9 +14294,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8850,9 +14408,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8944,9 +14522,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9038,9 +14636,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9117,6 +14735,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "deals-timeline": {
@@ -9185,6 +14814,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9272,6 +14912,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "exports-activities": {
@@ -9337,6 +14988,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9418,6 +15080,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "exports-contacts": {
@@ -9487,6 +15160,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9572,6 +15256,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "feed-list": {
@@ -9637,6 +15332,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "feed-stream": {
@@ -9669,6 +15375,17 @@ export interface operations {
             /** @description Not allowed for this role or API key scope */
             403: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9723,6 +15440,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9792,9 +15520,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9853,6 +15601,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9936,6 +15695,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "goals-update": {
@@ -10010,9 +15780,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -10065,6 +15855,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -10152,6 +15953,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "imports-mappings": {
@@ -10184,6 +15996,17 @@ export interface operations {
             /** @description Not allowed for this role or API key scope */
             403: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -10258,6 +16081,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "imports-get": {
@@ -10310,6 +16144,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -10393,6 +16238,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "imports-commit": {
@@ -10457,6 +16313,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -10546,9 +16413,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -10625,6 +16512,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "imports-report": {
@@ -10640,13 +16538,14 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description The file, streamed, with `Content-Disposition: attachment` and its name. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                    "text/csv; charset=utf-8": string;
                 };
             };
             /** @description Not authenticated */
@@ -10679,6 +16578,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -10743,6 +16653,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -10819,6 +16740,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "imports-values": {
@@ -10879,6 +16811,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -10968,9 +16911,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -11038,6 +17001,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -11113,6 +17087,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "insights-diagnosis": {
@@ -11176,6 +17161,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -11255,6 +17251,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "insights-discipline": {
@@ -11316,6 +17323,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -11389,6 +17407,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "insights-leaderboard": {
@@ -11456,6 +17485,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "insights-playbook": {
@@ -11517,6 +17557,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -11592,6 +17643,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "insights-win-story": {
@@ -11650,6 +17712,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "lost-reasons-list": {
@@ -11694,6 +17767,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -11763,9 +17847,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -11834,6 +17938,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -11914,9 +18029,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -11946,6 +18081,17 @@ export interface operations {
             /** @description Not authenticated */
             401: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -11998,6 +18144,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -12067,9 +18224,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -12108,6 +18285,17 @@ export interface operations {
             /** @description Not allowed for this role or API key scope */
             403: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -12177,9 +18365,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -12238,6 +18446,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -12321,6 +18540,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "pipelines-update": {
@@ -12395,9 +18625,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -12478,9 +18728,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -12550,6 +18820,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "products-create": {
@@ -12613,9 +18894,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -12674,6 +18975,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -12742,6 +19054,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -12831,9 +19154,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -12886,6 +19229,432 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "segments-list": {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: number;
+                /** @description Opaque cursor from a previous page's `next_cursor`. */
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_SegmentRead_"];
+                };
+            };
+            /** @description Bad request (malformed JSON, invalid cursor or header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "segments-create": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Any unique string (a UUID): a retry with the same key and body gets the first response again (with `Idempotent-Replayed: true`) instead of doing the work twice. The same key with another body answers 422; while the first request runs, 409. Keys are kept 24 hours, per user or API key. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SegmentCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentRead"];
+                };
+            };
+            /** @description Bad request (malformed JSON, invalid cursor or header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "segments-get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                segment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentRead"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "segments-delete": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The version you read, as its ETag (e.g. `"3"`): stale writes get 412. */
+                "if-match"?: string | null;
+            };
+            path: {
+                segment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The record changed since you read it (stale If-Match) */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "segments-update": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The version you read, as its ETag (e.g. `"3"`): stale writes get 412. */
+                "if-match"?: string | null;
+            };
+            path: {
+                segment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SegmentUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentRead"];
+                };
+            };
+            /** @description Bad request (malformed JSON, invalid cursor or header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The record changed since you read it (stale If-Match) */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -12945,6 +19714,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -13023,9 +19803,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -13082,6 +19882,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -13165,6 +19976,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "stages-update": {
@@ -13239,9 +20061,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -13280,6 +20122,17 @@ export interface operations {
             /** @description Not allowed for this role or API key scope */
             403: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -13334,6 +20187,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -13421,6 +20285,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "teams-list": {
@@ -13476,6 +20351,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -13545,9 +20431,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -13606,6 +20512,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -13698,6 +20615,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "teams-update": {
@@ -13772,9 +20700,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -13846,6 +20794,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "users-create": {
@@ -13909,9 +20868,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -13970,6 +20949,17 @@ export interface operations {
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -14059,9 +21049,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation failed; `errors` names each bad field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -14138,6 +21148,917 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "webhooks-list": {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: number;
+                /** @description Opaque cursor from a previous page's `next_cursor`. */
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_WebhookRead_"];
+                };
+            };
+            /** @description Bad request (malformed JSON, invalid cursor or header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "webhooks-create": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Any unique string (a UUID): a retry with the same key and body gets the first response again (with `Idempotent-Replayed: true`) instead of doing the work twice. The same key with another body answers 422; while the first request runs, 409. Keys are kept 24 hours, per user or API key. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookCreated"];
+                };
+            };
+            /** @description Bad request (malformed JSON, invalid cursor or header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "webhooks-event-types": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventType"][];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "webhooks-get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookRead"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "webhooks-delete": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The version you read, as its ETag (e.g. `"3"`): stale writes get 412. */
+                "if-match"?: string | null;
+            };
+            path: {
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The record changed since you read it (stale If-Match) */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "webhooks-update": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The version you read, as its ETag (e.g. `"3"`): stale writes get 412. */
+                "if-match"?: string | null;
+            };
+            path: {
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookRead"];
+                };
+            };
+            /** @description Bad request (malformed JSON, invalid cursor or header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The record changed since you read it (stale If-Match) */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "webhooks-deliveries": {
+        parameters: {
+            query?: {
+                /** @description Only the attempts for this message. */
+                event_id?: string | null;
+                /** @description Page size. */
+                limit?: number;
+                /** @description Opaque cursor from a previous page's `next_cursor`. */
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_DeliveryRead_"];
+                };
+            };
+            /** @description Bad request (malformed JSON, invalid cursor or header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "webhooks-events": {
+        parameters: {
+            query?: {
+                /** @description Only messages in this state. */
+                status?: components["schemas"]["EventStatus"] | null;
+                /** @description Page size. */
+                limit?: number;
+                /** @description Opaque cursor from a previous page's `next_cursor`. */
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_WebhookEventRead_"];
+                };
+            };
+            /** @description Bad request (malformed JSON, invalid cursor or header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "webhooks-redeliver": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Any unique string (a UUID): a retry with the same key and body gets the first response again (with `Idempotent-Replayed: true`) instead of doing the work twice. The same key with another body answers 422; while the first request runs, 409. Keys are kept 24 hours, per user or API key. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                webhook_id: string;
+                event_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Queued"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "webhooks-ping": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Any unique string (a UUID): a retry with the same key and body gets the first response again (with `Idempotent-Replayed: true`) instead of doing the work twice. The same key with another body answers 422; while the first request runs, 409. Keys are kept 24 hours, per user or API key. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Queued"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "webhooks-rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Any unique string (a UUID): a retry with the same key and body gets the first response again (with `Idempotent-Replayed: true`) instead of doing the work twice. The same key with another body answers 422; while the first request runs, 409. Keys are kept 24 hours, per user or API key. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RotateSecret"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecretRotated"];
+                };
+            };
+            /** @description Bad request (malformed JSON, invalid cursor or header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this role or API key scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to you) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     "health-live": {
@@ -14155,6 +22076,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "status": "ok"
+                     *     }
+                     */
                     "application/json": {
                         [key: string]: string;
                     };
@@ -14177,9 +22103,23 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "status": "ok"
+                     *     }
+                     */
                     "application/json": {
                         [key: string]: string;
                     };
+                };
+            };
+            /** @description Service unavailable: the database does not answer */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };

@@ -10,14 +10,22 @@ export const PULL_LIMIT = 500
 
 export type SyncState = 'idle' | 'syncing' | 'offline' | 'signed-out' | 'error'
 
-/** A non-transport failure (a 5xx, an unexpected answer): retried with backoff like a transport failure. */
+/** A non-transport failure (a 5xx, a 429, an unexpected answer): retried with backoff like a transport failure,
+ *  and not before the server's Retry-After (in seconds; 0 when it sent none). */
 export class ServerError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    readonly retryAfter = 0,
   ) {
     super(`${status}: ${message}`)
   }
+}
+
+/** Retry-After as delay-seconds (what the API sends); 0 when absent or an HTTP date. */
+function retryAfter(response: Response): number {
+  const seconds = Number(response.headers.get('Retry-After') ?? '')
+  return Number.isFinite(seconds) && seconds > 0 ? seconds : 0
 }
 
 const request = (url: string, init?: RequestInit) => authFetch(new Request(new URL(url, ORIGIN), init))
@@ -25,7 +33,7 @@ const request = (url: string, init?: RequestInit) => authFetch(new Request(new U
 /** A request that must succeed: any other answer is a ServerError. */
 async function call(url: string, init?: RequestInit): Promise<Response> {
   const response = await request(url, init)
-  if (!response.ok) throw new ServerError(response.status, `${url}: ${await response.text()}`)
+  if (!response.ok) throw new ServerError(response.status, `${url}: ${await response.text()}`, retryAfter(response))
   return response
 }
 
@@ -62,7 +70,8 @@ async function restore(store: FieldbookDB): Promise<void> {
       if (!path) continue
       const response = await request(`${API}/${path}/${what.id}`)
       const missing = response.status === 404 || response.status === 410
-      if (!missing && !response.ok) throw new ServerError(response.status, `reading back ${what.entity} ${what.id}`)
+      if (!missing && !response.ok)
+        throw new ServerError(response.status, `reading back ${what.entity} ${what.id}`, retryAfter(response))
       const found = missing ? null : ((await response.json()) as { status?: string })
       // A closed deal has left the working set, and the server will not send its removal again.
       if (found && !(what.entity === 'deal' && found.status !== 'open'))
@@ -275,7 +284,9 @@ export class Engine extends EventTarget {
       this.failures += 1
       const offline = error instanceof TransportError
       this.set({ state: offline ? 'offline' : 'error', error: offline ? null : String(error) })
-      this.retry = setTimeout(() => void this.sync(), backoff(this.failures))
+      // A rate limit (429) says when to come back: never sooner.
+      const floor = error instanceof ServerError ? error.retryAfter * 1000 : 0
+      this.retry = setTimeout(() => void this.sync(), Math.max(backoff(this.failures), floor))
     }
   }
 }
