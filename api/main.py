@@ -137,7 +137,7 @@ async def _webhook_worker(app: FastAPI, settings: Settings) -> AsyncIterator[Non
         return
     stop, wake = asyncio.Event(), asyncio.Event()
     app.state.webhook_wake = wake
-    task = asyncio.create_task(worker.run(app.state.db, settings, stop=stop, wake=wake), name="webhook-worker")
+    task = asyncio.create_task(worker.run(app.state.db, settings, stop=stop, wake=wake, app=app), name="webhook-worker")
     try:
         yield
     finally:

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     # A worker's claim on the messages it is sending; a worker killed mid-delivery leaves them to others after it.
     webhook_lease_seconds: float = Field(default=60, gt=0)
     webhook_poll_seconds: float = Field(default=2, gt=0)
+    # Delivered and failed messages, with their attempts, are kept this long in the delivery log.
+    webhook_retention_days: int = Field(default=30, ge=1, le=365)
     # Tests only: lets webhooks reach 127.0.0.1 (over http). Refused in production.
     webhook_allow_loopback: bool = False
     log_level: str = "info"
@@ -67,8 +69,9 @@ class Settings(BaseSettings):
             )
         if self.env == "production" and self.webhook_allow_loopback:
             raise ValueError("FIELDBOOK_WEBHOOK_ALLOW_LOOPBACK is for tests: production never sends webhooks inwards")
-        if self.webhook_lease_seconds <= self.webhook_timeout_seconds:
-            raise ValueError("FIELDBOOK_WEBHOOK_LEASE_SECONDS must be longer than FIELDBOOK_WEBHOOK_TIMEOUT_SECONDS")
+        if self.webhook_lease_seconds < 2 * self.webhook_timeout_seconds:
+            # A round sends at once what it claimed: one timeout, then settling, must fit in the lease.
+            raise ValueError("FIELDBOOK_WEBHOOK_LEASE_SECONDS must be at least twice FIELDBOOK_WEBHOOK_TIMEOUT_SECONDS")
         return self
 
     @property

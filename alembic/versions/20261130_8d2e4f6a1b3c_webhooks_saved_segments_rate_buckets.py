@@ -95,7 +95,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_event'))
     )
     with op.batch_alter_table('webhook_event', schema=None) as batch_op:
-        batch_op.create_index('ix_webhook_event_endpoint_id_created_at', ['endpoint_id', 'created_at'], unique=False)
+        batch_op.create_index('ix_webhook_event_endpoint_id_id', ['endpoint_id', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_webhook_event_org_id'), ['org_id'], unique=False)
         batch_op.create_index('ix_webhook_event_status_next_attempt_at', ['status', 'next_attempt_at'], unique=False)
 
@@ -117,7 +117,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_delivery'))
     )
     with op.batch_alter_table('webhook_delivery', schema=None) as batch_op:
-        batch_op.create_index('ix_webhook_delivery_endpoint_id_at_id', ['endpoint_id', 'at', 'id'], unique=False)
+        batch_op.create_index('ix_webhook_delivery_endpoint_id_id', ['endpoint_id', 'id'], unique=False)
         batch_op.create_index('ix_webhook_delivery_event_id_attempt', ['event_id', 'attempt'], unique=False)
         batch_op.create_index(batch_op.f('ix_webhook_delivery_org_id'), ['org_id'], unique=False)
 
@@ -129,13 +129,13 @@ def downgrade() -> None:
     with op.batch_alter_table('webhook_delivery', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_webhook_delivery_org_id'))
         batch_op.drop_index('ix_webhook_delivery_event_id_attempt')
-        batch_op.drop_index('ix_webhook_delivery_endpoint_id_at_id')
+        batch_op.drop_index('ix_webhook_delivery_endpoint_id_id')
 
     op.drop_table('webhook_delivery')
     with op.batch_alter_table('webhook_event', schema=None) as batch_op:
         batch_op.drop_index('ix_webhook_event_status_next_attempt_at')
         batch_op.drop_index(batch_op.f('ix_webhook_event_org_id'))
-        batch_op.drop_index('ix_webhook_event_endpoint_id_created_at')
+        batch_op.drop_index('ix_webhook_event_endpoint_id_id')
 
     op.drop_table('webhook_event')
     with op.batch_alter_table('webhook_endpoint', schema=None) as batch_op:

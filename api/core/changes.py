@@ -129,15 +129,19 @@ class Recorded:
     snapshot: dict[str, Any] | None
 
 
-# What must see every change itself, in its transaction (the webhook outbox): called once, before the commit.
-Listener = Callable[[AsyncSession, uuid.UUID, list[Recorded]], Awaitable[None]]
+# What must see every change itself, in its transaction (the webhook outbox): called once, before the commit, with
+# the changes of the entities it listens to that are still part of the transaction.
+Listener = Callable[[AsyncSession, list[Recorded]], Awaitable[None]]
 _listeners: list[Listener] = []
+# The entities some listener follows: only their changes carry a snapshot (a whole row per change).
+_followed: set[str] = set()
 _RECORDED = "fieldbook_recorded"
 
 
-def listen(listener: Listener) -> None:
+def listen(listener: Listener, entities: frozenset[str]) -> None:
     if listener not in _listeners:
         _listeners.append(listener)
+        _followed.update(entities)
 
 
 async def _react(session: AsyncSession, org_id: uuid.UUID) -> None:
@@ -146,10 +150,12 @@ async def _react(session: AsyncSession, org_id: uuid.UUID) -> None:
         await watcher(session, org_id, touched)
 
 
-async def _tell(session: AsyncSession, org_id: uuid.UUID) -> None:
-    recorded: list[Recorded] = session.info.pop(_RECORDED, [])
+async def _tell(session: AsyncSession) -> None:
+    # A change written inside a savepoint that was rolled back (a sync mutation or an import row refused) left the
+    # session with it: it never happened, and nobody may hear of it.
+    recorded = [r for r in session.info.pop(_RECORDED, []) if r.change in session]
     for listener in _listeners:
-        await listener(session, org_id, recorded)
+        await listener(session, recorded)
 
 
 def _touch(session: AsyncSession, org_id: uuid.UUID, change: Change, snapshot: dict[str, Any] | None) -> None:
@@ -158,10 +164,10 @@ def _touch(session: AsyncSession, org_id: uuid.UUID, change: Change, snapshot: d
             session.info[_TOUCHED] = {}
             before_commit(session, lambda s: _react(s, org_id))
         session.info[_TOUCHED].setdefault(change.entity, set()).add(change.entity_id)
-    if _listeners:
+    if change.entity in _followed:
         if _RECORDED not in session.info:
             session.info[_RECORDED] = []
-            before_commit(session, lambda s: _tell(s, org_id))
+            before_commit(session, _tell)
         session.info[_RECORDED].append(Recorded(change, snapshot))
 
 
@@ -197,8 +203,8 @@ async def record_change(
 async def _log(
     session: AsyncSession, principal: Principal, entity: str, obj: Record, op: str, fields: dict[str, dict[str, Any]]
 ) -> None:
-    # Only listeners read it (a whole row per change): without them it costs nothing.
-    snapshot = {name: _shown(name, value) for name, value in values_of(obj).items()} if _listeners else None
+    # Only listeners read it: the entities none follows cost nothing.
+    snapshot = {name: _shown(name, value) for name, value in values_of(obj).items()} if entity in _followed else None
     await record_change(
         session,
         principal=principal,

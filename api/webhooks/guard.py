@@ -10,9 +10,15 @@ import asyncio
 import ipaddress
 import socket
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+
+import httpx
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Ranges `is_global` does not refuse on every Python version: local-use NAT64, the deprecated IPv4-compatible and
+# site-local forms, SIIT; 6to4 and Teredo carry an IPv4 address that is checked itself.
+_REFUSED = tuple(
+    ipaddress.ip_network(n) for n in ("64:ff9b:1::/48", "::/96", "fec0::/10", "::ffff:0:0:0/96", "100::/64")
+)
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -30,46 +36,52 @@ class Target:
 
 
 def _embedded(address: IPAddress) -> IPAddress:
-    """The IPv4 address an IPv6 one carries (mapped, or NAT64), which is where the packets really go."""
+    """The IPv4 address an IPv6 one carries (mapped, NAT64, 6to4, Teredo), which is where the packets really go."""
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             return address.ipv4_mapped
         if address in _NAT64:
             return ipaddress.IPv4Address(address.packed[-4:])
+        if address.sixtofour is not None:
+            return address.sixtofour
+        if address.teredo is not None:
+            return address.teredo[1]
     return address
 
 
 def check_address(address: IPAddress, *, allow_loopback: bool) -> None:
-    address = _embedded(address)
-    if allow_loopback and address.is_loopback:
+    inner = _embedded(address)
+    if allow_loopback and inner.is_loopback:
         return
     # is_global is false for private, loopback, link-local (169.254.169.254, the cloud metadata address, is one),
     # shared (100.64/10), reserved, documentation and unspecified ranges.
-    if not address.is_global or address.is_multicast:
+    if not inner.is_global or inner.is_multicast or any(address in network for network in _REFUSED):
         raise Refused(f"{address} is not a public address")
 
 
-def check_url(url: str, *, allow_loopback: bool) -> tuple[str, int]:
-    """The host and port of a webhook URL, or Refused: https (http only to loopback when tests allow it), no user
-    info, a host."""
+def check_url(url: str, *, allow_loopback: bool) -> httpx.URL:
+    """The URL as httpx will send it (the host in ASCII, IDNA applied), or Refused: https (http only to loopback
+    when tests allow it), no user info, a host, a valid port."""
     try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise Refused("it is not a valid URL") from exc
-    host = parts.hostname
-    if not host:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise Refused(f"it is not a valid URL ({exc})") from exc
+    if not parsed.raw_host:
         raise Refused("it has no host")
-    if parts.username is not None or parts.password is not None:
+    if parsed.userinfo:
         raise Refused("it must not carry a user name or password")
-    if parts.scheme != "https" and not (parts.scheme == "http" and allow_loopback):
+    if parsed.scheme != "https" and not (parsed.scheme == "http" and allow_loopback):
         raise Refused("it must use https")
-    return host, port or (443 if parts.scheme == "https" else 80)
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise Refused("it is not a valid URL (bad port)")
+    return parsed
 
 
 async def resolve(url: str, *, allow_loopback: bool) -> Target:
-    """Check a URL and every address its host resolves to; the first one is where to connect."""
-    host, port = check_url(url, allow_loopback=allow_loopback)
+    """Check a URL and every address its host resolves to; the connection goes to one of those (IPv4 first)."""
+    parsed = check_url(url, allow_loopback=allow_loopback)
+    host = parsed.raw_host.decode("ascii")
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
     try:
         literal: IPAddress | None = ipaddress.ip_address(host)
     except ValueError:
@@ -82,14 +94,13 @@ async def resolve(url: str, *, allow_loopback: bool) -> Target:
         except (socket.gaierror, UnicodeError) as exc:
             raise Refused(f"{host} does not resolve") from exc
         # Every answer must be public: a name with one public and one private address could be made to use either.
-        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+        addresses = sorted({ipaddress.ip_address(info[4][0]) for info in infos}, key=lambda a: (a.version, a))
     for address in addresses:
         check_address(address, allow_loopback=allow_loopback)
-    parts = urlsplit(url)
     chosen = addresses[0]
-    netloc = f"[{chosen}]:{port}" if chosen.version == 6 else f"{chosen}:{port}"
+    default_port = port == (443 if parsed.scheme == "https" else 80)
     return Target(
-        url=urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, "")),
-        host_header=parts.netloc.rpartition("@")[2],
+        url=str(parsed.copy_with(host=str(chosen), port=port, fragment=None)),
+        host_header=host if default_port else f"{host}:{port}",
         server_name=host,
     )

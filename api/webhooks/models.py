@@ -50,7 +50,8 @@ class WebhookEvent(SQLModel, table=True):
     __table_args__ = (
         # The worker's claim: due messages, oldest due first.
         sa.Index("ix_webhook_event_status_next_attempt_at", "status", "next_attempt_at"),
-        sa.Index("ix_webhook_event_endpoint_id_created_at", "endpoint_id", "created_at"),
+        # An endpoint's messages, newest first (ids are UUIDv7: time-ordered).
+        sa.Index("ix_webhook_event_endpoint_id_id", "endpoint_id", "id"),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
@@ -75,7 +76,7 @@ class WebhookDelivery(SQLModel, table=True):
 
     __tablename__ = "webhook_delivery"
     __table_args__ = (
-        sa.Index("ix_webhook_delivery_endpoint_id_at_id", "endpoint_id", "at", "id"),
+        sa.Index("ix_webhook_delivery_endpoint_id_id", "endpoint_id", "id"),
         sa.Index("ix_webhook_delivery_event_id_attempt", "event_id", "attempt"),
     )
 

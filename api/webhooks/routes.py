@@ -141,7 +141,7 @@ async def rotate_secret(
     name="ping",
     summary="Send a test event (`webhook.ping`) to the endpoint now",
     status_code=202,
-    responses=problems(404),
+    responses=problems(404, 409),
 )
 async def ping_webhook(webhook_id: uuid.UUID, principal: ManagerDep, session: SessionDep) -> Queued:
     event = await service.ping(session=session, principal=principal, endpoint_id=webhook_id)
@@ -193,7 +193,7 @@ async def list_deliveries(
     name="redeliver",
     summary="Send a message again now, with the same id and body",
     status_code=202,
-    responses=problems(404),
+    responses=problems(404, 409),
 )
 async def redeliver(
     webhook_id: uuid.UUID, event_id: uuid.UUID, principal: ManagerDep, session: SessionDep, settings: SettingsDep

@@ -137,14 +137,14 @@ EXAMPLE_ID = "01937c50-2a1b-7c3d-8e4f-5a6b7c8d9e0f"
 EXAMPLE_PAYLOAD: dict[str, Any] = {
     "id": EXAMPLE_ID,
     "type": "deal.won",
-    "created_at": "2026-11-30T10:02:11.418Z",
+    "created_at": "2026-11-30T10:02:11.418000+00:00",
     "data": {
         "entity": "deal",
         "id": "01937c4f-0000-7abc-8def-0123456789ab",
         "version": 7,
         "seq": 48213,
         "op": "update",
-        "occurred_at": "2026-11-30T10:02:11.401Z",
+        "occurred_at": "2026-11-30T10:02:11.401000+00:00",
         "actor": {"kind": "user", "id": "01937c4e-1111-7b3c-9d4e-5f6a7b8c9d0e"},
         "changes": {"status": {"before": "open", "after": "won"}},
         "object": {"title": "Flota 2027 — Transportes Ruiz", "status": "won", "amount_minor": 1250000},

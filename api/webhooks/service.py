@@ -54,16 +54,36 @@ def present(endpoint: WebhookEndpoint) -> WebhookRead:
     return WebhookRead.model_validate(endpoint)
 
 
+def _manages(principal: Principal, endpoint: WebhookEndpoint) -> bool:
+    """An admin manages every endpoint; an API key only those made by keys that read no more than it does (so a
+    `webhooks:manage` key cannot read, re-point or re-key what an admin or a wider key subscribed)."""
+    if principal.kind != "api_key":
+        return True
+    return endpoint.read_scopes is not None and set(endpoint.read_scopes) <= principal.scopes
+
+
 async def get_endpoint(session: AsyncSession, principal: Principal, endpoint_id: uuid.UUID) -> WebhookEndpoint:
-    return await get_record(session, WebhookEndpoint, principal.org_id, endpoint_id, "webhook endpoint")
+    endpoint = await get_record(session, WebhookEndpoint, principal.org_id, endpoint_id, "webhook endpoint")
+    if not _manages(principal, endpoint):
+        raise NotFound("No such webhook endpoint.")
+    return endpoint
+
+
+def _receiving(endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    if not endpoint.is_enabled:
+        raise Conflict("The endpoint is turned off: turn it back on (PATCH is_enabled) first.")
+    return endpoint
 
 
 async def list_endpoints(
     *, session: AsyncSession, principal: Principal, limit: int, cursor: str | None
 ) -> tuple[list[WebhookEndpoint], str | None]:
-    return await keyset_page(
+    stmt = live(WebhookEndpoint, principal.org_id)
+    if principal.kind == "api_key":
+        stmt = stmt.where(col(WebhookEndpoint.created_by_key_id).is_not(None))
+    found, next_cursor = await keyset_page(
         session,
-        live(WebhookEndpoint, principal.org_id),
+        stmt,
         scope="webhooks",
         keys=[col(WebhookEndpoint.id)],
         key_of=lambda e: (e.id,),
@@ -71,6 +91,8 @@ async def list_endpoints(
         cursor=cursor,
         descending=True,
     )
+    # A page may hold fewer than `limit` (what a wider key made is left out), as the Page schema says.
+    return [e for e in found if _manages(principal, e)], next_cursor
 
 
 async def create_endpoint(
@@ -114,8 +136,10 @@ async def update_endpoint(
     if "url" in fields and fields["url"] != endpoint.url:
         await _check_url(fields["url"], settings)
     if fields.get("is_enabled") and not endpoint.is_enabled:
-        # Turned back on: its failures are forgiven, and what waited is delivered from now on.
+        # Turned back on: its failures are forgiven.
         fields |= {"disabled_reason": None, "failing_since": None}
+    if fields.get("is_enabled") is False and endpoint.is_enabled:
+        await outbox.drop_pending(session, endpoint.id)
     await changes.update(session, principal, ENTITY, endpoint, fields)
     return endpoint
 
@@ -125,6 +149,7 @@ async def delete_endpoint(
 ) -> None:
     endpoint = await get_endpoint(session, principal, endpoint_id)
     ensure_version(endpoint, expected_version, present)
+    await outbox.drop_pending(session, endpoint.id)
     await changes.delete(session, principal, ENTITY, endpoint)
 
 
@@ -142,7 +167,7 @@ async def rotate_secret(
 
 
 async def ping(*, session: AsyncSession, principal: Principal, endpoint_id: uuid.UUID) -> WebhookEvent:
-    endpoint = await get_endpoint(session, principal, endpoint_id)
+    endpoint = _receiving(await get_endpoint(session, principal, endpoint_id))
     return outbox.enqueue(session, endpoint, events.PING, {"endpoint_id": str(endpoint.id)})
 
 
@@ -211,7 +236,7 @@ async def redeliver(
     *, session: AsyncSession, principal: Principal, settings: Settings, endpoint_id: uuid.UUID, event_id: uuid.UUID
 ) -> WebhookEvent:
     """Send a message again, now (same id and body), with a fresh retry horizon, whatever became of it."""
-    await get_endpoint(session, principal, endpoint_id)
+    _receiving(await get_endpoint(session, principal, endpoint_id))
     event = (
         await session.scalars(
             select(WebhookEvent).where(

@@ -19,7 +19,7 @@ from tests.factories import Tenant, make_tenant
 FAST = {
     "webhook_allow_loopback": True,
     "webhook_timeout_seconds": 0.5,
-    "webhook_lease_seconds": 0.8,
+    "webhook_lease_seconds": 1.0,
     "webhook_retry_base_seconds": 0.02,
     "webhook_retry_cap_seconds": 0.05,
 }

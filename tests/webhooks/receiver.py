@@ -21,7 +21,8 @@ class Received:
 @dataclass
 class Receiver:
     """Answers each request with the next of `script` (then `then`): an int status, ("sleep", seconds),
-    ("redirect", url) or ("hang", threading.Event) to wait until the event is set."""
+    ("redirect", url), ("body", bytes) for a 200 with that body, or ("hang", threading.Event) to wait until the
+    event is set."""
 
     script: list[Any] = field(default_factory=list)
     then: Any = 200
@@ -44,6 +45,7 @@ class Receiver:
         answer = self.script.pop(0) if self.script else self.then
         headers: list[tuple[bytes, bytes]] = [(b"content-type", b"text/plain")]
         status = 200
+        body_out = b""
         if isinstance(answer, int):
             status = answer
         elif answer[0] == "sleep":
@@ -54,8 +56,10 @@ class Receiver:
         elif answer[0] == "redirect":
             status = 307
             headers.append((b"location", answer[1].encode()))
+        elif answer[0] == "body":
+            body_out = answer[1]
         await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": f"answer {status}".encode()})
+        await send({"type": "http.response.body", "body": body_out or f"answer {status}".encode()})
 
     def wait_for(self, count: int, timeout: float = 10) -> None:
         deadline = time.monotonic() + timeout

@@ -36,6 +36,12 @@ REFUSED = [
     "::ffff:127.0.0.1",
     "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
     "2001:db8::1",
+    "64:ff9b:1::a9fe:a9fe",  # local-use NAT64
+    "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+    "::a9fe:a9fe",  # IPv4-compatible (deprecated)
+    "::ffff:0:a9fe:a9fe",  # SIIT
+    "fec0::1",  # site-local (deprecated)
+    "2001:0:4136:e378:8000:63bf:f5ff:fffe",  # Teredo of 10.0.0.1
 ]
 
 
@@ -66,6 +72,7 @@ def test_the_test_setting_opens_loopback_only() -> None:
         ("https://user:pw@93.184.216.34/hook", "user name or password"),
         ("https:///hook", "has no host"),
         ("https://93.184.216.34:99999/", "not a valid URL"),
+        ("https://ⓛocalhost/", "not a valid URL"),
     ],
 )
 def test_urls_must_be_plain_https(url: str, reason: str) -> None:
