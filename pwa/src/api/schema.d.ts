@@ -7954,7 +7954,7 @@ export interface components {
          *           "id": "01937c50-2a1b-7c3d-8e4f-5a6b7c8d9e0f",
          *           "next_attempt_at": "2026-11-30T10:03:40Z",
          *           "payload": {
-         *             "created_at": "2026-11-30T10:02:11.418Z",
+         *             "created_at": "2026-11-30T10:02:11.418000+00:00",
          *             "data": {
          *               "actor": {
          *                 "id": "01937c4e-1111-7b3c-9d4e-5f6a7b8c9d0e",
@@ -7973,7 +7973,7 @@ export interface components {
          *                 "status": "won",
          *                 "title": "Flota 2027 — Transportes Ruiz"
          *               },
-         *               "occurred_at": "2026-11-30T10:02:11.401Z",
+         *               "occurred_at": "2026-11-30T10:02:11.401000+00:00",
          *               "op": "update",
          *               "seq": 48213,
          *               "version": 7
@@ -10288,7 +10288,7 @@ export interface components {
          *       "id": "01937c50-2a1b-7c3d-8e4f-5a6b7c8d9e0f",
          *       "next_attempt_at": "2026-11-30T10:03:40Z",
          *       "payload": {
-         *         "created_at": "2026-11-30T10:02:11.418Z",
+         *         "created_at": "2026-11-30T10:02:11.418000+00:00",
          *         "data": {
          *           "actor": {
          *             "id": "01937c4e-1111-7b3c-9d4e-5f6a7b8c9d0e",
@@ -10307,7 +10307,7 @@ export interface components {
          *             "status": "won",
          *             "title": "Flota 2027 — Transportes Ruiz"
          *           },
-         *           "occurred_at": "2026-11-30T10:02:11.401Z",
+         *           "occurred_at": "2026-11-30T10:02:11.401000+00:00",
          *           "op": "update",
          *           "seq": 48213,
          *           "version": 7
