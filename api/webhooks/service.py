@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -178,6 +179,34 @@ def present_event(event: WebhookEvent) -> WebhookEventRead:
     return read
 
 
+L = TypeVar("L", WebhookEvent, WebhookDelivery)
+
+
+async def _log_page(
+    session: AsyncSession,
+    principal: Principal,
+    endpoint_id: uuid.UUID,
+    model: type[L],
+    where: list[Any],
+    *,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[L], str | None]:
+    """A page of an endpoint's messages or attempts, newest first (their ids are UUIDv7, so time-ordered)."""
+    await get_endpoint(session, principal, endpoint_id)
+    stmt = select(model).where(col(model.org_id) == principal.org_id, col(model.endpoint_id) == endpoint_id, *where)
+    return await keyset_page(
+        session,
+        stmt,
+        scope=f"{model.__tablename__}:{endpoint_id}",
+        keys=[col(model.id)],
+        key_of=lambda row: (row.id,),
+        limit=limit,
+        cursor=cursor,
+        descending=True,
+    )
+
+
 async def list_events(
     *,
     session: AsyncSession,
@@ -187,22 +216,8 @@ async def list_events(
     limit: int,
     cursor: str | None,
 ) -> tuple[list[WebhookEvent], str | None]:
-    await get_endpoint(session, principal, endpoint_id)
-    stmt = select(WebhookEvent).where(
-        col(WebhookEvent.org_id) == principal.org_id, col(WebhookEvent.endpoint_id) == endpoint_id
-    )
-    if status is not None:
-        stmt = stmt.where(col(WebhookEvent.status) == status.value)
-    return await keyset_page(
-        session,
-        stmt,
-        scope=f"webhook-events:{endpoint_id}",
-        keys=[col(WebhookEvent.id)],
-        key_of=lambda e: (e.id,),
-        limit=limit,
-        cursor=cursor,
-        descending=True,
-    )
+    where = [] if status is None else [col(WebhookEvent.status) == status.value]
+    return await _log_page(session, principal, endpoint_id, WebhookEvent, where, limit=limit, cursor=cursor)
 
 
 async def list_deliveries(
@@ -214,22 +229,8 @@ async def list_deliveries(
     limit: int,
     cursor: str | None,
 ) -> tuple[list[WebhookDelivery], str | None]:
-    await get_endpoint(session, principal, endpoint_id)
-    stmt = select(WebhookDelivery).where(
-        col(WebhookDelivery.org_id) == principal.org_id, col(WebhookDelivery.endpoint_id) == endpoint_id
-    )
-    if event_id is not None:
-        stmt = stmt.where(col(WebhookDelivery.event_id) == event_id)
-    return await keyset_page(
-        session,
-        stmt,
-        scope=f"webhook-deliveries:{endpoint_id}",
-        keys=[col(WebhookDelivery.id)],
-        key_of=lambda d: (d.id,),
-        limit=limit,
-        cursor=cursor,
-        descending=True,
-    )
+    where = [] if event_id is None else [col(WebhookDelivery.event_id) == event_id]
+    return await _log_page(session, principal, endpoint_id, WebhookDelivery, where, limit=limit, cursor=cursor)
 
 
 async def redeliver(
