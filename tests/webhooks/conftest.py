@@ -18,8 +18,9 @@ from tests.factories import Tenant, make_tenant
 
 FAST = {
     "webhook_allow_loopback": True,
-    "webhook_timeout_seconds": 0.5,
-    "webhook_lease_seconds": 1.0,
+    # Long enough that a loaded CI machine never times out an answer that came (only the scripted sleep does).
+    "webhook_timeout_seconds": 2.0,
+    "webhook_lease_seconds": 4.0,
     "webhook_retry_base_seconds": 0.02,
     "webhook_retry_cap_seconds": 0.05,
 }

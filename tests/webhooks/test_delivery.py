@@ -35,7 +35,7 @@ async def test_an_event_survives_refusal_500_and_timeout_and_arrives_signed_with
     hooks: Hooks, tenant: Tenant
 ) -> None:
     sock = reserve_port()
-    receiver = Receiver(script=[500, ("sleep", 2)], then=204)
+    receiver = Receiver(script=[500, ("sleep", 5)], then=204)
     receiver.url = f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
     endpoint = await hooks.create(tenant, receiver.url, ["company.created"])
     company = await hooks.company(tenant)
@@ -72,8 +72,8 @@ async def test_an_event_survives_refusal_500_and_timeout_and_arrives_signed_with
     ]
     assert "ConnectError" in attempts[0]["error"]
     assert attempts[1]["response_excerpt"] == "answer 500"
-    assert attempts[2]["error"] == "no answer within 0.5 s"
-    assert attempts[2]["latency_ms"] >= 450
+    assert attempts[2]["error"] == "no answer within 2 s"
+    assert attempts[2]["latency_ms"] >= 1900
     assert all(a["event_id"] == event["id"] for a in attempts)
 
 
