@@ -22,13 +22,20 @@ carry no `RateLimit-*` fields.
   its token), and never waits for a second connection of the request pool while the request holds the first (15
   requests holding one connection and each waiting for another would exhaust the default pool). The table is
   UNLOGGED (the migration): no WAL, no fsync and nothing replicated per request; a crash empties it, which only
-  gives every caller a full bucket. One row per caller, whose size is bounded by the number of users and keys.
+  gives every caller a full bucket (measured here, one connection, one run: 0.25 ms per request, as long as a
+  `SELECT 1`; 0.42 ms on a logged table). One row per caller: bounded by the number of users and keys.
   Clocks: `now` comes from the API process; instances a few milliseconds apart (NTP) let a caller gain at most that
   skew times the rate.
 - SQLite (one embedded process, DESIGN §1): a dict in the process. Writing the bucket to the database would turn
   every read into a write transaction, and SQLite has one writer: every GET would queue behind an import or a sync
   push holding the write lock (busy_timeout), for state that nobody else reads. With several `--workers` on SQLite
   (not supported) each worker would keep its own buckets.
+
+**No library.** `limits` (5.8, behind slowapi) keeps its counters in memory, Redis, Memcached or MongoDB only, none
+of which this deployment has. `pyrate-limiter` (4.5) has a PostgresBucket, but on synchronous psycopg (blocking
+the event loop, beside asyncpg), as a row per request in a table per bucket that it creates at run time (outside
+the migrations), counted then inserted under `LOCK TABLE ... NOWAIT`, which refuses a request that merely arrives
+while another is being counted. GCRA is one statement on a table we already migrate.
 
 **Headers** follow draft-ietf-httpapi-ratelimit-headers-06 (the last version with the four separate fields):
 `RateLimit-Limit` is the bucket's capacity (`burst`), `RateLimit-Remaining` the requests that may be sent at once
@@ -143,26 +150,32 @@ class MemoryBuckets:
         return True, new
 
 
-def _take_statement(key: str, now: float, policy: Policy) -> Any:
+def _statements() -> tuple[Any, Any]:
+    """The GCRA step as one upsert (built once; executed with `key`, `now`, `step` and `tolerance`), and the read of
+    a refused caller's bucket."""
     table = RateBucket.__table__  # type: ignore[attr-defined]
-    now_ = sa.bindparam("now", now, type_=sa.Float)
-    step = sa.bindparam("step", policy.interval, type_=sa.Float)
-    new = sa.func.greatest(table.c.tat, now_) + step
-    return (
+    now = sa.bindparam("now", type_=sa.Float)
+    step = sa.bindparam("step", type_=sa.Float)
+    new = sa.func.greatest(table.c.tat, now) + step
+    take = (
         pg_insert(table)
-        .values(key=key, tat=now_ + step)
+        .values(key=sa.bindparam("key", type_=sa.String), tat=now + step)
         .on_conflict_do_update(
             index_elements=[table.c.key],
             set_={"tat": new},
-            where=new - now_ <= sa.bindparam("tolerance", policy.tolerance + _EPSILON, type_=sa.Float),
+            where=new - now <= sa.bindparam("tolerance", type_=sa.Float),
         )
         .returning(table.c.tat)
     )
+    read = sa.select(table.c.tat).where(table.c.key == sa.bindparam("key", type_=sa.String))
+    return take, read
 
 
-def _tat_statement(key: str) -> Any:
-    table = RateBucket.__table__  # type: ignore[attr-defined]
-    return sa.select(table.c.tat).where(table.c.key == key)
+_TAKE, _READ = _statements()
+
+
+def _take_params(key: str, now: float, policy: Policy) -> dict[str, Any]:
+    return {"key": key, "now": now, "step": policy.interval, "tolerance": policy.tolerance + _EPSILON}
 
 
 class RateLimiter:
@@ -212,16 +225,17 @@ class RateLimiter:
         return decide(policy, now, tat, allowed=allowed)
 
     async def _take_in_database(self, db: Database, key: str, now: float, policy: Policy) -> tuple[bool, float]:
+        params = _take_params(key, now, policy)
         if self._engine is not None:
             async with self._engine.connect() as connection:
-                tat = (await connection.execute(_take_statement(key, now, policy))).scalar()
+                tat = (await connection.execute(_TAKE, params)).scalar()
                 if tat is not None:
                     return True, tat
-                current = (await connection.execute(_tat_statement(key))).scalar()
+                current = (await connection.execute(_READ, {"key": key})).scalar()
         else:
             async with db.writer() as session:
-                tat = (await session.execute(_take_statement(key, now, policy))).scalar()
-                current = None if tat is not None else (await session.execute(_tat_statement(key))).scalar()
+                tat = (await session.execute(_TAKE, params)).scalar()
+                current = None if tat is not None else (await session.execute(_READ, {"key": key})).scalar()
                 await session.commit()
             if tat is not None:
                 return True, tat
