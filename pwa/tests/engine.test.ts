@@ -483,6 +483,34 @@ describe('Engine', () => {
     expect(await store.outbox.count()).toBe(0)
   })
 
+  it('waits out a 429 for at least its Retry-After before trying again', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    vi.spyOn(Math, 'random').mockReturnValue(1)
+    const ids = await queue(1)
+    const engine = new Engine(store)
+    server.intercept = () =>
+      new Response(JSON.stringify({ title: 'Too many requests' }), {
+        status: 429,
+        headers: { 'content-type': 'application/problem+json', 'Retry-After': '30' },
+      })
+
+    await engine.sync()
+    expect(engine.status.state).toBe('error')
+    expect(engine.status.error).toContain('429')
+    server.intercept = undefined
+    const pushesBefore = server.pushes.length
+
+    // The first backoff (2 s) passes, and nothing is sent: the server asked for 30.
+    await vi.advanceTimersByTimeAsync(29_000)
+    expect(server.pushes.length).toBe(pushesBefore)
+    expect(await outboxIds()).toEqual(ids)
+
+    const retried = until(engine, 'idle', 'error', 'offline')
+    await vi.advanceTimersByTimeAsync(1_500)
+    expect(await retried).toBe('idle')
+    expect(await store.outbox.count()).toBe(0)
+  })
+
   it('a sync asked for meanwhile replaces the scheduled retry', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
     const engine = new Engine(store)
