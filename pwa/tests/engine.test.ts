@@ -500,8 +500,9 @@ describe('Engine', () => {
     server.intercept = undefined
     const pushesBefore = server.pushes.length
 
-    // The first backoff (2 s) passes, and nothing is sent: the server asked for 30.
+    // The first backoff (2 s) passes and the retry is still waiting: the server asked for 30.
     await vi.advanceTimersByTimeAsync(29_000)
+    expect(vi.getTimerCount()).toBe(1)
     expect(server.pushes.length).toBe(pushesBefore)
     expect(await outboxIds()).toEqual(ids)
 
