@@ -18,7 +18,7 @@ from api.auth.deps import document_access, identify
 from api.auth.routes import routers as auth_routers
 from api.clients.routes import routers as clients_routers
 from api.core import audit
-from api.core.db import Database, get_database, make_engine
+from api.core.db import Database, get_database, make_engine, pool_options
 from api.core.errors import ServiceUnavailable, document_problems, install_error_handlers, problems
 from api.core.idempotency import Idempotency
 from api.core.limits import BodySizeLimit
@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = None
         if database is None:
-            engine = make_engine(settings.database_url, pool_pre_ping=True)
+            engine = make_engine(settings.database_url, **pool_options(settings))
             app.state.db = Database(engine)
         else:
             app.state.db = database

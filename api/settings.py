@@ -15,6 +15,11 @@ class Settings(BaseSettings):
 
     env: Literal["development", "test", "production"] = "development"
     database_url: str = "sqlite+aiosqlite:///./fieldbook.db"
+    # Connections each API process keeps open to PostgreSQL, and how many more it may open under a burst. Extra
+    # connections are closed when returned, so concurrency above the pool pays a new connection (and new plans for
+    # its prepared statements) per request: size the pool for the requests a process serves at once.
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
     secret_key: str = DEV_SECRET_KEY
     access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
     refresh_token_days: int = Field(default=30, ge=1, le=365)

@@ -7,6 +7,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -58,6 +59,11 @@ AGENDA_LIMIT = 100
 
 def _overdue(due_at: datetime | None, done_at: datetime | None, now: datetime) -> bool:
     return done_at is None and due_at is not None and due_at < now
+
+
+def overdue_sql(columns: Any, now: Any) -> dict[str, sa.ColumnElement[Any]]:
+    """`_overdue` in SQL, over an activity row's `columns`, for responses PostgreSQL writes."""
+    return {"overdue": sa.and_(columns.done_at.is_(None), columns.due_at.is_not(None), columns.due_at < now)}
 
 
 def present(activity: Activity, now: datetime | None = None) -> ActivityRead:

@@ -32,6 +32,15 @@ def after_commit(session: AsyncSession, hook: Callable[[Any], None]) -> None:
     session.info.setdefault(_AFTER_COMMIT, []).append(hook)
 
 
+def pool_options(settings: Any) -> dict[str, Any]:
+    """The request pool of an API or worker process. No pre-ping: on asyncpg it costs three round trips (BEGIN, a
+    ping, ROLLBACK) at every checkout, i.e. on every request; a connection found dead on use is invalidated, with
+    every older one, so after a database restart the requests in flight fail once and the next ones reconnect."""
+    if settings.database_url.startswith("sqlite"):
+        return {}
+    return {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow}
+
+
 def make_engine(url: str, *, null_pool: bool = False, **kwargs: Any) -> AsyncEngine:
     if null_pool:
         kwargs["poolclass"] = NullPool

@@ -194,11 +194,12 @@ class RateLimiter:
         its own; a test database bound to one connection then undoes the bucket's change with the request's."""
         if db.dialect != "postgresql":
             return
+        # Every request checks a connection out: no pre-ping (a round trip each time; the request pool has none
+        # either), and enough kept open that bursts of concurrent requests do not open and close connections.
         self._engine = make_engine(
             db.engine.url.render_as_string(hide_password=False),
-            pool_size=2,
-            max_overflow=3,
-            pool_pre_ping=True,
+            pool_size=4,
+            max_overflow=4,
             isolation_level="AUTOCOMMIT",
         )
 

@@ -22,9 +22,9 @@ from api.core.errors import Conflict, Forbidden, ValidationFailed
 from api.core.etags import ensure_version
 from api.core.ids import new_id
 from api.core.models import live
-from api.core.pagination import keyset_rows
+from api.core.pagination import Templates, after_cursor, cut, keyset_params, ordered, scan
 from api.core.schemas import changed_fields
-from api.core.types import fold, utcnow
+from api.core.types import UTCDateTime, contains_pattern, fold, utcnow
 from api.deals.models import Deal, DealLine, DealStageEvent, DealStatus, LostReason, Pipeline, Product, Stage, StageKind
 from api.deals.rotting import rots_at
 from api.deals.schemas import (
@@ -40,6 +40,7 @@ from api.deals.schemas import (
 )
 from api.feed.models import FeedKind
 from api.feed.service import emit
+from api.sharing import visibility
 from api.sharing.visibility import (
     Viewer,
     check_owner,
@@ -52,7 +53,6 @@ from api.sharing.visibility import (
     get_visible,
     get_writable,
     in_org,
-    scan_window,
 )
 
 LIST_SCOPE = "deal-list"
@@ -60,6 +60,12 @@ LIST_SCOPE = "deal-list"
 
 def _rotten(rots_at: datetime | None, now: datetime) -> bool:
     return rots_at is not None and rots_at <= now
+
+
+def rotten_sql(columns: Any, now: Any) -> dict[str, sa.ColumnElement[Any]]:
+    """`_rotten` in SQL, over a deal row's `columns`: the read schema's computed field, for responses PostgreSQL
+    writes."""
+    return {"rotten": sa.and_(columns.rots_at.is_not(None), columns.rots_at <= now)}
 
 
 def present(deal: Deal, now: datetime | None = None) -> DealRead:
@@ -126,32 +132,53 @@ class DealFilters:
     q: str | None = None
 
 
-def matching_deals(viewer: Viewer, filters: DealFilters) -> Any:
-    """The deals matching the filters, before visibility (`deal_filter`): the list, the board and the export start
-    from this."""
-    stmt = in_org(viewer, Deal)
-    conditions = {
-        col(Deal.owner_id): filters.owner_id,
-        col(Deal.pipeline_id): filters.pipeline_id,
-        col(Deal.stage_id): filters.stage_id,
-        col(Deal.status): filters.status.value if filters.status else None,
-        col(Deal.company_id): filters.company_id,
-        col(Deal.contact_id): filters.contact_id,
-    }
-    for column, value in conditions.items():
-        if value is not None:
-            stmt = stmt.where(column == value)
+_deal = sa.inspect(Deal).local_table
+# The filters a list may name, compared with bound values: a list's statement is built once per viewer and set of
+# filters named (`_lists`), whatever their values.
+_EQUAL = ("owner_id", "pipeline_id", "stage_id", "status", "company_id", "contact_id")
+
+
+def _equal(filters: DealFilters, name: str) -> Any:
+    value = getattr(filters, name)
+    return value.value if isinstance(value, DealStatus) else value
+
+
+def _conditions(filters: DealFilters, deal: Any) -> list[sa.ColumnElement[bool]]:
+    found: list[sa.ColumnElement[bool]] = [
+        deal.c[name] == sa.bindparam(f"deal_{name}", _equal(filters, name), type_=deal.c[name].type)
+        for name in _EQUAL
+        if getattr(filters, name) is not None
+    ]
     if filters.close_from is not None:
-        stmt = stmt.where(col(Deal.expected_close_on) >= filters.close_from)
+        found.append(deal.c.expected_close_on >= sa.bindparam("deal_close_from", filters.close_from, type_=sa.Date))
     if filters.close_to is not None:
-        stmt = stmt.where(col(Deal.expected_close_on) <= filters.close_to)
+        found.append(deal.c.expected_close_on <= sa.bindparam("deal_close_to", filters.close_to, type_=sa.Date))
     if filters.rotten is not None:
-        now = utcnow()
-        is_rotten = sa.and_(col(Deal.rots_at).is_not(None), col(Deal.rots_at) <= now)
-        stmt = stmt.where(is_rotten if filters.rotten else sa.not_(is_rotten))
+        now = sa.bindparam("deal_now", utcnow(), type_=UTCDateTime)
+        is_rotten = sa.and_(deal.c.rots_at.is_not(None), deal.c.rots_at <= now)
+        found.append(is_rotten if filters.rotten else sa.not_(is_rotten))
     if filters.q:
-        stmt = stmt.where(col(Deal.title_folded).contains(fold(filters.q), autoescape=True))
-    return stmt
+        found.append(deal.c.title_folded.like(sa.bindparam("deal_q", contains_pattern(fold(filters.q))), escape="\\"))
+    return found
+
+
+def _values(filters: DealFilters) -> dict[str, Any]:
+    values: dict[str, Any] = {f"deal_{name}": _equal(filters, name) for name in _EQUAL}
+    values.update(deal_close_from=filters.close_from, deal_close_to=filters.close_to, deal_now=utcnow())
+    return {**values, "deal_q": contains_pattern(fold(filters.q)) if filters.q else None}
+
+
+def _shape(filters: DealFilters) -> tuple[Any, ...]:
+    named = tuple(name for name in (*_EQUAL, "close_from", "close_to", "q") if getattr(filters, name))
+    return (*named, filters.rotten)
+
+
+def matching_deals(viewer: Viewer, filters: DealFilters) -> Any:
+    """The deals matching the filters, before visibility (`deal_filter`): the board and the export start from this."""
+    return in_org(viewer, Deal).where(*_conditions(filters, _deal))
+
+
+_lists = Templates()
 
 
 async def list_deals(
@@ -159,21 +186,40 @@ async def list_deals(
 ) -> tuple[list[DealRead], str | None]:
     """Newest first (ids are time-ordered UUIDv7s, so the order is stable while paging). Core rows, not ORM
     objects: this is a hot read path."""
-    table = Deal.__table__  # type: ignore[attr-defined]
-    stmt, keys = matching_deals(viewer, filters), [table.c.id]
-    rows, next_cursor = await keyset_rows(
-        session,
-        stmt.where(deal_filter(viewer)).with_only_columns(*table.c),
-        scope=LIST_SCOPE,
-        keys=keys,
-        key_of=lambda r: (r.id,),
-        limit=limit,
-        cursor=cursor,
-        descending=True,
-        until=await scan_window(session, viewer, stmt, scope=LIST_SCOPE, keys=keys, cursor=cursor),
+    keys = [_deal.c.id]
+    after = after_cursor(LIST_SCOPE, cursor, keys)
+    values = {**_values(filters), **keyset_params(after=after)}
+    shape = (viewer, _shape(filters), after is not None)
+
+    def matching() -> sa.Select[Any]:
+        return sa.select(*_deal.c).where(
+            _deal.c.org_id == viewer.org_id, _deal.c.deleted_at.is_(None), *_conditions(filters, _deal)
+        )
+
+    until = None
+    if not viewer.everything:
+        # Where the page stops looking for what the viewer may see (`SCAN_WINDOW`).
+        window = visibility.SCAN_WINDOW
+        found = _lists.get(
+            (*shape, "scan", window),
+            lambda: scan(matching(), keys, after=after is not None, size=window, descending=True),
+        )
+        row = (await session.execute(found, values)).first()
+        until = None if row is None else tuple(row)
+    page = _lists.get(
+        (*shape, "page", until is not None),
+        lambda: ordered(
+            matching().where(deal_filter(viewer, _deal.c)),
+            keys,
+            after=after is not None,
+            until=until is not None,
+            descending=True,
+        ),
     )
+    rows = (await session.execute(page, {**values, **keyset_params(until=until, limit=limit)})).all()
+    shown, next_cursor = cut(list(rows), LIST_SCOPE, lambda r: (r.id,), limit, until)
     now = utcnow()
-    return [present_row(r, now) for r in rows], next_cursor
+    return [present_row(r, now) for r in shown], next_cursor
 
 
 async def board(

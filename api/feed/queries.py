@@ -3,6 +3,7 @@ filtered by what the reader may see, newest first with a keyset cursor."""
 
 import functools
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,10 +14,11 @@ from api.activities.models import Activity
 from api.auth.models import Role, User
 from api.auth.service import team_subtree
 from api.clients.models import Company, Contact
-from api.core.pagination import keyset_rows
+from api.core.pagination import Templates, after_cursor, cut, keyset_params, ordered, scan
 from api.deals.models import Deal
 from api.feed.models import FeedEvent
 from api.feed.schemas import ONLY_KINDS, ActivityRef, ClientRef, DealRef, FeedItem, Only
+from api.sharing import visibility
 from api.sharing.visibility import (
     Viewer,
     activity_filter,
@@ -24,7 +26,6 @@ from api.sharing.visibility import (
     contact_filter,
     deal_filter,
     feed_filter,
-    scan_window,
 )
 
 event = FeedEvent.__table__.c  # type: ignore[attr-defined]
@@ -114,33 +115,59 @@ def _item(row: sa.Row[Any]) -> FeedItem:
     )
 
 
+# A page's statements, per viewer and kind of page: built once, run with the page's values bound.
+_pages = Templates()
+# What a page is about (a timeline's client or deal), bound per request.
+SUBJECT = sa.bindparam("feed_subject", type_=sa.Uuid)
+KEYS = (event.at, event.id)
+
+
 async def page(
     session: AsyncSession,
     viewer: Viewer,
     *,
     scope: str,
-    where: list[sa.ColumnElement[bool]],
+    shape: str,
+    where: Callable[[], list[sa.ColumnElement[bool]]],
+    subject: uuid.UUID | None = None,
     only: Only | None,
     limit: int,
     cursor: str | None,
 ) -> tuple[list[FeedItem], str | None]:
-    if only is not None:
-        where = [*where, event.kind.in_([k.value for k in ONLY_KINDS[only]])]
-    keys = [event.at, event.id]
-    scan = sa.select(event.id).where(event.org_id == viewer.org_id, *where)
-    until = await scan_window(session, viewer, scan, scope=scope, keys=keys, cursor=cursor)
-    rows, next_cursor = await keyset_rows(
-        session,
-        _base(viewer).where(*where),
-        scope=scope,
-        keys=keys,
-        key_of=lambda r: (r.at, r.id),
-        limit=limit,
-        cursor=cursor,
-        descending=True,
-        until=until,
+    """A page of the events that pass `where` (conditions on `event`, comparing with `SUBJECT` for `subject`), newest
+    first. `shape` names the page's kind (the same conditions, whatever `subject`): its statements are built once."""
+
+    def conditions() -> list[sa.ColumnElement[bool]]:
+        kinds = [event.kind.in_([k.value for k in ONLY_KINDS[only]])] if only is not None else []
+        return [*where(), *kinds]
+
+    after = after_cursor(scope, cursor, KEYS)
+    values = {"feed_subject": subject, **keyset_params(after=after)}
+    until = None
+    if not viewer.everything:
+        # Where the page stops looking for what the viewer may see.
+        window = visibility.SCAN_WINDOW
+        stmt = _pages.get(
+            (viewer, shape, only, "scan", after is not None, window),
+            lambda: scan(
+                sa.select(event.id).where(event.org_id == viewer.org_id, *conditions()),
+                KEYS,
+                after=after is not None,
+                size=window,
+                descending=True,
+            ),
+        )
+        row = (await session.execute(stmt, values)).first()
+        until = None if row is None else tuple(row)
+    stmt = _pages.get(
+        (viewer, shape, only, "page", after is not None, until is not None),
+        lambda: ordered(
+            _base(viewer).where(*conditions()), KEYS, after=after is not None, until=until is not None, descending=True
+        ),
     )
-    return [_item(r) for r in rows], next_cursor
+    rows = (await session.execute(stmt, {**values, **keyset_params(until=until, limit=limit)})).all()
+    shown, next_cursor = cut(list(rows), scope, lambda r: (r.at, r.id), limit, until)
+    return [_item(r) for r in shown], next_cursor
 
 
 async def by_ids(session: AsyncSession, viewer: Viewer, ids: list[uuid.UUID]) -> list[FeedItem]:

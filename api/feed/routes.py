@@ -2,9 +2,9 @@
 
 import uuid
 from collections.abc import AsyncIterable
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from api.auth.models import Role
@@ -48,13 +48,21 @@ async def feed(
     cursor: CursorQuery = None,
 ) -> Page[FeedItem]:
     event = queries.event
-    where = {
-        Scope.me: [(event.actor_id == viewer.user_id) | (event.user_id == viewer.user_id)],
-        Scope.team: [queries.team_actors(viewer)],
-        Scope.org: [],
-    }[scope]
+
+    def where() -> list[Any]:
+        if scope is Scope.me:
+            return [(event.actor_id == viewer.user_id) | (event.user_id == viewer.user_id)]
+        return [queries.team_actors(viewer)] if scope is Scope.team else []
+
     items, next_cursor = await queries.page(
-        session, viewer, scope=f"feed:{scope.value}", where=where, only=only, limit=limit, cursor=cursor
+        session,
+        viewer,
+        scope=f"feed:{scope.value}",
+        shape=f"feed:{scope.value}",
+        where=where,
+        only=only,
+        limit=limit,
+        cursor=cursor,
     )
     return Page(items=items, next_cursor=next_cursor)
 
@@ -82,9 +90,12 @@ async def stream(request: Request, viewer: FeedReaderDep) -> AsyncIterable[Serve
     name="card",
     summary="A company's or contact's card: details, contacts, deals, value, touches, tasks, timeline",
     responses=problems(404),
+    response_model=cards.ClientCard,
 )
-async def card(client_id: uuid.UUID, viewer: ClientReaderDep, session: SessionDep) -> cards.ClientCard:
-    return await cards.card(session=session, viewer=viewer, client_id=client_id)
+async def card(client_id: uuid.UUID, viewer: ClientReaderDep, session: SessionDep) -> Response:
+    # Written whole by PostgreSQL (or by the models on SQLite): nothing is left for FastAPI to validate.
+    body = await cards.card(session=session, viewer=viewer, client_id=client_id)
+    return Response(body, media_type="application/json")
 
 
 @clients_router.get(
@@ -119,7 +130,9 @@ async def deal_timeline(
         session,
         viewer,
         scope=f"timeline:{deal.id}",
-        where=[queries.event.deal_id == deal.id],
+        shape="timeline:deal",
+        where=lambda: [queries.event.deal_id == queries.SUBJECT],
+        subject=deal.id,
         only=only,
         limit=limit,
         cursor=cursor,

@@ -75,6 +75,14 @@ class Viewer:
         return (self.everything and not self.read_only) or owner_id in self.charge_ids
 
 
+_users, _orgs, _shares = (sa.inspect(m).local_table for m in (User, Organization, Share))
+# Every request of a rep or manager resolves its viewer: Core statements built once, values bound per request.
+_ORG_SETTINGS = sa.select(_orgs.c.settings).where(_orgs.c.id == sa.bindparam("org_id"))
+_TEAM_MEMBERS = sa.select(_users.c.id).where(
+    _users.c.org_id == sa.bindparam("org_id"), _users.c.team_id == sa.bindparam("team_id")
+)
+
+
 async def viewer_for(session: AsyncSession, principal: Principal) -> Viewer:
     if principal.kind != "user" or principal.role in (Role.admin, Role.marketing):
         return Viewer(principal, everything=True, owner_ids=frozenset(), charge_ids=frozenset())
@@ -83,33 +91,32 @@ async def viewer_for(session: AsyncSession, principal: Principal) -> Viewer:
     if principal.team_id is None:
         return Viewer(principal, everything=False, owner_ids=me, charge_ids=me)
     if principal.role is Role.manager:
-        team = await _members(session, principal, team_subtree(principal.org_id, principal.team_id))
+        subtree = team_subtree(principal.org_id, principal.team_id)
+        team = frozenset(
+            await session.scalars(
+                select(User.id).where(col(User.org_id) == principal.org_id, col(User.team_id).in_(subtree))
+            )
+        )
         return Viewer(principal, everything=False, owner_ids=me | team, charge_ids=me | team)
-    org_settings = await session.scalar(select(Organization.settings).where(col(Organization.id) == principal.org_id))
+    org_settings = await session.scalar(_ORG_SETTINGS, {"org_id": principal.org_id})
     if (org_settings or {}).get(REPS_SEE_TEAM):
-        team = await _members(session, principal, select(sa.literal(principal.team_id, sa.Uuid)))
-        return Viewer(principal, everything=False, owner_ids=me | team, charge_ids=me)
+        found: Any = await session.scalars(_TEAM_MEMBERS, {"org_id": principal.org_id, "team_id": principal.team_id})
+        return Viewer(principal, everything=False, owner_ids=me | frozenset(found), charge_ids=me)
     return Viewer(principal, everything=False, owner_ids=me, charge_ids=me)
-
-
-async def _members(session: AsyncSession, principal: Principal, team_ids: sa.Select[Any]) -> frozenset[uuid.UUID]:
-    rows = await session.scalars(
-        select(User.id).where(col(User.org_id) == principal.org_id, col(User.team_id).in_(team_ids))
-    )
-    return frozenset(rows)
 
 
 def _shared(viewer: Viewer, entity: str, id_column: Any) -> sa.ColumnElement[bool]:
     # A probe of the share key (org, entity, entity_id, user) for the row at hand, not `id IN (the viewer's
     # shares)`: the latter is a hashed subplan that PostgreSQL builds by walking every record of the organisation.
+    # Core columns: an ORM attribute anywhere in a statement sends all of it through the ORM's slower compile path.
     shared: sa.ColumnElement[bool] = (
-        select(sa.literal(1))
+        sa.select(sa.literal(1))
         .where(
-            col(Share.org_id) == viewer.org_id,
-            col(Share.entity) == entity,
-            col(Share.entity_id) == id_column,
-            col(Share.user_id) == viewer.user_id,
-            col(Share.deleted_at).is_(None),
+            _shares.c.org_id == viewer.org_id,
+            _shares.c.entity == entity,
+            _shares.c.entity_id == id_column,
+            _shares.c.user_id == viewer.user_id,
+            _shares.c.deleted_at.is_(None),
         )
         .exists()
     )
@@ -183,11 +190,11 @@ def deals_seen(viewer: Viewer) -> sa.ColumnElement[bool]:
     deal, company, contact = (sa.inspect(m).local_table for m in (Deal, Company, Contact))
 
     def shared(entity: str) -> sa.Select[Any]:
-        return select(col(Share.entity_id)).where(
-            col(Share.org_id) == viewer.org_id,
-            col(Share.user_id) == viewer.user_id,
-            col(Share.entity) == entity,
-            col(Share.deleted_at).is_(None),
+        return sa.select(_shares.c.entity_id).where(
+            _shares.c.org_id == viewer.org_id,
+            _shares.c.user_id == viewer.user_id,
+            _shares.c.entity == entity,
+            _shares.c.deleted_at.is_(None),
         )
 
     owned_companies = select(company.c.id).where(
@@ -205,7 +212,7 @@ def deals_seen(viewer: Viewer) -> sa.ColumnElement[bool]:
         select(deal.c.id).where(in_org, deal.c.contact_id.in_(owned_contacts)),
         select(deal.c.id).where(in_org, deal.c.contact_id.in_(shared("contact"))),
     )
-    seen: sa.ColumnElement[bool] = col(Deal.id).in_(ids)
+    seen: sa.ColumnElement[bool] = deal.c.id.in_(ids)
     return seen
 
 

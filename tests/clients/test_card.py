@@ -1,6 +1,7 @@
 """The client card: every section of a company's and a contact's card, what it leaves out (deleted, other
 clients', other organisations'), and a fixed number of SQL statements however big the client is."""
 
+import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from api.auth.models import Role, User
+from api.clients import card as cards
+from api.clients import completeness
 from api.core.db import Database
+from api.core.errors import NotFound
 from api.deals import deals as deal_service
 from api.deals.models import LostReason
 from api.main import create_app
@@ -234,6 +238,34 @@ async def test_a_company_card_has_every_section_right(session: AsyncSession, cli
     assert shown_deals == {d["id"] for t, d in deals.items() if "deleted" not in t}
     shown_activities = {i["activity"]["id"] for i in everything if i["activity"]}
     assert shown_activities == {acts[n]["id"] for n in ("call", "meeting", "email", "note", "done task")}
+
+
+async def test_postgresql_writes_the_card_the_models_would(session: AsyncSession, client: httpx.AsyncClient) -> None:
+    """On PostgreSQL the card's JSON is written by one statement; it must be, field for field, the card the read
+    models make from the same rows (what SQLite serves), for every kind of card and reader."""
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("SQLite's cards are the models' own")
+    world = await make_world(session, client)
+    colleague = await make_user(session, world.tenant.org, role=Role.rep)
+    await share_with(session, world.tenant.rep, "contact", uuid.UUID(world.contacts["Zoe Álvarez"]["id"]), colleague)
+    clients = [world.company["id"], *(c["id"] for name, c in world.contacts.items() if name != "Gone")]
+    compared = 0
+    for user in (world.tenant.rep, world.tenant.admin, colleague):
+        viewer = await viewer_of_user(session, user)
+        for client_id in clients:
+            try:
+                found = await cards.resolve(session, viewer, uuid.UUID(client_id))
+            except NotFound:
+                continue
+            keys = tuple(await completeness.custom_keys(session, viewer.org_id, found.kind))
+            params = {"client_id": found.id, "company_id": found.company_id, "now": datetime.now(UTC)}
+            by_models = await cards._built_by_python(session, viewer, found, keys, params)
+            written = await session.scalar(cards._built_by_postgres(viewer, found.kind, keys), params)
+            expected = by_models.model_dump(mode="json", exclude={"timeline"})
+            assert json.loads(written) == expected, (user.role, client_id)
+            compared += 1
+    # The rep's and the admin's four cards, and the colleague's one shared contact (whose company stays hidden).
+    assert compared == 9
 
 
 async def test_a_contact_card_has_every_section_right(session: AsyncSession, client: httpx.AsyncClient) -> None:
