@@ -1,4 +1,4 @@
-"""The `fieldbook` command: serve, migrate, create users, load the demo organisation."""
+"""The `fieldbook` command: serve, migrate, create users, load the demo organisation or benchmark data."""
 
 import asyncio
 from collections.abc import Awaitable, Callable
@@ -15,7 +15,8 @@ from api.auth.models import Organization, Role
 from api.auth.principals import Principal
 from api.auth.schemas import UserCreate
 from api.auth.service import create_organization, create_user
-from api.core.db import Database, commit, make_engine
+from api.benchdata.plans import Scale
+from api.core.db import Database, commit, make_engine, pool_options
 from api.core.errors import AppError
 from api.imports import cli as imports_cli
 from api.settings import Settings, get_settings
@@ -74,7 +75,7 @@ def worker(
     settings = _settings()
 
     async def main() -> None:
-        engine = make_engine(settings.database_url, pool_pre_ping=True)
+        engine = make_engine(settings.database_url, **pool_options(settings))
         stop, wake = asyncio.Event(), asyncio.Event()
 
         def finish() -> None:
@@ -190,6 +191,67 @@ def demo(
 
         login = _in_transaction(lambda session: demo_data.load(session, seed=seed, scale=scale, progress=phase))
     typer.echo(f"Demo organisation ready. Sign in as {login.email} with password {login.password}")
+
+
+@app.command("bench-data")
+def bench_data(
+    scale: Annotated[
+        Scale,
+        typer.Option(
+            help="small: 50 reps, 200k activities (SQLite or PostgreSQL); large: 200 reps, 2M activities and the "
+            "scale-curve organisations (PostgreSQL)."
+        ),
+    ] = "small",
+    database_url: Annotated[
+        str | None, typer.Option(help="Where to load it (made for it). Default: FIELDBOOK_DATABASE_URL.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed at the same moment gives the same rows.")] = 7,
+    replace: Annotated[bool, typer.Option(help="Drop a database that holds organisations, and load afresh.")] = False,
+    if_changed: Annotated[
+        bool,
+        typer.Option(
+            help="Load only if the database does not hold this data set already (same generator, scale, seed)."
+        ),
+    ] = False,
+) -> None:
+    """Load a benchmark data set into a database of its own (api/benchdata) and print how to sign in."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from api.benchdata import dataset
+    from api.benchdata.plans import PASSWORD
+
+    url = database_url or _settings().database_url
+    columns = (TextColumn("{task.description:<36}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True)) as bars:
+
+        def phase(name: str, total: int) -> Callable[[int], object]:
+            task = bars.add_task(name, total=total)
+            return lambda done: bars.advance(task, done)
+
+        try:
+            result = asyncio.run(
+                dataset.load(
+                    url,
+                    scale=scale,
+                    seed=seed,
+                    replace=replace,
+                    if_changed=if_changed,
+                    progress=phase,
+                )
+            )
+        except dataset.BenchDataError as exc:
+            typer.secho(str(exc), fg="red", err=True)
+            raise typer.Exit(1) from exc
+    meta = result.meta
+    if result.skipped:
+        typer.echo(f"The database holds this data set already (loaded {meta.get('loaded_at')}): kept as it is.")
+    else:
+        rows = ", ".join(f"{table} {count:,}" for table, count in meta["rows"].items())
+        typer.echo(f"Loaded in {meta['wall_s']:.0f} s: {rows}.", err=True)
+    for name, emails in result.logins:
+        typer.echo(f"{name}: sign in as {', '.join(emails)}")
+    typer.echo(f"Every user's password is {PASSWORD}")
 
 
 app.command("import")(imports_cli.run)

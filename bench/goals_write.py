@@ -52,8 +52,7 @@ import greenlet
 from rich.console import Console
 from rich.table import Table
 
-from bench import common
-from bench.load import (
+from api.benchdata.rows import (
     CITIES,
     COMPANY_A,
     COMPANY_B,
@@ -70,9 +69,10 @@ from bench.load import (
     SUBJECTS,
     TITLES,
     Ids,
-    create_database,
     ts,
 )
+from bench import common
+from bench.common import create_database
 from bench.read_paths import percentile
 
 console = Console(width=160)

@@ -68,8 +68,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from api.benchdata.rows import Ids
 from bench import common
-from bench.load import Ids, create_database
+from bench.common import create_database
 
 console = Console(width=160, stderr=True)
 RESULTS = Path(__file__).with_name("RESULTS.md")

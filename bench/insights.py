@@ -1,25 +1,16 @@
 """The leaderboard and the funnel over one year of a big organisation, through the app and as the same SQL on raw
 asyncpg, in one run.
 
-    python -m bench.insights [--database fieldbook_insights] [--runs 7] [--budget 60] [--reuse] [--scale 1.0]
+    python -m bench.insights [--database fieldbook_bench] [--runs 7] [--budget 60]
 
-**Data.** Its own database (`fieldbook_insights`, made fresh unless `--reuse` finds it), migrated by Alembic. One
-organisation, "Bench Insights" (time zone Europe/Madrid, EUR), made by the app's `create_organization`: the default
-pipeline (Lead → Qualified → Proposal → Negotiation → Won / Lost) and lost reasons are the app's. An admin and 10
-teams of a manager and 20 reps; 8,000 companies (40 per rep); 200,000 deals created over the last 365 days. Each
-deal is walked through the pipeline: it stays in each open stage an exponential time (a mean of 6 to 14 days,
-times its owner's pace; 4% stall), then moves on (now and then skipping a stage) or is lost there (a lost reason
-drawn, earlier reasons more often); moving on from Negotiation is a win; what has not finished by now is still
-open. How likely a deal moves on depends on its owner's skill: a tenth of the reps are stars, 15% struggle, so win
-rates run from under 10% to over 40%. Owners also differ in deal volume and in activities per deal. Amounts are
-log-normal around €8k (2% in USD, which the insights leave out of sums). Deals and their `deal_stage_event` rows
-(the creation, each move, the close; `seconds_in_previous` set) are made in Python and sent with COPY. The
-2,000,000 activities are made by PostgreSQL (`INSERT … SELECT` over `generate_series`, `setseed` first): 70%
-about a deal, done between its creation and its close (more for deals that went further and for busier owners),
-30% about a company (heavy-tailed) over the year; calls, e-mails, meetings, notes and tasks; 4% still planned,
-0.3% deleted. The deals go in last, with their last activity (and when an open one goes rotten) as the app
-keeps them. No contacts, no feed events: these insights read neither. Keys, indexes and foreign keys are
-dropped for the load and rebuilt after it (`bench.load.Deferred`), then VACUUM ANALYZE.
+**Data.** The large benchmark data set (`fieldbook bench-data --scale large`, api/benchdata), in the benchmark
+database (`fieldbook_bench`, which `make bench` loads): its main organisation, "Bench Main" (time zone
+Europe/Madrid, EUR): an admin and 10 teams of a manager and 20 reps; 100k deals created over the last 365 days,
+each walked through the app's default pipeline (Lead → Qualified → Proposal → Negotiation → Won / Lost) with its
+owner's skill (a tenth of the reps are stars, 15% struggle, so win rates run from under 10% to over 40%), lost
+ones with a lost reason; their `deal_stage_event` history; 2M activities over the year (a third about a deal,
+more for deals that went further and for busier owners); 4% still planned, 0.3% deleted. The other organisations
+of the data set are left out by every `org_id` filter.
 
 **Measure.** For the last 365 days (the organisation's today and the 364 days before): the leaderboard and the
 funnel, as the admin (the whole organisation) and as the first team's manager (that team):
@@ -39,16 +30,13 @@ bench/RESULTS.md.
 
 import argparse
 import asyncio
-import json
-import math
 import os
 import re
 import sys
 import time
 import uuid
-from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -58,29 +46,8 @@ import greenlet
 from rich.console import Console
 from rich.table import Table
 
-from api.core.types import fold
+from api.benchdata.plans import ORG_SETTINGS
 from bench import common, read_paths
-from bench.load import (
-    BODIES,
-    CITIES,
-    COLUMNS,
-    COMPANY_A,
-    COMPANY_B,
-    COMPANY_C,
-    DAY,
-    INDUSTRIES,
-    OUTCOMES,
-    PRODUCTS,
-    SEGMENTS,
-    SOURCES,
-    SUBJECTS,
-    Deferred,
-    Generator,
-    Org,
-    Plan,
-    create_database,
-    ts,
-)
 from bench.read_paths import JIT_APP, Capture, Explained, Jit, _avg, _configure_app, percentile
 
 console = Console(width=160)
@@ -88,24 +55,13 @@ RESULTS = Path(__file__).with_name("RESULTS.md")
 SECTION = "## Insights: leaderboard and funnel"
 START, END = "<!-- insights:start -->", "<!-- insights:end -->"
 
-DEFAULT_DATABASE = "fieldbook_insights"
-ORG_NAME = "Bench Insights"
-DOMAIN = "insights.bench.example"
-TIME_ZONE = "Europe/Madrid"
-TEAM_NAMES = ("north", "south", "east", "west", "central", "coast", "islands", "mountains", "capital", "export")
-REPS_PER_TEAM = 20
-COMPANIES, DEALS, ACTIVITIES = 8_000, 200_000, 2_000_000
+DEFAULT_DATABASE = common.DEFAULT_DATABASE
+ORG_NAME = common.MAIN_ORG
+# The insights count days in the organisation's time zone.
+TIME_ZONE = ORG_SETTINGS["time_zone"]
 YEAR_DAYS = 365
-# Of the activities: the share about a deal (the rest are about a company alone), still planned, deleted.
-ON_DEALS, PLANNED, DELETED = 0.7, 0.04, 0.003
-# Per open stage (Lead, Qualified, Proposal, Negotiation): how likely an average rep's deal moves on (a rep of skill
-# s: MOVE_ON ** (1 / s)), and the mean days it stays first (times the rep's pace).
-MOVE_ON = (0.7, 0.7, 0.6, 0.7)
-STAY_DAYS = (6.0, 9.0, 14.0, 10.0)
-SKIP, STALL, USD, DEAL_DELETED = 0.05, 0.04, 0.02, 0.003
-ADMIN_EMAIL = f"admin@{DOMAIN}"
-MANAGER_EMAIL = f"{TEAM_NAMES[0]}.manager@{DOMAIN}"
-ROLES = {"admin": ADMIN_EMAIL, "manager": MANAGER_EMAIL}
+# The admin (the whole organisation) and the first team's manager (that team).
+ROLES = {"admin": common.ADMIN_EMAIL, "manager": common.MANAGER_EMAIL}
 INSIGHTS = ("leaderboard", "funnel")
 MIN_RUNS = 3
 # The report shows the text plan of each statement that takes this share of its request's SQL time, or more.
@@ -124,384 +80,6 @@ LABELS = {
     "closed_deals": "leaderboard: won / lost per owner",
     "activity_counts": "leaderboard: activities per owner",
 }
-
-
-# Data
-
-
-@dataclass(frozen=True)
-class Seller:
-    id: uuid.UUID
-    team: int
-    role: str
-    skill: float  # a deal moves on from stage i with probability MOVE_ON[i] ** (1 / skill)
-    volume: float  # relative number of deals
-    pace: float  # relative days in each stage
-    effort: float  # relative activities per deal
-
-
-@dataclass
-class Year:
-    """The organisation's rows, in bench.load's layouts (COLUMNS order)."""
-
-    teams: list[tuple[Any, ...]] = field(default_factory=list)
-    users: list[tuple[Any, ...]] = field(default_factory=list)
-    heads: list[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=list)
-    sellers: list[Seller] = field(default_factory=list)
-    companies: list[tuple[Any, ...]] = field(default_factory=list)
-    deals: list[dict[str, Any]] = field(default_factory=list)
-    events: list[tuple[Any, ...]] = field(default_factory=list)
-    # What the activities are about: (deal_id, company_id, owner_id, from, to (epoch seconds), how many).
-    targets: list[tuple[Any, ...]] = field(default_factory=list)
-
-
-class YearMaker:
-    def __init__(self, gen: Generator, org: Org, scale: float) -> None:
-        self.gen, self.org, self.rng, self.now = gen, org, gen.rng, gen.now
-        self.scale = scale
-        self.opens = [s for s in org.stages if s["kind"] == "open"]
-        self.won = next(s for s in org.stages if s["kind"] == "won")
-        self.lost = next(s for s in org.stages if s["kind"] == "lost")
-        if len(self.opens) != len(MOVE_ON):
-            raise SystemExit(
-                f"bench.insights expects {len(MOVE_ON)} open stages, the default pipeline has {self.opens}"
-            )
-        self.year = Year()
-
-    def record(self, created: float, deleted: bool = False) -> tuple[Any, ...]:
-        return self.gen.record(self.org.id, created, deleted)
-
-    def people(self) -> None:
-        rng, gen, year = self.rng, self.gen, self.year
-        setup = self.now - 800 * DAY
-
-        def user(email: str, name: str, role: str, team: uuid.UUID | None) -> uuid.UUID:
-            row = (*self.record(setup), email, name, fold(name), role, team, True, gen.password_hash)
-            year.users.append(row)
-            user_id: uuid.UUID = row[0]
-            return user_id
-
-        user(ADMIN_EMAIL, "Admin User", "admin", None)
-        for index, team_name in enumerate(TEAM_NAMES):
-            team = (*self.record(setup), team_name.title(), None)
-            year.teams.append(team)
-            head = user(f"{team_name}.manager@{DOMAIN}", f"{team_name.title()} Manager", "manager", team[0])
-            year.heads.append((team[0], head))
-            year.sellers.append(Seller(head, index, "manager", 1.2, 0.1, 1.0, 0.8))
-            for i in range(1, REPS_PER_TEAM + 1):
-                name = f"{rng.choice(gen.first)} {rng.choice(gen.last)} {index * REPS_PER_TEAM + i}"
-                rep = user(f"{team_name}.rep{i:02d}@{DOMAIN}", name, "rep", team[0])
-                roll = rng.random()
-                skill = (
-                    rng.uniform(1.8, 2.4)
-                    if roll < 0.1
-                    else rng.uniform(0.5, 0.75)
-                    if roll < 0.25
-                    else rng.uniform(0.8, 1.3)
-                )
-                year.sellers.append(
-                    Seller(
-                        rep, index, "rep", skill, rng.uniform(0.6, 1.4), rng.uniform(0.7, 1.4), rng.uniform(0.6, 1.6)
-                    )
-                )
-
-    def clients(self) -> dict[uuid.UUID, tuple[list[tuple[Any, ...]], list[float]]]:
-        """The reps' companies, and how much business each brings (heavy-tailed): {rep: (rows, weights)}."""
-        rng, gen = self.rng, self.gen
-        a, b, c = COMPANY_A.split(), COMPANY_B.split(), COMPANY_C.split()
-        reps = [s for s in self.year.sellers if s.role == "rep"]
-        per_rep = max(1, round(COMPANIES * self.scale / len(reps)))
-        owned: dict[uuid.UUID, tuple[list[tuple[Any, ...]], list[float]]] = {}
-        n = 0
-        for rep in reps:
-            rows, weights = owned.setdefault(rep.id, ([], []))
-            for _ in range(per_rep):
-                n += 1
-                created = self.now - rng.uniform(380, 1500) * DAY
-                name = f"{rng.choice(a)} {rng.choice(b)} {rng.choice(c)} {n}"
-                city, country = rng.choice(CITIES)
-                company = (
-                    *self.record(created),
-                    *(name, fold(name), rep.id, "[]", rng.choice(SEGMENTS), rng.choice(SOURCES), "{}"),
-                    f"insights{n}.example",
-                    rng.choice(INDUSTRIES),
-                    rng.choice((5, 20, 50, 200, 1000)),
-                    f"+349{rng.randrange(10**7, 10**8)}",
-                    f"Calle {rng.choice(gen.last)} {rng.randint(1, 200)}",
-                    city,
-                    country,
-                )
-                rows.append(company)
-                weights.append(rng.paretovariate(1.5))
-                self.year.companies.append(company)
-        return owned
-
-    def walk(self, seller: Seller, created: float) -> tuple[list[tuple[asyncpg.Record, float]], str]:
-        """The stages a deal entered and when (its creation first), and how it ends up."""
-        rng, opens, now = self.rng, self.opens, self.now
-        path = [(opens[0], created)]
-        at, i = created, 0
-        slow = 20.0 if rng.random() < STALL else 1.0
-        while True:
-            at += rng.expovariate(1.0 / (STAY_DAYS[i] * seller.pace * slow * DAY))
-            if at >= now:
-                return path, "open"
-            if rng.random() >= MOVE_ON[i] ** (1.0 / seller.skill):
-                path.append((self.lost, at))
-                return path, "lost"
-            i += 2 if i + 2 < len(opens) and rng.random() < SKIP else 1
-            if i == len(opens):
-                path.append((self.won, at))
-                return path, "won"
-            path.append((opens[i], at))
-
-    def deals(self, owned: dict[uuid.UUID, tuple[list[tuple[Any, ...]], list[float]]]) -> None:
-        rng, now, year, org = self.rng, self.now, self.year, self.org
-        teams = {s.team: s for s in year.sellers if s.role == "rep"}
-        reasons = org.lost_reasons
-        reason_weights = [1.0 / (i + 1) for i in range(len(reasons))]
-        count = max(1, round(DEALS * self.scale))
-        owners = rng.choices(year.sellers, weights=[s.volume for s in year.sellers], k=count)
-        weights: list[float] = []
-        for seller in owners:
-            # A manager's deals are with a client of one of the team's reps.
-            companies, company_weights = owned[seller.id if seller.role == "rep" else teams[seller.team].id]
-            company = rng.choices(companies, weights=company_weights)[0]
-            created = now - rng.random() * YEAR_DAYS * DAY
-            path, status = self.walk(seller, created)
-            stage, entered = path[-1]
-            end = entered if status != "open" else now
-            deal_id = self.gen.ids.at(created)
-            reason = rng.choices(reasons, weights=reason_weights)[0] if status == "lost" else None
-            deleted = rng.random() < DEAL_DELETED
-            amount = round(rng.lognormvariate(math.log(8_000), 0.9) * (0.85 + 0.15 * seller.skill) / 10) * 1_000
-            year.deals.append(
-                {
-                    "id": deal_id,
-                    "created": created,
-                    "deleted": ts(min(now, end + DAY)) if deleted else None,
-                    "title": f"{rng.choice(PRODUCTS)} for {company[6]}",
-                    "company_id": company[0],
-                    "contact_id": None,
-                    "stage": stage,
-                    "owner_id": seller.id,
-                    "amount_minor": amount,
-                    "currency": "USD" if rng.random() < USD else "EUR",
-                    "expected_close_on": date.fromtimestamp(created + rng.uniform(30, 90) * DAY),
-                    "status": status,
-                    "lost_reason_id": reason["id"] if reason else None,
-                    "lost_note": None,
-                    "won_at": ts(end) if status == "won" else None,
-                    "lost_at": ts(end) if status == "lost" else None,
-                    "stage_entered_at": entered,
-                    "last_activity_at": None,
-                }
-            )
-            for step, (to, at) in enumerate(path):
-                previous = path[step - 1] if step else None
-                year.events.append(
-                    (
-                        *self.record(at),
-                        deal_id,
-                        previous[0]["id"] if previous else None,
-                        to["id"],
-                        ts(at),
-                        seller.id,
-                        int(at - previous[1]) if previous else None,
-                    )
-                )
-            weights.append(seller.effort * (1 + 1.5 * (len(path) - 1)) * rng.uniform(0.5, 1.5))
-            year.targets.append((deal_id, company[0], seller.id, created, end, 0))
-        self._spread(year.targets, weights, round(ACTIVITIES * self.scale * ON_DEALS))
-        start = len(year.targets)
-        weights = []
-        for rep_id, (companies, company_weights) in owned.items():
-            for company, weight in zip(companies, company_weights, strict=True):
-                year.targets.append((None, company[0], rep_id, now - YEAR_DAYS * DAY, now, 0))
-                weights.append(weight)
-        wanted = round(ACTIVITIES * self.scale) - sum(t[5] for t in year.targets)
-        year.targets[start:] = self._spread(year.targets[start:], weights, wanted)
-
-    def _spread(self, targets: list[tuple[Any, ...]], weights: list[float], total: int) -> list[tuple[Any, ...]]:
-        """Share `total` activities among `targets` in proportion to `weights` (rounded at random), in place."""
-        unit = total / sum(weights)
-        for i, weight in enumerate(weights):
-            targets[i] = (*targets[i][:5], int(weight * unit + self.rng.random()))
-        return targets
-
-
-def _uuid7(at: str, r: str) -> str:
-    """SQL for a UUIDv7 whose time is `at` (a timestamptz) and whose 74 random bits come from the columns
-    {r}1..{r}4 (random() values)."""
-    return (
-        f"(lpad(to_hex(floor(extract(epoch FROM {at}) * 1000)::bigint), 12, '0') || '7' "
-        f"|| lpad(to_hex(floor({r}1 * 4096)::int), 3, '0') || to_hex(8 + floor({r}2 * 4)::int) "
-        f"|| lpad(to_hex(floor({r}3 * 4096)::int), 3, '0') "
-        f"|| lpad(to_hex(floor({r}4 * 281474976710656)::bigint), 12, '0'))::uuid"
-    )
-
-
-# $1 organisation, $2 now (epoch seconds), $3 bodies, $4..$8 subjects of call, email, meeting, note, task, $9 outcomes.
-ACTIVITIES_SQL = f"""
-INSERT INTO activity (id, org_id, created_at, updated_at, version, deleted_at, kind, subject, body, company_id,
-    deal_id, owner_id, assignee_id, due_at, done_at, duration_seconds, direction, outcome, mentioned_ids)
-SELECT {_uuid7("w.created_at", "w.u")}, $1, w.created_at, coalesce(w.deleted_at, w.created_at),
-    CASE WHEN w.deleted_at IS NULL THEN 1 ELSE 2 END, w.deleted_at, w.kind,
-    (CASE w.kind WHEN 'call' THEN $4::text[] WHEN 'email' THEN $5::text[] WHEN 'meeting' THEN $6::text[]
-        WHEN 'note' THEN $7::text[] ELSE $8::text[] END)[1 + floor(w.p_subject * 4)::int],
-    CASE WHEN w.p_body < 0.5 THEN ($3::text[])[1 + floor(w.p_body * 2 * array_length($3::text[], 1))::int] END,
-    w.company_id, w.deal_id, w.owner_id, w.owner_id, w.due_at, w.done_at,
-    CASE WHEN w.kind = 'call' AND w.done_at IS NOT NULL THEN 20 + floor(w.p_call * 1780)::int
-        WHEN w.kind = 'meeting' THEN CASE WHEN w.p_call < 0.5 THEN 1800 ELSE 3600 END END,
-    CASE WHEN w.kind = 'call' THEN CASE WHEN w.p_direction < 0.5 THEN 'inbound' ELSE 'outbound' END END,
-    CASE WHEN w.kind = 'call' AND w.done_at IS NOT NULL THEN ($9::text[])[1 + floor(w.p_outcome * 4)::int] END,
-    '[]'
-FROM (
-    SELECT d.*, CASE WHEN d.p_gone < {DELETED} THEN least(to_timestamp($2), d.created_at + interval '2 days') END
-        AS deleted_at
-    FROM (
-        SELECT k.*, CASE WHEN k.done_at IS NULL THEN to_timestamp($2) - k.p_made * interval '20 days'
-            ELSE coalesce(k.due_at - k.p_made * interval '7 days', k.done_at) END AS created_at
-        FROM (
-            SELECT t.*,
-                CASE WHEN t.done_at IS NULL THEN to_timestamp($2) + (t.p_due * 44 - 14) * interval '1 day'
-                    WHEN t.kind IN ('task', 'meeting') THEN t.done_at - t.p_due * interval '3 days' END AS due_at
-            FROM (
-                SELECT r.*,
-                    CASE WHEN r.p_planned < {PLANNED}
-                        THEN (ARRAY['task', 'task', 'task', 'meeting', 'call'])[1 + floor(r.p_kind * 5)::int]
-                        WHEN r.p_kind < 0.35 THEN 'call' WHEN r.p_kind < 0.60 THEN 'email'
-                        WHEN r.p_kind < 0.75 THEN 'meeting' WHEN r.p_kind < 0.90 THEN 'note' ELSE 'task' END AS kind,
-                    CASE WHEN r.p_planned >= {PLANNED} THEN to_timestamp(r.t0 + (r.t1 - r.t0) * r.p_at) END AS done_at
-                FROM (
-                    SELECT t.deal_id, t.company_id, t.owner_id, t.t0, t.t1,
-                        random() AS p_planned, random() AS p_kind, random() AS p_at, random() AS p_due,
-                        random() AS p_made, random() AS p_subject, random() AS p_body, random() AS p_call,
-                        random() AS p_direction, random() AS p_outcome, random() AS p_gone,
-                        random() AS u1, random() AS u2, random() AS u3, random() AS u4
-                    FROM bench_target t CROSS JOIN LATERAL generate_series(1, t.n)
-                    OFFSET 0
-                ) r
-            ) t
-        ) k
-    ) d
-) w
-"""
-
-# Each deal's last done activity (epoch seconds): the deals go in after their activities, with it.
-LAST_ACTIVITY_SQL = """SELECT deal_id, extract(epoch FROM max(done_at))::float8 FROM activity
-WHERE deal_id IS NOT NULL AND done_at IS NOT NULL AND deleted_at IS NULL GROUP BY deal_id"""
-
-
-async def _organisation(url: str) -> uuid.UUID:
-    from api.auth.service import create_organization
-    from api.core.db import Database, make_engine
-
-    engine = make_engine(url, null_pool=True)
-    try:
-        async with Database(engine).writer() as session:
-            org = await create_organization(
-                session,
-                name=ORG_NAME,
-                settings={"locale": "en", "currency": "EUR", "phone_region": "ES", "time_zone": TIME_ZONE},
-            )
-            await session.commit()
-            return org.id
-    finally:
-        await engine.dispose()
-
-
-async def load(database: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Make the organisation's year in a fresh database; the figures of the load."""
-    started = time.perf_counter()
-    await create_database(database)
-    from api.core.migrate import upgrade
-
-    # Alembic runs its own event loop: off this one.
-    await asyncio.to_thread(upgrade, common.sqlalchemy_url(database))
-    org_id = await _organisation(common.sqlalchemy_url(database))
-    timings: dict[str, Any] = {"migrate_and_organisation_s": time.perf_counter() - started}
-    conn = await asyncpg.connect(common.dsn(database))
-    try:
-        await conn.execute("SET synchronous_commit = off; SET maintenance_work_mem = '1GB'")
-        stages = await conn.fetch(
-            """SELECT s.id, s.pipeline_id, s.name, s.kind, s.position, s.rotten_days FROM stage s
-               JOIN pipeline p ON p.id = s.pipeline_id AND p.is_default WHERE s.org_id = $1 ORDER BY s.position""",
-            org_id,
-        )
-        reasons = await conn.fetch("SELECT id, name FROM lost_reason WHERE org_id = $1 ORDER BY position", org_id)
-        plan = Plan(ORG_NAME, DOMAIN, TEAM_NAMES, REPS_PER_TEAM, COMPANIES, 0, DEALS, ACTIVITIES, 0)
-        org = Org(id=org_id, plan=plan, stages=list(stages), lost_reasons=list(reasons))
-        deferred = await Deferred.read(conn)
-        await deferred.drop(conn)
-
-        step = time.perf_counter()
-        gen = Generator(args.seed, time.time())
-        maker = YearMaker(gen, org, args.scale)
-        maker.people()
-        owned = maker.clients()
-        maker.deals(owned)
-        year = maker.year
-        timings["generate_s"] = time.perf_counter() - step
-        console.log(
-            f"generated {len(year.deals):,} deals, {len(year.events):,} stage events in {timings['generate_s']:.0f} s"
-        )
-
-        step = time.perf_counter()
-        rows: Counter[str] = Counter()
-
-        async def copy(table: str, records: list[tuple[Any, ...]]) -> None:
-            await conn.copy_records_to_table(table, records=records, columns=list(COLUMNS[table]))
-            rows[table] += len(records)
-
-        await copy("team", year.teams)
-        await copy("user", year.users)
-        for team_id, head in year.heads:
-            await conn.execute("UPDATE team SET head_id = $1 WHERE id = $2", head, team_id)
-        await copy("company", year.companies)
-        await copy("deal_stage_event", year.events)
-        timings["copy_s"] = time.perf_counter() - step
-        console.log(f"copied in {timings['copy_s']:.0f} s")
-
-        step = time.perf_counter()
-        await conn.execute(
-            """CREATE TEMPORARY TABLE bench_target (deal_id uuid, company_id uuid NOT NULL, owner_id uuid NOT NULL,
-               t0 float8 NOT NULL, t1 float8 NOT NULL, n int NOT NULL)"""
-        )
-        await conn.copy_records_to_table("bench_target", records=[t for t in year.targets if t[5] > 0])
-        await conn.execute("SELECT setseed($1)", (args.seed % 1000) / 1000)
-        kinds = ("call", "email", "meeting", "note", "task")
-        status = await conn.execute(
-            ACTIVITIES_SQL, org_id, gen.now, list(BODIES), *(list(SUBJECTS[k]) for k in kinds), list(OUTCOMES)
-        )
-        rows["activity"] = int(status.split()[-1])
-        timings["activities_s"] = time.perf_counter() - step
-        console.log(f"{rows['activity']:,} activities in {timings['activities_s']:.0f} s")
-        step = time.perf_counter()
-        last = dict(await conn.fetch(LAST_ACTIVITY_SQL))
-        for deal in year.deals:
-            deal["last_activity_at"] = last.get(deal["id"])
-        await copy("deal", gen.deal_rows(org, year.deals))
-        timings["deals_s"] = time.perf_counter() - step
-
-        step = time.perf_counter()
-        await deferred.rebuild(conn, lambda: None)
-        timings["index_s"] = time.perf_counter() - step
-        console.log(f"keys, indexes and foreign keys in {timings['index_s']:.0f} s")
-        step = time.perf_counter()
-        await conn.execute("VACUUM (ANALYZE)")
-        timings["analyze_s"] = time.perf_counter() - step
-        if await Deferred.read(conn) != deferred:
-            raise RuntimeError("the schema after the load differs from the migrated one")
-        timings["total_s"] = time.perf_counter() - started
-        timings["rows"] = dict(rows)
-        timings["scale"] = args.scale
-        timings["loaded_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-        text = json.dumps(timings).replace("'", "''")
-        await conn.execute(f"COMMENT ON DATABASE \"{database}\" IS '{text}'")
-        return timings
-    finally:
-        await conn.close()
 
 
 # The measurement
@@ -844,11 +422,11 @@ def markdown(scenarios: list[Scenario], facts: dict[str, Any], command: str) -> 
     load = facts["load"] or {}
     pg = ", ".join(f"{k} {v}" for k, v in facts["pg_settings"].items())
     load_line = (
-        f"{load.get('total_s', 0):.0f} s (migrate + organisation {load.get('migrate_and_organisation_s', 0):.1f} s, "
-        f"generate {load.get('generate_s', 0):.0f} s, COPY {load.get('copy_s', 0):.0f} s, activities in SQL "
-        f"{load.get('activities_s', 0):.0f} s, deals with their last activity {load.get('deals_s', 0):.0f} s, keys, "
-        f"indexes and foreign keys {load.get('index_s', 0):.0f} s, VACUUM ANALYZE {load.get('analyze_s', 0):.0f} s; "
-        f"scale {load.get('scale')}), loaded {load.get('loaded_at')}"
+        f"`fieldbook bench-data --scale {load.get('scale')} --seed {load.get('seed')}` "
+        f"in {load.get('wall_s', 0):.0f} s "
+        f"(rows made in Python {load.get('records_s', 0):.0f} s, activities made by PostgreSQL "
+        f"{load.get('activities_s', 0):.0f} s, keys, indexes and foreign keys {load.get('index_s', 0):.0f} s, "
+        f"VACUUM ANALYZE {load.get('analyze_s', 0):.0f} s), loaded {load.get('loaded_at')}"
         if load
         else "unknown"
     )
@@ -943,30 +521,26 @@ def markdown(scenarios: list[Scenario], facts: dict[str, Any], command: str) -> 
     return "\n".join(out)
 
 
-INTRO = """What the leaderboard and the funnel cost over a year of a big organisation: 200 reps in 10 teams, 200k deals
+INTRO = """What the leaderboard and the funnel cost over a year of a big organisation: 200 reps in 10 teams, 100k deals
 with their stage history, 2M activities, on PostgreSQL; through the app and as the same SQL on raw asyncpg, in the
-same run (`bench/insights.py`, whose docstring says how the data is made and what each side does).
+same run (`bench/insights.py`, whose docstring says what each side does), on the large benchmark data set.
 
 ```sh
 bash .ci/postgres-setup                      # once: PostgreSQL up, role fieldbook (CREATEDB)
-.venv/bin/python -m bench.insights           # (re)makes fieldbook_insights (~1.5 min), measures (~2 min)
-.venv/bin/python -m bench.insights --reuse   # keeps the database of an earlier run
-.venv/bin/python -m bench.insights --runs 7 --scale 0.1 --no-write
+.venv/bin/fieldbook bench-data --scale large --if-changed \\
+  --database-url postgresql+asyncpg://fieldbook:fieldbook@127.0.0.1:5432/fieldbook_bench
+.venv/bin/python -m bench.insights           # measures (~2 min)
+.venv/bin/python -m bench.insights --runs 3 --no-write
 ```
 """
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.insights", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database", default=DEFAULT_DATABASE, help="database to (re)create")
+    parser.add_argument("--database", default=DEFAULT_DATABASE, help="the database `fieldbook bench-data` loaded")
     parser.add_argument("--runs", type=int, default=7, help="measured requests per scenario")
     parser.add_argument("--warmup", type=int, default=1, help="unmeasured requests first")
     parser.add_argument("--budget", type=float, default=60.0, help=f"seconds per scenario, at least {MIN_RUNS} runs")
-    parser.add_argument("--reuse", action="store_true", help="keep the database if an earlier run made it")
-    parser.add_argument(
-        "--scale", type=float, default=1.0, help="of the companies, deals and activities (1.0: 200k deals)"
-    )
-    parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--results", type=Path, default=RESULTS, help="the Markdown file to write the report into")
     parser.add_argument("--no-write", action="store_true", help="print only; write no report")
     args = parser.parse_args(argv)
@@ -974,10 +548,11 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--runs: at least 1")
     _configure_app(args.database)
     started = time.perf_counter()
-    if not args.reuse or not asyncio.run(_exists(args.database)):
-        console.print(f"[bold]Creating[/] {args.database} on {common.server().rsplit('@', 1)[-1]}")
-        stats = asyncio.run(load(args.database, args))
-        console.print(f"[bold green]Loaded[/] in {stats['total_s']:.0f} s: {stats['rows']}")
+    if not asyncio.run(_exists(args.database)):
+        raise SystemExit(
+            f"{args.database} holds no {ORG_NAME!r}: load it with `fieldbook bench-data --scale large --database-url "
+            f"{common.sqlalchemy_url(args.database)}`"
+        )
     scenarios, facts = asyncio.run(measure(args))
     facts["database"] = args.database
     for t in tables(scenarios):

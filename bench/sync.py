@@ -2,12 +2,12 @@
 
     python -m bench.sync [--database fieldbook_sync] [--devices 50] [--concurrency 10] [--reuse]
 
-**Data.** Its own fresh database (it does not need `bench.load`): one organisation, "Bench Sync", made by the app's
+**Data.** Its own fresh database (not the benchmark data set): one organisation, "Bench Sync", made by the app's
 `create_organization` (default pipeline and lost reasons), with products and custom fields through the services;
-the rest goes in with COPY, reusing `bench.load` (its row layouts, its id, row and activity generators, and the
+the rest goes in with COPY, reusing api/benchdata (its row layouts, its id, row and activity generators, and the
 drop-and-rebuild of keys and indexes). Teams of ten reps and a manager; each rep owns 500 companies, each with one
 contact; five companies of a teammate are shared with each rep; 5 open and 3 closed deals per rep; 5,000
-activities per rep about the last 88 days and 800 older ones (92-365 days), made by `bench.load`'s generator: 4% of
+activities per rep about the last 88 days and 800 older ones (92-365 days), made by api/benchdata's generator: 4% of
 them still planned instead (due from 14 days ago to 30 days ahead), 0.3% deleted, about 13% by a teammate; 10% about a
 deal, 40% about a contact, the rest about a company. Contact points for the duplicate check, one stage event per
 deal; no feed events (sync does not read them). One signed-in session per user: tokens are minted for them
@@ -17,14 +17,18 @@ run.
 **Pull storm.** One device per rep, all started at once with `--concurrency` in flight: each pulls from no cursor,
 1,000 records a page (the maximum), until `has_more` is false, through `create_app` in-process (httpx +
 ASGITransport, as `bench.read_paths`). The baseline (`sql`), in the same run and at the same concurrency, follows
-the same protocol (api/sync/pull.py) on raw asyncpg: per page it reads the base view (its change counter, window
-and entries: what the app holds and, while pages are left, what they still have to send), reads the organisation's
-counter, and lists the working set with the app's own statements (compiled from `api.sync.working_set`, same SQL,
-same parameters) only when nothing is pending or the counter or the window moved; it takes the page from the
-same difference (`pull._difference`), builds the whole page (records as the API shows them) in one statement
-with PostgreSQL's JSON functions, ends the read transaction, and stores the same view (`pull._encode`: the held
-versions, and what is left to send while there are more pages) and forgets the older ones, as the app does.
-Both sides end holding the same records (checked).
+the same protocol (api/sync/pull.py) on raw asyncpg, one transaction a page: the per-request reads of the sign-in
+and the viewer, then the organisation's counter and the base view in one statement (the app's); when there is no
+base view or the counter or the window moved (the first page), the working set listed by the app's own statement
+(compiled once from `api.sync.working_set`: same SQL, same parameters), the difference (`pull._difference`) and a
+new view (`pull.Entries`: what the app held, and the steps the listing found) stored in one statement that also
+forgets the older ones, as the app does on PostgreSQL; otherwise the page goes on through the base view's steps,
+counted in the cursor, and writes nothing. The page's steps (`pull._take`) are sent by one statement, built per
+combination of kinds as the app's, that writes the whole page with PostgreSQL's JSON functions. Both sides end
+holding the same records (checked). The app also takes its caller's rate-limit bucket on every request (an upsert
+on a connection of its own); the baseline does not. Since issue 9 the stored view is written only by a listing (it
+used to be rewritten, held versions and what was left to send, by every page), and neither side parses a page to
+learn what it sent; the baseline changed with the app.
 
 **Push storm.** One push of `--mutations` per device (activity.log calls with an outcome, task.create,
 company.update, deal.move, contact.create), all at once with `--concurrency` in flight; then every mutation is
@@ -44,6 +48,7 @@ the "Offline sync" section of bench/RESULTS.md (the rest of the file is kept).
 import argparse
 import asyncio
 import cProfile
+import functools
 import json
 import logging
 import os
@@ -64,9 +69,9 @@ import asyncpg  # type: ignore[import-untyped]
 from rich.console import Console
 from rich.table import Table
 
-from api.core.types import fold
-from bench import common, read_paths
-from bench.load import (
+from api.benchdata.plans import Plan
+from api.benchdata.postgres import Deferred
+from api.benchdata.rows import (
     CITIES,
     COLUMNS,
     COMPANY_A,
@@ -79,13 +84,13 @@ from bench.load import (
     SEGMENTS,
     SOURCES,
     TITLES,
-    Deferred,
     Generator,
     Org,
-    Plan,
-    create_database,
     ts,
 )
+from api.core.types import fold
+from bench import common, read_paths
+from bench.common import create_database
 from bench.read_paths import _avg, _configure_app, percentile
 
 console = Console(width=160)
@@ -127,7 +132,7 @@ MIX = (
 
 
 class StormData:
-    """The storm's rows, in bench.load's layouts (COLUMNS order), made with its Generator's id and row helpers."""
+    """The storm's rows, in api/benchdata's layouts (COLUMNS order), made with its Generator's id and row helpers."""
 
     def __init__(self, gen: Generator, org: Org, args: argparse.Namespace) -> None:
         self.gen, self.org, self.args = gen, org, args
@@ -172,7 +177,7 @@ class StormData:
                 person = f"{rng.choice(first)} {rng.choice(last)}"
                 members.append(user(f"{name}.rep{i:02d}@{DOMAIN}", person, "rep", team[0]))
             for member in members:
-                # bench.load's activity generator gives a teammate some of a rep's activities.
+                # api/benchdata's activity generator gives a teammate some of a rep's activities.
                 self.org.team_of[member] = members
             self.reps += members
         for row in self.users:
@@ -519,18 +524,20 @@ AUTH_SQL = """SELECT "user".role, "user".team_id FROM "user" JOIN auth_session O
 WHERE "user".id = $1 AND "user".org_id = $2 AND "user".is_active IS true AND auth_session.id = $3
 AND auth_session.revoked_at IS NULL"""
 SETTINGS_SQL = "SELECT organization.settings FROM organization WHERE organization.id = $1"
-VIEW_SQL = """SELECT created_at, change_seq, window_start, entries FROM sync_view
-WHERE id = $1 AND user_id = $2 AND client_id = $3"""
-SEQ_SQL = "SELECT change_seq FROM organization WHERE id = $1"
-SAVE_VIEW_SQL = """INSERT INTO sync_view (id, org_id, user_id, client_id, created_at, change_seq, window_start,
-entries) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"""
-FORGET_VIEWS_SQL = """DELETE FROM sync_view WHERE (user_id = $1 AND client_id = $2
-AND (created_at < $3 OR ($3 IS NULL AND id <> $4))) OR created_at < $5"""
-# Fields of the read schemas that are not columns, as PostgreSQL computes them ($4: the page's "now").
+# The counter and the base view in one round trip, as the app reads them (api/sync/pull.py's BASE).
+BASE_SQL = """SELECT o.change_seq, v.change_seq, v.window_start, v.created_at, v.entries FROM organization o
+LEFT JOIN sync_view v ON v.id = $1 AND v.user_id = $2 AND v.client_id = $3 WHERE o.id = $4"""
+# A listing's view stored and the older ones forgotten in one statement, in the page's transaction (as the app does
+# on PostgreSQL): $9 the base view's time (null after a fresh start), $10 the retention's limit.
+SAVE_VIEW_SQL = """WITH forgotten AS (DELETE FROM sync_view WHERE (user_id = $3 AND client_id = $4
+AND (created_at < $9 OR ($9::timestamptz IS NULL AND id <> $1))) OR created_at < $10)
+INSERT INTO sync_view (id, org_id, user_id, client_id, created_at, change_seq, window_start, entries)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"""
+# Fields of the read schemas that are not columns, as PostgreSQL computes them ($2: the page's "now").
 COMPUTED = {
     "user": {"has_password": "t.password_hash IS NOT NULL"},
-    "deal": {"rotten": "(t.rots_at IS NOT NULL AND t.rots_at <= $4)"},
-    "activity": {"overdue": "(t.done_at IS NULL AND t.due_at IS NOT NULL AND t.due_at < $4)"},
+    "deal": {"rotten": "(t.rots_at IS NOT NULL AND t.rots_at <= $2)"},
+    "activity": {"overdue": "(t.done_at IS NULL AND t.due_at IS NOT NULL AND t.due_at < $2)"},
 }
 
 
@@ -543,20 +550,26 @@ def _iso(column: str) -> str:
     )
 
 
-def page_sql() -> str:
-    """One statement for a whole page: $1 cursor, $2 has_more, $3 organisation, $4 now, then the ids to put of each
-    kind (uuid[]) and the ids to remove of each kind (text[]), kinds in the order pages send them. Written by
-    hand from the read schemas (the app's own statement is built the same way, one kind at a time)."""
+@functools.cache
+def page_sql(kinds: tuple[str, ...]) -> str:
+    """One statement for a whole page that puts records of `kinds` (a statement per combination, as the app builds
+    its own): $1 cursor, $2 now, $3 has_more, $4 organisation, then the ids to remove of every kind (comma-separated
+    text or null), kinds in the order pages send them, then the ids to put of each of `kinds` (comma-separated
+    text). Written by hand from the read schemas (the app's own statement is built the same way)."""
     import sqlalchemy as sa
 
     from api.core.types import UTCDateTime
-    from api.sync.working_set import SYNCED
+    from api.sync.working_set import BY_ENTITY, ENTITIES
 
-    puts, removes = [], []
-    first_put, first_remove = 5, 5 + len(SYNCED)
-    for i, synced in enumerate(SYNCED):
+    first_put = 5 + len(ENTITIES)
+    puts = []
+    for kind in ENTITIES:
+        if kind not in kinds:
+            puts.append(f"'{kind}', '[]'::json")
+            continue
+        synced = BY_ENTITY[kind]
         table = sa.inspect(synced.model).local_table
-        computed = COMPUTED.get(synced.entity, {})
+        computed = COMPUTED.get(kind, {})
         fields = []
         for name in synced.schema.model_fields:
             if name in computed:
@@ -565,28 +578,42 @@ def page_sql() -> str:
                 column = f't."{name}"'
                 expression = _iso(column) if isinstance(table.c[name].type, UTCDateTime) else column
             else:
-                raise SystemExit(f"bench.sync: {synced.entity}.{name} is neither a column nor in COMPUTED")
+                raise SystemExit(f"bench.sync: {kind}.{name} is neither a column nor in COMPUTED")
             fields.append(f'{expression} AS "{name}"')
         records = (
-            f'SELECT {", ".join(fields)} FROM "{table.name}" t WHERE t.org_id = $3 AND t.deleted_at IS NULL '
-            f"AND t.id = ANY(${first_put + i}::uuid[])"
+            f'SELECT {", ".join(fields)} FROM "{table.name}" t WHERE t.org_id = $4 AND t.deleted_at IS NULL '
+            f"AND t.id = ANY(string_to_array(${first_put + kinds.index(kind)}, ',')::uuid[])"
         )
-        puts.append(f"'{synced.entity}', (SELECT coalesce(json_agg(r), '[]'::json) FROM ({records}) r)")
-        removes.append(f"'{synced.entity}', to_json(${first_remove + i}::text[])")
+        puts.append(f"'{kind}', (SELECT coalesce(json_agg(r), '[]'::json) FROM ({records}) r)")
+    removes = [
+        f"'{kind}', coalesce(to_json(string_to_array(${5 + i}, ',')), '[]'::json)" for i, kind in enumerate(ENTITIES)
+    ]
     return (
-        "SELECT json_build_object('cursor', $1::text, 'has_more', $2::boolean, 'reset_required', false, "
-        f"'put', json_build_object({', '.join(puts)}), 'remove', json_build_object({', '.join(removes)}))::text"
+        "SELECT json_build_object('cursor', $1::text, 'has_more', $3::boolean, 'reset_required', false, "
+        f"'put', json_build_object({', '.join(puts)}), 'remove', json_build_object({', '.join(removes)}))::text "
+        # Every parameter typed even when no kind uses it (PostgreSQL refuses to prepare an untyped one).
+        "FROM (SELECT $2::timestamptz, $4::uuid) AS bound"
     )
 
 
-def member_statements(device: Device, since: datetime) -> list[tuple[str, str, list[Any]]]:
-    """The app's own working-set statements for this device, compiled for asyncpg: (entity, SQL, parameters)."""
+@functools.cache
+def _listing_sql() -> tuple[str, tuple[str, ...], dict[str, Any]]:
+    """The app's working-set statement compiled for asyncpg: its SQL, its parameters' names in order, and the
+    constants it binds (kinds of share, the open status)."""
     from sqlalchemy.dialects.postgresql.asyncpg import dialect
 
+    from api.sync.working_set import listing_statement
+
+    compiled = listing_statement().compile(dialect=dialect())  # type: ignore[no-untyped-call]
+    return compiled.string, tuple(compiled.positiontup or ()), compiled.params
+
+
+def member_statement(device: Device, since: datetime) -> tuple[str, list[Any]]:
+    """The app's own working-set statement for this device: (SQL, parameters)."""
     from api.auth.models import Role
     from api.auth.principals import Principal
     from api.sharing.visibility import Viewer
-    from api.sync.working_set import _member_statements
+    from api.sync.working_set import listing_parameters
 
     principal = Principal(
         kind="user",
@@ -597,19 +624,20 @@ def member_statements(device: Device, since: datetime) -> list[tuple[str, str, l
         session_id=device.session_id,
     )
     me = frozenset({device.user_id})
-    viewer = Viewer(principal, everything=False, owner_ids=me, charge_ids=me)
-    out = []
-    for entity, stmt in _member_statements(viewer, since, "postgresql").items():
-        compiled = stmt.compile(dialect=dialect())  # type: ignore[no-untyped-call]
-        values = compiled.construct_params()
-        out.append((entity, compiled.string, [values[name] for name in compiled.positiontup or ()]))
-    return out
+    sql, names, constants = _listing_sql()
+    values = {
+        **constants,
+        **listing_parameters(Viewer(principal, everything=False, owner_ids=me, charge_ids=me), since),
+    }
+    return sql, [values[name] for name in names]
 
 
-async def base_pull(pool: asyncpg.Pool, device: Device, side: PullSide, limit: int, page: str) -> None:
+async def base_pull(pool: asyncpg.Pool, device: Device, side: PullSide, limit: int) -> None:
     """The app's pull protocol (api/sync/pull.py), a page per round, minus FastAPI, SQLAlchemy and Pydantic: the
-    working set is listed when the base view has nothing pending or the counter or the window moved (the first
-    page); later pages send what the view says is pending."""
+    working set is listed, and a view stored (the older ones forgotten), when there is no base view or the counter
+    or the window moved (the first page); later pages go on through the view's steps, counted in the cursor, and
+    write nothing. The view's entries are read and made by the app's own functions (`pull.Entries`,
+    `pull._difference`, `pull._take`)."""
     from api.core.ids import new_id
     from api.core.types import utcnow
     from api.settings import get_settings
@@ -617,7 +645,9 @@ async def base_pull(pool: asyncpg.Pool, device: Device, side: PullSide, limit: i
 
     retention = timedelta(days=get_settings().sync_retention_days)
     client_id = uuid.uuid4()
+    # The cursor: the view, when it was made, and the steps sent.
     base: tuple[uuid.UUID, datetime] | None = None
+    taken = 0
     keep = side.first if device.index == 0 else None
     started = time.perf_counter()
     async with pool.acquire() as conn:
@@ -628,53 +658,50 @@ async def base_pull(pool: asyncpg.Pool, device: Device, side: PullSide, limit: i
             async with conn.transaction():
                 await conn.fetchrow(AUTH_SQL, device.user_id, device.org_id, device.session_id)
                 await conn.fetchval(SETTINGS_SQL, device.org_id)
-                view = await conn.fetchrow(VIEW_SQL, base[0], device.user_id, client_id) if base else None
-                seq = await conn.fetchval(SEQ_SQL, device.org_id)
-                held, pending = pull._decode(view["entries"]) if view else ({}, None)
-                unchanged = view is not None and view["change_seq"] == seq and view["window_start"] == since
-                if unchanged and pending:
-                    difference = pending
+                seq, base_seq, window, _, stored = await conn.fetchrow(
+                    BASE_SQL, base[0] if base else None, device.user_id, client_id, device.org_id
+                )
+                view = pull.Entries.decode(stored) if stored is not None else pull.Entries()
+                assert view is not None
+                entries = b""
+                if base and base_seq == seq and window == since:
+                    runs = view.pending()
+                    page, left = pull._take(runs, taken, limit)
+                    view_id = base[0]
                 else:
-                    current = {}
-                    for entity, statement, parameters in member_statements(device, since):
-                        current[entity] = {r[0].hex: r[1] for r in await conn.fetch(statement, *parameters)}
-                    difference = pull._difference(held, current)
-                put: dict[str, list[uuid.UUID]] = defaultdict(list)
-                gone: dict[str, list[str]] = defaultdict(list)
-                for entity, key, is_put in difference[:limit]:
-                    if is_put:
-                        put[entity].append(uuid.UUID(key))
-                    else:
-                        gone[entity].append(str(uuid.UUID(key)))
-                        held[entity].pop(key)
-                has_more = len(difference) > limit
-                view_id = new_id()
+                    statement, parameters = member_statement(device, since)
+                    row = await conn.fetchrow(statement, *parameters)
+                    current = {e: (ids or "", v or "") for e, (ids, v) in zip(working_set.ENTITIES, row, strict=True)}
+                    held = view.held(taken)
+                    runs = pull._difference(held, current)
+                    parts = view.parts[:-1] + ([(taken, view.parts[-1][1])] if taken else [])
+                    if len(parts) > pull.MAX_PARTS:
+                        parts = [pull._whole(held)]
+                    page, left = pull._take(runs, 0, limit)
+                    view_id, taken = new_id(), 0
+                    entries = pull.Entries([*parts, (0, pull._pack(runs))]).encode()
+                    save = (view_id, device.org_id, device.user_id, client_id, now, seq, since, entries)
+                    forget = (base[1] if base else None, now - retention)
+                    base = (view_id, now)
+                taken += sum(pull._count(ids) for _, _, ids, _ in page)
+                put = {e: ids for e, is_put, ids, _ in page if is_put}
+                gone = {e: ids for e, is_put, ids, _ in page if not is_put}
                 text = await conn.fetchval(
-                    page,
-                    str(view_id),
-                    has_more,
-                    device.org_id,
+                    page_sql(tuple(put)),
+                    f"{view_id}.{taken}",
                     now,
-                    *(put.get(e, []) for e in working_set.ENTITIES),
-                    *(gone.get(e, []) for e in working_set.ENTITIES),
+                    left > 0,
+                    device.org_id,
+                    *(gone.get(e) for e in working_set.ENTITIES),
+                    *put.values(),
                 )
-                sent_page = json.loads(text)
-                for entity, records in sent_page["put"].items():
-                    held.setdefault(entity, {}).update((uuid.UUID(r["id"]).hex, r["version"]) for r in records)
-            # The read transaction is over (as the app's commit before it stores the view).
-            async with conn.transaction():
-                entries = pull._encode(held, difference[limit:])
-                await conn.execute(
-                    SAVE_VIEW_SQL, view_id, device.org_id, device.user_id, client_id, now, seq, since, entries
-                )
-                await conn.execute(
-                    FORGET_VIEWS_SQL, device.user_id, client_id, base[1] if base else None, view_id, now - retention
-                )
-            base = (view_id, now)
+                if entries:
+                    await conn.execute(SAVE_VIEW_SQL, *save, *forget)
             side.ms.append((time.perf_counter() - sent) * 1000)
             side.page_bytes.append(len(text))
-            _store(sent_page, side.held.setdefault(device.index, {}), keep)
-            if not has_more:
+            # The device reads the page (outside the page's time, as on the app's side).
+            _store(json.loads(text), side.held.setdefault(device.index, {}), keep)
+            if not left:
                 break
     side.device_s.append(time.perf_counter() - started)
 
@@ -1026,7 +1053,7 @@ async def verify(conn: asyncpg.Connection, boxes: list[Outbox], since: datetime)
 
 
 class Clock:
-    """The time of every statement the app's engine sends while attached, by what it is for."""
+    """The time of every statement the app's engines send while attached, by what it is for."""
 
     def __init__(self, kind: Callable[[str], str]) -> None:
         self.kind = kind
@@ -1041,28 +1068,29 @@ class Clock:
         self.spent[kind] += (time.perf_counter() - context._bench_sync_started) * 1000
         self.count[kind] += 1
 
-    async def around(self, engine: Any, work: Awaitable[Any]) -> None:
+    async def around(self, engines: list[Any], work: Awaitable[Any]) -> None:
         from sqlalchemy import event
 
-        event.listen(engine.sync_engine, "before_cursor_execute", self.before)
-        event.listen(engine.sync_engine, "after_cursor_execute", self.after)
+        for engine in engines:
+            event.listen(engine.sync_engine, "before_cursor_execute", self.before)
+            event.listen(engine.sync_engine, "after_cursor_execute", self.after)
         try:
             await work
         finally:
-            event.remove(engine.sync_engine, "before_cursor_execute", self.before)
-            event.remove(engine.sync_engine, "after_cursor_execute", self.after)
+            for engine in engines:
+                event.remove(engine.sync_engine, "before_cursor_execute", self.before)
+                event.remove(engine.sync_engine, "after_cursor_execute", self.after)
 
 
 def pull_statement(statement: str) -> str:
     head = statement.lstrip()[:200]
     if "json_agg" in statement:
         return "page JSON"
-    if "sync_view" in head:
-        return "view (read, store, forget)"
-    words = head.split()
-    if len(words) > 2 and words[0] == "SELECT" and words[1].endswith(".id,") and words[2].endswith(".version"):
+    if "json_object_agg" in statement:
         return "working set"
-    return "sign-in, counter"
+    if "sync_view" in head:
+        return "counter and view (read; stored by a listing)"
+    return "sign-in, rate limit, viewer"
 
 
 def push_statement(statement: str) -> str:
@@ -1144,17 +1172,17 @@ def _profiled(profile: cProfile.Profile) -> tuple[list[tuple[str, float]], list[
     return sorted(areas.items(), key=lambda a: -a[1]), rows[:15]
 
 
-async def alone(client: Any, engine: Any, pool: asyncpg.Pool, device: Device, page: str, profile: bool) -> Alone:
+async def alone(client: Any, engines: list[Any], pool: asyncpg.Pool, device: Device, profile: bool) -> Alone:
     """One device pulls by itself (warm), on each side; the app's pages with the time of each statement."""
     for _ in range(2):
         await app_pull(client, device, PullSide("warm-up"), PAGE)
-        await base_pull(pool, device, PullSide("warm-up"), PAGE, page)
+        await base_pull(pool, device, PullSide("warm-up"), PAGE)
     # Rounds of app and baseline back to back, so that load from elsewhere hits both alike.
     clock = Clock(pull_statement)
     app, base = PullSide("app"), PullSide("sql")
     for _ in range(ALONE_ROUNDS):
-        await clock.around(engine, app_pull(client, device, app, PAGE))
-        await base_pull(pool, device, base, PAGE, page)
+        await clock.around(engines, app_pull(client, device, app, PAGE))
+        await base_pull(pool, device, base, PAGE)
     pages = len(app.ms)
     found = Alone(
         pages=pages // ALONE_ROUNDS,
@@ -1164,7 +1192,9 @@ async def alone(client: Any, engine: Any, pool: asyncpg.Pool, device: Device, pa
         base_ms=statistics.fmean(base.ms),
     )
     if profile:
-        profiler = cProfile.Profile()
+        # CPU time (not wall time): what the process spends, without the waits for PostgreSQL, and without the
+        # time the machine's other work takes the core away in the middle of a call.
+        profiler = cProfile.Profile(time.process_time)
         profiler.enable()
         await app_pull(client, device, PullSide("profiled"), PAGE)
         profiler.disable()
@@ -1173,7 +1203,13 @@ async def alone(client: Any, engine: Any, pool: asyncpg.Pool, device: Device, pa
 
 
 async def push_alone(
-    client: Any, engine: Any, pool: asyncpg.Pool, conn: asyncpg.Connection, devices: list[Device], found: Alone, n: int
+    client: Any,
+    engines: list[Any],
+    pool: asyncpg.Pool,
+    conn: asyncpg.Connection,
+    devices: list[Device],
+    found: Alone,
+    n: int,
 ) -> None:
     """Pushes by themselves, app and baseline in turn, after a warm-up push on each side; the app's with the time
     of each statement. About their own records (the third share of each device's): the storms' outboxes are made
@@ -1187,7 +1223,7 @@ async def push_alone(
     await base_push(pool, await box(devices[-1]), None)
     clock, app, base = Clock(push_statement), PushSide("app"), PushSide("sql")
     for i in range(1, ALONE_ROUNDS + 1):
-        await clock.around(engine, app_push(client, await box(devices[i % len(devices)]), app))
+        await clock.around(engines, app_push(client, await box(devices[i % len(devices)]), app))
         await base_push(pool, await box(devices[-1 - i % len(devices)]), base)
     found.push_ms, found.base_push_ms = statistics.fmean(app.ms), statistics.fmean(base.ms)
     found.push_sql = {k: v / ALONE_ROUNDS for k, v in clock.spent.items()}
@@ -1218,9 +1254,16 @@ async def pool_probe(client: Any, devices: list[Device], n: int) -> str:
     statuses = Counter(status for status, _ in results)
     slowest = max(t for _, t in results)
     return (
-        f"pool probe: {n} first pages at once (app pool 5 + 10 overflow): {wall:.1f} s in all, statuses "
+        f"pool probe: {n} first pages at once (app pool {_pool()}): {wall:.1f} s in all, statuses "
         f"{dict(sorted(statuses.items()))}, slowest {slowest:.1f} s"
     )
+
+
+def _pool() -> str:
+    from api.settings import get_settings
+
+    settings = get_settings()
+    return f"{settings.db_pool_size} + {settings.db_max_overflow} overflow"
 
 
 # The run
@@ -1256,7 +1299,6 @@ async def measure(args: argparse.Namespace) -> Run:
 
     conn = await asyncpg.connect(common.dsn(args.database))
     devices = await find_devices(conn, args.devices)
-    page = page_sql()
     app = create_app(get_settings())
     pool = await asyncpg.create_pool(
         common.dsn(args.database), min_size=args.concurrency, max_size=args.concurrency, server_settings={"jit": "off"}
@@ -1265,18 +1307,20 @@ async def measure(args: argparse.Namespace) -> Run:
     checks: list[str] = []
     try:
         async with app.router.lifespan_context(app):
-            engine = app.state.db.engine
+            # The app's engine, and the rate limiter's own (its bucket is taken on a connection of its own).
+            limiter = app.state.rate_limiter._engine
+            engines = [app.state.db.engine, *([limiter] if limiter is not None else [])]
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://bench", timeout=600) as client:
                 console.log(f"{len(devices)} devices; one alone first (warm-up, and where a page's time goes)")
-                single = await alone(client, engine, pool, devices[0], page, args.profile)
+                single = await alone(client, engines, pool, devices[0], args.profile)
                 if args.pool_probe:
                     checks.append(await pool_probe(client, devices, args.pool_probe))
                     console.log(checks[-1])
                 pulls = [PullSide("app"), PullSide("sql")]
                 runners: list[Callable[[Device], Awaitable[None]]] = [
                     lambda d: app_pull(client, d, pulls[0], PAGE),
-                    lambda d: base_pull(pool, d, pulls[1], PAGE, page),
+                    lambda d: base_pull(pool, d, pulls[1], PAGE),
                 ]
                 for side, one in zip(pulls, runners, strict=True):
                     side.wall_s = await _storm(devices, args.concurrency, one)
@@ -1287,7 +1331,7 @@ async def measure(args: argparse.Namespace) -> Run:
 
                 # Push: one alone on each side (after a warm-up push), then the outboxes, then the storms.
                 rng = random.Random(args.seed)
-                await push_alone(client, engine, pool, conn, devices, single, args.mutations)
+                await push_alone(client, engines, pool, conn, devices, single, args.mutations)
                 targets = [await find_targets(conn, d) for d in devices]
                 app_boxes = [outbox(d, t, args.mutations, 0, rng) for d, t in zip(devices, targets, strict=True)]
                 base_boxes = [outbox(d, t, args.mutations, 1, rng) for d, t in zip(devices, targets, strict=True)]
@@ -1422,6 +1466,21 @@ def _push_ratio(app: PushSide, base: PushSide) -> list[str]:
     ]
 
 
+def numbers(run: Run) -> dict[str, Any]:
+    """The storms' key numbers, per side: what bench.run checks the targets against."""
+
+    def pull(side: PullSide) -> dict[str, float]:
+        return {"records_per_s": side.records / side.wall_s, "page_p50_ms": percentile(side.ms, 50)}
+
+    def push(side: PushSide) -> dict[str, float]:
+        return {"wall_s": side.wall_s, "p95_ms": percentile(side.ms, 95)}
+
+    return {
+        "pull": {side.label: pull(side) for side in run.pulls},
+        "push": {side.label: push(side) for side in run.pushes},
+    }
+
+
 def _pull_rows(run: Run) -> list[list[str]]:
     return [*(_pull_row(s) for s in run.pulls), _pull_ratio(*run.pulls)]
 
@@ -1505,8 +1564,7 @@ def markdown(run: Run, command: str) -> str:
         "#### Machine and data",
         "",
         f"- {facts['cores']} cores ({facts['cpu']}), {facts['memory_gib']} GiB, Python {facts['python']}; "
-        f"PostgreSQL {facts['postgres']} ({pg}; JIT off on both sides' connections); app pool: SQLAlchemy's "
-        "default (5 + 10 overflow)",
+        f"PostgreSQL {facts['postgres']} ({pg}; JIT off on both sides' connections); app pool: {_pool()}",
         f"- load average (1/5/15 min): {_avg(facts['load_before'])} before, {_avg(facts['load_after'])} after",
         f"- database `{a['database']}`, load {load_line}",
         f"- {a['devices']} devices, {a['concurrency']} in flight; per rep {a['companies']} companies (one contact "
@@ -1521,11 +1579,13 @@ def markdown(run: Run, command: str) -> str:
         *_md(PULL_HEADER, _pull_rows(run)),
         "",
         "`app`: GET /api/v1/sync/pull through the ASGI app in-process. `sql`: the app's pull protocol on raw "
-        "asyncpg: per page the sign-in reads, the base view and the counter, the app's own working-set statements "
-        "on the first page only (later pages send what the view says is left), the difference, one "
-        "statement that writes the page's JSON (PostgreSQL's JSON functions), then, after the read transaction, "
-        "the view stored and the old ones forgotten. Page times exclude the device parsing the page; device times "
-        "include it (same parser on both sides).",
+        "asyncpg, one transaction a page: the sign-in reads, the counter and the base view in one statement, on the "
+        "first page only the app's own working-set statement, the difference and the new view stored (the old ones "
+        "forgotten in the same statement), on later pages the next steps of the base view (counted in the cursor, "
+        "nothing written), and one statement that writes the page's JSON (PostgreSQL's JSON functions). The "
+        "app also takes its caller's rate-limit bucket (an upsert on a connection of its own), which the baseline "
+        "does not. Page times exclude the device parsing the page; device times include it (same parser on both "
+        "sides).",
         "",
         "#### Reconnect push storm",
         "",
@@ -1553,8 +1613,8 @@ def markdown(run: Run, command: str) -> str:
         total = sum(t for _, t in run.alone.profile)
         out += [
             "",
-            "cProfile of the app's side of that pull (own time by part of the stack; the bench's httpx client runs "
-            "in the same process):",
+            "cProfile of the app's side of that pull (own CPU time by part of the stack; the bench's httpx client "
+            "and the device's parsing run in the same process):",
             "",
             *_md(["part", "s", "share"], [[k, f"{v:.3f}", f"{v / total:.0%}"] for k, v in run.alone.profile]),
             "",
@@ -1579,9 +1639,9 @@ bash .ci/postgres-setup                                   # once: PostgreSQL up,
 .venv/bin/python -m bench.sync --devices 50 --concurrency 10 --mutations 20 --no-write
 ```
 
-Its own database (`fieldbook_sync`, made fresh each run unless `--reuse`; it does not need `bench.load`): one
+Its own database (`fieldbook_sync`, made fresh each run unless `--reuse`; not the benchmark data set): one
 organisation of 5 teams, 50 reps with 500 companies each (one contact each, 5 more companies shared by a teammate),
-8 deals each (5 open), 5,800 activities each (5,000 about the last 88 days and 800 older, made by `bench.load`'s
+8 deals each (5 open), 5,800 activities each (5,000 about the last 88 days and 800 older, made by api/benchdata's
 generator: 4% of them still planned, 0.3% deleted, ~13% by a teammate); about 290k activities in all. Each phone's
 working set is ~6,850 records: 7 pages of 1,000.
 """
@@ -1603,6 +1663,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--results", type=Path, default=RESULTS, help="the Markdown file to write the report into")
     parser.add_argument("--no-write", action="store_true", help="print only; write no report")
+    parser.add_argument("--json", type=Path, help="also write the key numbers here (for bench.run's targets)")
     args = parser.parse_args(argv)
     if not 1 <= args.mutations <= 100:
         parser.error("--mutations: 1 to 100 (the API's limit per push)")
@@ -1617,12 +1678,14 @@ def main(argv: list[str] | None = None) -> None:
         console.print(t)
     console.print("\n".join(run.checks))
     if run.alone.profile:
-        console.print("cProfile, own time by part of the stack:")
+        console.print("cProfile, own CPU time by part of the stack:")
         for area, seconds in run.alone.profile:
             console.print(f"  {area:<32} {seconds:7.3f} s")
         for where, own, cumulative, calls in run.alone.top:
             console.print(f"  {own:7.3f} {cumulative:7.3f} {calls:8,}  {where}")
     console.print(f"Done in {time.perf_counter() - started:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps(numbers(run), indent=2))
     if not args.no_write:
         command = "python -m bench.sync " + " ".join(argv if argv is not None else sys.argv[1:])
         common.write_section(args.results, (START, END), markdown(run, command.strip()), f"{SECTION}\n\n{INTRO}")

@@ -62,7 +62,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import common
-from bench.load import create_database
+from bench.common import create_database
 from bench.read_paths import percentile
 
 console = Console(width=160)

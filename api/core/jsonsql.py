@@ -16,14 +16,18 @@ from api.core.types import UTCDateTime
 EMPTY_LIST = sa.text("'[]'::json")
 
 
+def _text(value: str) -> sa.ColumnElement[str]:
+    # Written into the statement, not bound: the statements are built once, and every bound value costs per request.
+    return sa.literal_column(f"'{value}'", sa.Text)
+
+
 def iso(column: Any) -> sa.ColumnElement[str]:
     """A timestamp as Pydantic writes it: `2026-01-01T05:04:03Z`, with `.ffffff` when it has microseconds."""
-    utc = sa.func.timezone("UTC", column)
-    fraction = sa.case(
-        (sa.cast(sa.extract("microseconds", utc), sa.BigInteger) % 1_000_000 == 0, sa.literal("")),
-        else_=sa.func.to_char(utc, '"."US'),
-    )
-    return sa.func.to_char(utc, 'YYYY-MM-DD"T"HH24:MI:SS') + fraction + sa.literal("Z")
+    utc = sa.func.timezone(_text("UTC"), column)
+    micros = sa.cast(sa.extract("microseconds", utc), sa.BigInteger)
+    whole = micros % sa.literal_column("1000000") == sa.literal_column("0")
+    fraction = sa.case((whole, _text("")), else_=sa.func.to_char(utc, _text('"."US')))
+    return sa.func.to_char(utc, _text('YYYY-MM-DD"T"HH24:MI:SS')) + fraction + _text("Z")
 
 
 def field(column: Any) -> Any:

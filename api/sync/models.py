@@ -25,10 +25,10 @@ class SyncClient(SQLModel, table=True):
 
 
 class SyncView(SQLModel, table=True):
-    """What an app holds after a pull: the version of every record sent to it and not since removed (a "client
-    view record"). A pull cursor names one; the next pull sends the difference between it and the working set
-    as it is then, so records that left the set for any reason (reassigned, unshared, deleted, aged out) are
-    removed without tracking why."""
+    """What an app holds: the version of every record sent to it and not since removed (a "client view record").
+    A pull cursor names one (and how far through its listing's difference the app has got); the next listing sends
+    the difference between it and the working set as it is then, so records that left the set for any reason
+    (reassigned, unshared, deleted, aged out) are removed without tracking why."""
 
     __tablename__ = "sync_view"
     __table_args__ = (
@@ -46,6 +46,6 @@ class SyncView(SQLModel, table=True):
     change_seq: int = Field(sa_type=sa.BigInteger)
     # Activities done before this are out of the working set (the 90-day window, by whole days).
     window_start: datetime = Field(sa_type=UTCDateTime)
-    # Compressed JSON: {"held": {entity: {id hex: version}}, "pending": [[entity, id hex, put?], ...] still to send
-    # while the difference has not fitted in the pages sent so far (else null)}.
+    # What the app held when the view was made and the difference its listing found (`api.sync.pull.Entries`);
+    # the cursor counts the steps of that difference sent since.
     entries: bytes = Field(sa_type=sa.LargeBinary)

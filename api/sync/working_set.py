@@ -19,8 +19,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel, TypeAdapter
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
 
 from api.activities import service as activities
 from api.activities.models import Activity
@@ -29,6 +29,7 @@ from api.auth.models import Team, User
 from api.auth.schemas import TeamRead, UserRead
 from api.clients.models import Company, Contact, CustomField
 from api.clients.schemas import CompanyRead, ContactRead, CustomFieldRead
+from api.core import jsonsql
 from api.core.models import Record
 from api.core.types import UTCDateTime
 from api.deals import deals
@@ -39,24 +40,25 @@ from api.sharing.visibility import Viewer
 
 WINDOW_DAYS = 90
 Present = Callable[[Any, datetime], BaseModel]
-# Fields a read schema computes (not columns), as SQL over the table at a moment: PostgreSQL builds pages itself.
-Computed = Callable[[Any, datetime], dict[str, sa.ColumnElement[Any]]]
+# Fields a read schema computes (not columns), as SQL over the table at a moment (a bound "now"): PostgreSQL builds
+# pages itself.
+Computed = Callable[[Any, Any], dict[str, sa.ColumnElement[Any]]]
 
 
 def _user(row: Any, _now: datetime) -> BaseModel:
     return UserRead.model_validate({**row._mapping, "has_password": row.password_hash is not None})
 
 
-def _user_sql(table: Any, _now: datetime) -> dict[str, sa.ColumnElement[Any]]:
+def _user_sql(table: Any, _now: Any) -> dict[str, sa.ColumnElement[Any]]:
     return {"has_password": table.c.password_hash.is_not(None)}
 
 
-def _deal_sql(table: Any, now: datetime) -> dict[str, sa.ColumnElement[Any]]:
+def _deal_sql(table: Any, now: Any) -> dict[str, sa.ColumnElement[Any]]:
     # As deals.present_row computes it.
     return {"rotten": sa.and_(table.c.rots_at.is_not(None), table.c.rots_at <= now)}
 
 
-def _activity_sql(table: Any, now: datetime) -> dict[str, sa.ColumnElement[Any]]:
+def _activity_sql(table: Any, now: Any) -> dict[str, sa.ColumnElement[Any]]:
     # As activities.present_row computes it.
     return {"overdue": sa.and_(table.c.done_at.is_(None), table.c.due_at.is_not(None), table.c.due_at < now)}
 
@@ -70,7 +72,7 @@ class Synced:
     computed: Computed | None = None
     # Reference data: every live record of the organisation (that passes `only`).
     reference: bool = False
-    only: Callable[[], Any] | None = None
+    only: Callable[[Any], Any] | None = None
 
     def read(self, row: Any, now: datetime) -> BaseModel:
         return self.present(row, now) if self.present else self.schema.model_validate(row._mapping)
@@ -82,8 +84,8 @@ SYNCED = (
     Synced("team", Team, TeamRead, reference=True),
     Synced("pipeline", Pipeline, PipelineSummary, reference=True),
     Synced("stage", Stage, StageRead, reference=True),
-    Synced("lost_reason", LostReason, LostReasonRead, reference=True, only=lambda: col(LostReason.is_active)),
-    Synced("product", Product, ProductRead, reference=True, only=lambda: col(Product.is_active)),
+    Synced("lost_reason", LostReason, LostReasonRead, reference=True, only=lambda t: t.c.is_active),
+    Synced("product", Product, ProductRead, reference=True, only=lambda t: t.c.is_active),
     Synced("custom_field", CustomField, CustomFieldRead, reference=True),
     Synced("company", Company, CompanyRead),
     Synced("contact", Contact, ContactRead),
@@ -93,8 +95,10 @@ SYNCED = (
 BY_ENTITY = {s.entity: s for s in SYNCED}
 ENTITIES = tuple(BY_ENTITY)
 
-# {entity: {id hex: version}}
+# {entity: {id: version}}, ids as text in their canonical form (`str(uuid)`: 36 characters, the width pages and
+# stored views count on).
 Members = dict[str, dict[str, int]]
+KEY_WIDTH = 36
 
 
 def window_start(now: datetime) -> datetime:
@@ -103,8 +107,22 @@ def window_start(now: datetime) -> datetime:
     return midnight - timedelta(days=WINDOW_DAYS)
 
 
-def _live(model: Any, viewer: Viewer) -> list[sa.ColumnElement[bool]]:
-    return [col(model.org_id) == viewer.org_id, col(model.deleted_at).is_(None)]
+@functools.cache
+def _table(model: type[Record]) -> Any:
+    return sa.inspect(model).local_table
+
+
+# Bound per request: the organisation, the user, the start of the activity window, and the page's "now".
+_ORG: sa.BindParameter[Any] = sa.bindparam("org_id")
+_ME: sa.BindParameter[Any] = sa.bindparam("me")
+_SINCE: sa.BindParameter[Any] = sa.bindparam("since")
+_NOW = sa.bindparam("now", type_=UTCDateTime)
+_UTF8: sa.ColumnClause[Any] = sa.literal_column("'UTF8'")
+_COMMA: sa.ColumnClause[Any] = sa.literal_column("','")
+
+
+def _live(table: Any) -> list[sa.ColumnElement[bool]]:
+    return [table.c.org_id == _ORG, table.c.deleted_at.is_(None)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +133,13 @@ class _Kind:
     ids: sa.CompoundSelect[Any]
 
 
-def _member_statements(viewer: Viewer, since: datetime, dialect: str) -> dict[str, Any]:
-    me = viewer.user_id
+@functools.cache
+def _member_statements(dialect: str) -> dict[str, Any]:
+    """Per kind, the statement listing its (id, version) rows: Core, built once per dialect, with the
+    organisation, the user and the window bound per request (`org_id`, `me`, `since`)."""
+    companies_t, contacts_t, deals_t, activities_t, shares = (
+        _table(m) for m in (Company, Contact, Deal, Activity, Share)
+    )
 
     def among(column: Any, kind: _Kind) -> sa.ColumnElement[bool]:
         if dialect == "postgresql":
@@ -127,47 +150,49 @@ def _member_statements(viewer: Viewer, since: datetime, dialect: str) -> dict[st
         in_set: sa.ColumnElement[bool] = column.in_(kind.ids)
         return in_set
 
-    def gather(model: Any, *arms: sa.ColumnElement[bool]) -> _Kind:
+    def gather(table: Any, *arms: sa.ColumnElement[bool]) -> _Kind:
         # Each way in is its own index range with the live filter inside, and the union drops repeats: an
         # `id IN (union)` outside made PostgreSQL hash-join a scan of the whole organisation's table instead.
-        rows = [select(model.id, model.version).where(*_live(model, viewer), arm) for arm in arms]
-        return _Kind(sa.union(*rows), sa.union(*(r.with_only_columns(model.id) for r in rows)))
+        rows = [sa.select(table.c.id, table.c.version).where(*_live(table), arm) for arm in arms]
+        return _Kind(sa.union(*rows), sa.union(*(r.with_only_columns(table.c.id) for r in rows)))
 
-    def shared(model: Any, entity: str) -> sa.ColumnElement[bool]:
-        ids = select(col(Share.entity_id)).where(
-            *_live(Share, viewer), col(Share.user_id) == me, col(Share.entity) == entity
-        )
-        return col(model.id).in_(ids)
+    def shared(table: Any, entity: str) -> sa.ColumnElement[bool]:
+        ids = sa.select(shares.c.entity_id).where(*_live(shares), shares.c.user_id == _ME, shares.c.entity == entity)
+        in_shares: sa.ColumnElement[bool] = table.c.id.in_(ids)
+        return in_shares
 
-    companies = gather(Company, col(Company.owner_id) == me, shared(Company, "company"))
-    own_contacts = gather(Contact, col(Contact.owner_id) == me, shared(Contact, "contact"))
+    companies = gather(companies_t, companies_t.c.owner_id == _ME, shared(companies_t, "company"))
+    own_contacts = gather(contacts_t, contacts_t.c.owner_id == _ME, shared(contacts_t, "contact"))
     contacts = gather(
-        Contact, col(Contact.owner_id) == me, shared(Contact, "contact"), among(Contact.company_id, companies)
+        contacts_t,
+        contacts_t.c.owner_id == _ME,
+        shared(contacts_t, "contact"),
+        among(contacts_t.c.company_id, companies),
     )
-    is_open = col(Deal.status) == DealStatus.open.value
+    is_open = deals_t.c.status == DealStatus.open.value
     deals_open = gather(
-        Deal,
+        deals_t,
         *(
             sa.and_(is_open, arm)
             for arm in (
-                col(Deal.owner_id) == me,
-                shared(Deal, "deal"),
-                among(Deal.company_id, companies),
-                among(Deal.contact_id, own_contacts),
+                deals_t.c.owner_id == _ME,
+                shared(deals_t, "deal"),
+                among(deals_t.c.company_id, companies),
+                among(deals_t.c.contact_id, own_contacts),
             )
         ),
     )
-    recent = sa.or_(col(Activity.done_at) >= since, col(Activity.done_at).is_(None))
+    recent = sa.or_(activities_t.c.done_at >= _SINCE, activities_t.c.done_at.is_(None))
     activities_ = gather(
-        Activity,
+        activities_t,
         *(
             sa.and_(arm, recent)
             for arm in (
-                col(Activity.owner_id) == me,
-                col(Activity.assignee_id) == me,
-                among(Activity.company_id, companies),
-                among(Activity.contact_id, contacts),
-                among(Activity.deal_id, deals_open),
+                activities_t.c.owner_id == _ME,
+                activities_t.c.assignee_id == _ME,
+                among(activities_t.c.company_id, companies),
+                among(activities_t.c.contact_id, contacts),
+                among(activities_t.c.deal_id, deals_open),
             )
         ),
     )
@@ -179,36 +204,84 @@ def _member_statements(viewer: Viewer, since: datetime, dialect: str) -> dict[st
     }
     for synced in SYNCED:
         if synced.reference:
-            model: Any = synced.model
-            where = [synced.only()] if synced.only else []
-            statements[synced.entity] = select(model.id, model.version).where(*_live(model, viewer), *where)
-    return statements
+            table = _table(synced.model)
+            where = [synced.only(table)] if synced.only else []
+            statements[synced.entity] = sa.select(table.c.id, table.c.version).where(*_live(table), *where)
+    return {entity: statements[entity] for entity in ENTITIES}
 
 
-async def members(session: AsyncSession, viewer: Viewer, since: datetime) -> Members:
-    """The working set as {entity: {id hex: version}}."""
-    found: Members = {}
-    for entity, stmt in _member_statements(viewer, since, session.get_bind().dialect.name).items():
-        found[entity] = {row.id.hex: row.version for row in await session.execute(stmt)}
+# The working set as a listing: per kind, the ids of its members in order and their versions, both comma-separated
+# (empty when none). What a pull compares with what the app holds, and, for an app that holds nothing, the steps of
+# its first pull as they are.
+Listing = dict[str, tuple[str, str]]
+
+
+@functools.cache
+def listing_statement() -> sa.Select[Any]:
+    """PostgreSQL: the whole listing in one statement, a column per kind (an array: ids, versions; nulls when none):
+    one round trip, and no row or id objects for the ~7,000 members of a busy rep."""
+    columns = []
+    for entity, stmt in _member_statements("postgresql").items():
+        listed = stmt.subquery(f"m_{entity}")
+        ids, versions = (
+            sa.func.string_agg(sa.cast(column, sa.Text), postgresql.aggregate_order_by(_COMMA, listed.c.id))
+            for column in (listed.c.id, listed.c.version)
+        )
+        # Both in one array: one pass over the kind's members, and no join of the kinds' rows to plan.
+        both = sa.select(postgresql.array([ids, versions])).select_from(listed)
+        columns.append(both.scalar_subquery().label(entity))
+    return sa.select(*columns)
+
+
+def listing_parameters(viewer: Viewer, since: datetime) -> dict[str, Any]:
+    return {"org_id": viewer.org_id, "me": viewer.user_id, "since": since}
+
+
+async def listing(session: AsyncSession, viewer: Viewer, since: datetime) -> Listing:
+    values = listing_parameters(viewer, since)
+    if session.get_bind().dialect.name == "postgresql":
+        row = (await session.execute(listing_statement(), values)).one()
+        return {entity: (ids or "", versions or "") for entity, (ids, versions) in zip(ENTITIES, row, strict=True)}
+    found: Listing = {}
+    for entity, stmt in _member_statements("sqlite").items():
+        rows = sorted((str(row.id), row.version) for row in await session.execute(stmt, values))
+        found[entity] = (",".join(key for key, _ in rows), ",".join(str(version) for _, version in rows))
     return found
 
 
-# One kind's records of a page: their JSON array, and the (id, version) of each.
-Batch = tuple[bytes, list[tuple[uuid.UUID, int]]]
+def versions_of(ids: str, versions: str) -> dict[str, int]:
+    """A kind's part of a listing as {id: version}."""
+    return dict(zip(ids.split(","), map(int, versions.split(",")), strict=True)) if ids else {}
 
 
-async def records(session: AsyncSession, viewer: Viewer, entity: str, ids: list[uuid.UUID], now: datetime) -> Batch:
-    """The live records of one kind with these ids, as the API reads them (in no particular order), as JSON."""
-    synced = BY_ENTITY[entity]
-    table = sa.inspect(synced.model).local_table
-    where = [table.c.org_id == viewer.org_id, table.c.deleted_at.is_(None), table.c.id.in_(ids)]
-    build = _built_by_postgres if session.get_bind().dialect.name == "postgresql" else _built_by_python
-    return await build(session, synced, table, where, now)
+async def members(session: AsyncSession, viewer: Viewer, since: datetime) -> Members:
+    """The working set as {entity: {id: version}}."""
+    return {entity: versions_of(*pair) for entity, pair in (await listing(session, viewer, since)).items()}
 
 
-async def _built_by_python(session: AsyncSession, synced: Synced, table: Any, where: list[Any], now: datetime) -> Batch:
-    found: list[Any] = [synced.read(row, now) for row in await session.execute(select(table).where(*where))]
-    return _list_of(synced.schema).dump_json(found), [(r.id, r.version) for r in found]
+# One page's records: per kind, their JSON array as the API reads them (in no particular order). Kinds none of whose
+# wanted records are live are left out.
+Batch = dict[str, bytes]
+
+
+async def records(session: AsyncSession, org_id: uuid.UUID, wanted: dict[str, str], now: datetime) -> Batch:
+    """The live records with these ids, {entity: ids as comma-separated text}, kinds in the order pages send them."""
+    if session.get_bind().dialect.name == "postgresql":
+        return await _built_by_postgres(session, org_id, wanted, now)
+    return await _built_by_python(session, org_id, wanted, now)
+
+
+async def _built_by_python(session: AsyncSession, org_id: uuid.UUID, wanted: dict[str, str], now: datetime) -> Batch:
+    put: Batch = {}
+    for entity, ids in wanted.items():
+        synced = BY_ENTITY[entity]
+        table = _table(synced.model)
+        keys = [uuid.UUID(key) for key in ids.split(",")]
+        where = [table.c.org_id == org_id, table.c.deleted_at.is_(None), table.c.id.in_(keys)]
+        found: list[Any] = [synced.read(row, now) for row in await session.execute(sa.select(table).where(*where))]
+        if found:
+            put[entity] = _list_of(synced.schema).dump_json(found)
+    return put
 
 
 @functools.cache
@@ -216,37 +289,36 @@ def _list_of(schema: type[BaseModel]) -> TypeAdapter[list[Any]]:
     return TypeAdapter(list[schema])  # type: ignore[valid-type]
 
 
-def _iso(column: Any) -> sa.ColumnElement[str]:
-    """A timestamp as Pydantic writes it: `2026-01-01T05:04:03Z`, with `.ffffff` when it has microseconds."""
-    utc = sa.func.timezone("UTC", column)
-    fraction = sa.case(
-        (sa.cast(sa.extract("microseconds", utc), sa.BigInteger) % 1_000_000 == 0, sa.literal("")),
-        else_=sa.func.to_char(utc, '"."US'),
-    )
-    return sa.func.to_char(utc, 'YYYY-MM-DD"T"HH24:MI:SS') + fraction + sa.literal("Z")
+@functools.lru_cache(maxsize=128)
+def page_statement(entities: tuple[str, ...]) -> sa.Select[Any]:
+    """PostgreSQL writes the JSON itself: about ten times the pages per second of reading rows into Python objects
+    and serialising them (MACHINE-NOTES, bench/RESULTS.md). The fields and their formats are the read schema's,
+    which tests/sync checks against the REST reads.
+
+    One statement for the kinds a page sends (pages take runs of kinds in order: a few dozen combinations, each
+    built once), a column per kind: its records' JSON array (null when none is found); bound per request:
+    `org_id`, `now` and, per kind, the ids as comma-separated text (its name)."""
+    columns = []
+    for entity in entities:
+        synced = BY_ENTITY[entity]
+        table = _table(synced.model)
+        computed = synced.computed(table, _NOW) if synced.computed else {}
+        fields = [
+            (computed[name] if name in computed else jsonsql.field(table.c[name])).label(name)
+            for name in synced.schema.model_fields
+        ]
+        ids = sa.cast(
+            sa.func.string_to_array(sa.bindparam(entity, type_=sa.Text), _COMMA),
+            postgresql.ARRAY(sa.Uuid),
+        )
+        rows = sa.select(*fields).where(*_live(table), table.c.id == sa.any_(ids)).subquery(f"r_{entity}")
+        # As UTF-8 bytes, which go into the response as they are (no text decoded and encoded again).
+        utf8 = sa.func.convert_to(sa.cast(sa.func.json_agg(sa.literal_column(rows.name)), sa.Text), _UTF8)
+        found = sa.select(sa.type_coerce(utf8, sa.LargeBinary)).select_from(rows)
+        columns.append(found.scalar_subquery().label(entity))
+    return sa.select(*columns)
 
 
-async def _built_by_postgres(
-    session: AsyncSession, synced: Synced, table: Any, where: list[Any], now: datetime
-) -> Batch:
-    # PostgreSQL writes the JSON itself: about ten times the pages per second of reading rows into Python
-    # objects and serialising them (MACHINE-NOTES, bench/RESULTS.md). The fields and their formats are the read
-    # schema's, which tests/sync checks against the REST reads.
-    computed = synced.computed(table, now) if synced.computed else {}
-    columns = [
-        computed[name]
-        if name in computed
-        else _iso(table.c[name])
-        if isinstance(table.c[name].type, UTCDateTime)
-        else table.c[name]
-        for name in synced.schema.model_fields
-    ]
-    page = select(*(c.label(n) for c, n in zip(columns, synced.schema.model_fields, strict=True))).where(*where)
-    rows = page.subquery("r")
-    stmt = select(
-        sa.cast(sa.func.coalesce(sa.func.json_agg(sa.literal_column("r")), sa.text("'[]'::json")), sa.Text),
-        sa.func.array_agg(rows.c.id),
-        sa.func.array_agg(rows.c.version),
-    ).select_from(rows)
-    text, ids, versions = (await session.execute(stmt)).one()
-    return text.encode(), list(zip(ids or [], versions or [], strict=True))
+async def _built_by_postgres(session: AsyncSession, org_id: uuid.UUID, wanted: dict[str, str], now: datetime) -> Batch:
+    row = (await session.execute(page_statement(tuple(wanted)), {"org_id": org_id, "now": now, **wanted})).one()
+    return {entity: found for entity, found in zip(wanted, row, strict=True) if found is not None}

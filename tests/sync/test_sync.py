@@ -332,13 +332,13 @@ async def test_a_run_of_pages_lists_the_set_once_and_again_after_a_change(
     for i in range(6):
         await make_company(session, rep, name=f"Client {i}")
     listed = []
-    members = working_set.members
+    listing = working_set.listing
 
     async def counted(*args: Any) -> Any:
         listed.append(1)
-        return await members(*args)
+        return await listing(*args)
 
-    monkeypatch.setattr(working_set, "members", counted)
+    monkeypatch.setattr(working_set, "listing", counted)
     await device.pull_page(client, limit=3)
     await device.pull_page(client, limit=3)
     assert len(listed) == 1
