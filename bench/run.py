@@ -55,7 +55,7 @@ def steps(args: argparse.Namespace) -> list[Step]:
         Step("read_paths", [*python, "bench.read_paths"]),
         Step("curve", [*python, "bench.curve"]),
         Step("sync", [*python, "bench.sync"]),
-        Step("insights", [*python, "bench.insights", "--reuse"]),
+        Step("insights", [*python, "bench.insights"], json=False),
         Step("mixed", [*python, "bench.mixed", "--db", "both"]),
     ]
 

@@ -141,16 +141,27 @@ def announce(session: AsyncSession, channel: Channel, org_id: uuid.UUID, item_id
 
 
 async def news(
-    request: Request, channel: Channel, org_id: uuid.UUID
+    request: Request, channel: Channel, org_id: uuid.UUID, *, every: float = 0.0
 ) -> AsyncIterator[ServerSentEvent | list[uuid.UUID]]:
     """A server-sent event stream's source: "connected" once subscribed, a keep-alive comment when idle, and the
-    ids each committed announcement carried (empty for a bare "something changed")."""
+    ids each committed announcement carried (empty for a bare "something changed"). With `every`, what arrives
+    less than `every` seconds after the last news yielded waits for that time and goes out with whatever else came
+    meanwhile, as one."""
     broker: Broker = getattr(request.app.state, channel.broker)
+    loop = asyncio.get_running_loop()
+    last = -every
     async with broker.subscribe(get_database(request).engine, org_id) as queue:
         # Said once subscribed: the client knows nothing committed from now on is missed (and proxies flush).
         yield ServerSentEvent(comment="connected", retry=RETRY_MS)
         while True:
             try:
-                yield await asyncio.wait_for(queue.get(), timeout=KEEPALIVE_SECONDS)
+                ids = await asyncio.wait_for(queue.get(), timeout=KEEPALIVE_SECONDS)
             except TimeoutError:
                 yield ServerSentEvent(comment="keep-alive")
+                continue
+            if every:
+                await asyncio.sleep(last + every - loop.time())
+                while not queue.empty():
+                    ids = ids + queue.get_nowait()
+                last = loop.time()
+            yield ids

@@ -16,6 +16,13 @@ with those steps as one more part, so that nothing is re-encoded. The versions r
 listed: a record that changed between a page's read of the counter and its read of the records is sent again after
 the next listing, and one deleted in between is removed then although the app never got it; both are harmless to
 the app.
+
+An app that has taken all its steps and pulls again after a few changes (a colleague's call: every open app is
+poked) is not listed again: the change log says which records changed, and only those are looked up in the working
+set, unless a change can move other records in or out of it (`CASCADING`: a reassigned or deleted company takes its
+contacts, deals and activities along), there are more than `MAX_CHANGES`, or the activity window moved. When none of
+them is the app's business, nothing is written and the cursor says up to which change the view is current:
+`<view id>.<steps sent>.<change>`.
 """
 
 import json
@@ -30,6 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth.models import Organization
+from api.core.changes import Change
 from api.core.db import Database
 from api.core.ids import new_id
 from api.core.types import utcnow
@@ -49,6 +57,16 @@ Step = tuple[str, str, int | None]
 STRIDE = working_set.KEY_WIDTH + 1
 # A listing folds a view's parts into one when there are more than this (a part per listing since the last fold).
 MAX_PARTS = 16
+# Past this many changes since an app's view, its next pull lists the working set again rather than looking them up.
+MAX_CHANGES = 500
+# Fields whose change moves records other than the changed one in or out of a working set (a company's contacts,
+# deals and activities are reached through it; a contact's activities; an open deal's activities). A share, made
+# or taken back, moves what hangs off the shared record too.
+CASCADING = {
+    "company": frozenset({"owner_id", "deleted_at"}),
+    "contact": frozenset({"owner_id", "company_id", "deleted_at"}),
+    "deal": frozenset({"owner_id", "company_id", "contact_id", "status", "deleted_at"}),
+}
 _FORMAT = b"V3"
 _PART = struct.Struct(">II")
 _SIZE = struct.Struct(">I")
@@ -211,15 +229,47 @@ def _page(
     return b'%s,"put":{%s},"remove":%s}' % (head_json[:-1], records, gone_json)
 
 
-def _parse(cursor: str) -> tuple[uuid.UUID, int] | None:
-    """(view, steps sent) of a cursor; a bare view id (steps not counted) is at the start of its steps."""
-    view, dot, taken = cursor.partition(".")
-    if dot and not (taken.isascii() and taken.isdigit()):
+def _parse(cursor: str) -> tuple[uuid.UUID, int, int | None] | None:
+    """(view, steps sent, change it is current up to) of a cursor; a bare view id (steps not counted) is at the
+    start of its steps, and a view without a change number is current up to its own listing's."""
+    view, *counts = cursor.split(".")
+    if len(counts) > 2 or not all(c.isascii() and c.isdigit() for c in counts):
         return None
     try:
-        return uuid.UUID(view), int(taken or 0)
+        return uuid.UUID(view), int(counts[0]) if counts else 0, int(counts[1]) if len(counts) > 1 else None
     except ValueError:
         return None
+
+
+_changes: sa.Table = Change.__table__  # type: ignore[attr-defined]
+# What changed after the app's view, up to the counter this pull read (at most one more than `MAX_CHANGES`).
+_CHANGED = (
+    sa.select(_changes.c.entity, _changes.c.entity_id, _changes.c.op, _changes.c.fields)
+    .where(
+        _changes.c.org_id == sa.bindparam("org_id"),
+        _changes.c.seq > sa.bindparam("after"),
+        _changes.c.seq <= sa.bindparam("upto"),
+    )
+    .order_by(_changes.c.seq)
+    .limit(MAX_CHANGES + 1)
+)
+
+
+async def _touched(session: AsyncSession, org_id: uuid.UUID, after: int, upto: int) -> dict[str, set[str]] | None:
+    """The synced records changed after change `after` up to `upto`, by kind; None when the working set must be
+    listed again (too many, a change that moves other records, or changes missing from the log)."""
+    if upto - after > MAX_CHANGES:
+        return None
+    rows: list[Any] = list(await session.execute(_CHANGED, {"org_id": org_id, "after": after, "upto": upto}))
+    if len(rows) != upto - after:
+        return None
+    touched: dict[str, set[str]] = {}
+    for entity, entity_id, op, fields in rows:
+        if entity == "share" or (op != "create" and not CASCADING.get(entity, frozenset()).isdisjoint(fields or {})):
+            return None
+        if entity in working_set.BY_ENTITY:
+            touched.setdefault(entity, set()).add(str(entity_id))
+    return touched
 
 
 _orgs: sa.Table = Organization.__table__  # type: ignore[attr-defined]
@@ -261,7 +311,7 @@ async def pull(
     at = _parse(cursor) if cursor else None
     if cursor and at is None:
         return _page(None, has_more=True, reset=True)
-    view_id, taken = at or (None, 0)
+    view_id, taken, current = at or (None, 0, None)
     now = utcnow()
     since = working_set.window_start(now)
     # The counter is read before the working set: a change that commits meanwhile leaves it ahead of this view.
@@ -270,9 +320,11 @@ async def pull(
     seq, base_seq, base_window, base_created, stored = row
     base = Entries.decode(stored) if stored is not None else None if cursor else Entries()
     runs = base.pending() if base is not None else []
-    if base is None or taken > sum(_count(ids) for _, _, ids, _ in runs):
+    steps = sum(_count(ids) for _, _, ids, _ in runs)
+    if base is None or taken > steps or (current is not None and not base_seq <= current <= seq):
         return _page(None, has_more=True, reset=True)
-    if base_seq == seq and base_window == since:
+    known = base_seq if current is None else current
+    if known == seq and base_window == since:
         # Nothing changed since the view's listing: the page takes the next steps, and nothing is written.
         assert view_id is not None
         page, left = _take(runs, taken, limit)
@@ -281,9 +333,20 @@ async def pull(
         records = await _records(session, viewer, page, now)
         sent = taken + sum(_count(ids) for _, _, ids, _ in page)
         return _page(f"{view_id}.{sent}", has_more=left > 0, put=records, remove=_removed(page))
-    # Listing the working set is most of a first page's cost; later pages go on from the view it leaves.
     held = base.held(taken)
-    runs = _difference(held, await working_set.listing(session, viewer, since))
+    touched = None
+    if view_id is not None and taken == steps and base_window == since:
+        touched = await _touched(session, viewer.org_id, known, seq)
+    if touched is not None:
+        # A few changes since an app took all its steps: only the records they touched are looked up.
+        among = {e: {k: v for k, v in held.get(e, {}).items() if k in keys} for e, keys in touched.items()}
+        runs = _difference(among, await working_set.listing(session, viewer, since, touched))
+        if not runs:
+            assert view_id is not None
+            return _page(f"{view_id}.{taken}.{seq}")
+    else:
+        # Listing the working set is most of a first page's cost; later pages go on from the view it leaves.
+        runs = _difference(held, await working_set.listing(session, viewer, since))
     parts = base.parts[:-1] + ([(taken, base.parts[-1][1])] if taken else [])
     if len(parts) > MAX_PARTS:
         parts = [_whole(held)]

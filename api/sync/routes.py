@@ -31,6 +31,7 @@ SyncUserDep = Annotated[Viewer, Depends(viewer_of())]
 ClientIdQuery = Annotated[uuid.UUID, Query(description="This installed app's id (the one its pushes send).")]
 
 router = APIRouter(prefix="/sync", tags=["sync"], responses=problems(401, 403))
+POKE_SECONDS = 1.0
 
 
 @router.post(
@@ -71,8 +72,9 @@ async def pull(
     response_class=EventSourceResponse,
 )
 async def events(request: Request, viewer: SyncUserDep) -> AsyncIterable[ServerSentEvent]:
-    # One poke per committed write of the organisation; an app already pulling pulls once more afterwards.
-    async for news in live.news(request, live.SYNC, viewer.org_id):
+    # A poke per committed write of the organisation, at most one per `POKE_SECONDS`: every poke makes every open
+    # app pull, and a busy organisation writes several times a second (one pull catches up with all of them).
+    async for news in live.news(request, live.SYNC, viewer.org_id, every=POKE_SECONDS):
         yield news if isinstance(news, ServerSentEvent) else ServerSentEvent(event="poke", data={})
 
 

@@ -233,20 +233,51 @@ def listing_statement() -> sa.Select[Any]:
     return sa.select(*columns)
 
 
+@functools.lru_cache(maxsize=256)
+def _among_statement(dialect: str, entities: tuple[str, ...]) -> sa.CompoundSelect[Any]:
+    """(entity, id, version) of the members among given ids (bound per kind as `among_<kind>`): each kind's
+    statement with the ids as a condition, which PostgreSQL and SQLite push into every arm of its union, so each
+    arm probes a primary key instead of walking an index range."""
+    arms = []
+    for entity in entities:
+        listed = _member_statements(dialect)[entity].subquery(f"m_{entity}")
+        wanted = sa.bindparam(f"among_{entity}", expanding=True, type_=sa.Uuid)
+        kind = sa.literal_column(f"'{entity}'", sa.Text).label("entity")
+        arms.append(sa.select(kind, listed.c.id, listed.c.version).where(listed.c.id.in_(wanted)))
+    return sa.union_all(*arms)
+
+
 def listing_parameters(viewer: Viewer, since: datetime) -> dict[str, Any]:
     return {"org_id": viewer.org_id, "me": viewer.user_id, "since": since}
 
 
-async def listing(session: AsyncSession, viewer: Viewer, since: datetime) -> Listing:
+def _joined(rows: list[tuple[str, int]]) -> tuple[str, str]:
+    rows.sort()
+    return ",".join(key for key, _ in rows), ",".join(str(version) for _, version in rows)
+
+
+async def listing(
+    session: AsyncSession, viewer: Viewer, since: datetime, among: dict[str, set[str]] | None = None
+) -> Listing:
+    """The working set; with `among` ({entity: ids}), only its members among those records."""
     values = listing_parameters(viewer, since)
-    if session.get_bind().dialect.name == "postgresql":
+    dialect = session.get_bind().dialect.name
+    if among is not None:
+        entities = tuple(entity for entity in ENTITIES if among.get(entity))
+        if not entities:
+            return {}
+        values |= {f"among_{entity}": [uuid.UUID(key) for key in among[entity]] for entity in entities}
+        found: dict[str, list[tuple[str, int]]] = {}
+        for entity, key, version in await session.execute(_among_statement(dialect, entities), values):
+            found.setdefault(entity, []).append((str(key), version))
+        return {entity: _joined(rows) for entity, rows in found.items()}
+    if dialect == "postgresql":
         row = (await session.execute(listing_statement(), values)).one()
         return {entity: (ids or "", versions or "") for entity, (ids, versions) in zip(ENTITIES, row, strict=True)}
-    found: Listing = {}
-    for entity, stmt in _member_statements("sqlite").items():
-        rows = sorted((str(row.id), row.version) for row in await session.execute(stmt, values))
-        found[entity] = (",".join(key for key, _ in rows), ",".join(str(version) for _, version in rows))
-    return found
+    return {
+        entity: _joined([(str(row.id), row.version) for row in await session.execute(stmt, values)])
+        for entity, stmt in _member_statements("sqlite").items()
+    }
 
 
 def versions_of(ids: str, versions: str) -> dict[str, int]:

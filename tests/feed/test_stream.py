@@ -185,3 +185,15 @@ async def test_a_committed_write_pokes_the_organisation_s_open_apps(committed_ur
                 await rival_s.next(timeout=1)
             with pytest.raises(AssertionError, match="no event"):
                 await colleague_s.next(timeout=1)
+            # Writes in quick succession: a poke at the first, then one for all the others (a pull catches up
+            # with them all), a second later.
+            started = asyncio.get_running_loop().time()
+            for i in range(4):
+                made = await http.post("/api/v1/companies", json={"name": f"Busy {i}"}, headers=rep_h)
+                assert made.status_code == 201, made.text
+            quick = asyncio.get_running_loop().time() - started < 0.9
+            assert (await colleague_s.next())["event"] == "poke"
+            assert (await colleague_s.next())["event"] == "poke"
+            if quick:  # on a machine that stalls, the writes may span more than one interval
+                with pytest.raises(AssertionError, match="no event"):
+                    await colleague_s.next(timeout=1.5)

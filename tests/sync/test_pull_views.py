@@ -2,18 +2,27 @@
 counts them, what the app holds folds back out of the parts, and views of an earlier format start afresh."""
 
 import uuid
+from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.auth.models import Organization
+from api.auth.models import Organization, Role
 from api.core.ids import new_id
 from api.core.types import utcnow
 from api.sync import pull, working_set
 from api.sync.models import SyncView
-from tests.factories import make_company, make_tenant, sign_in, viewer_of_user
+from tests.factories import (
+    make_activity,
+    make_company,
+    make_contact,
+    make_tenant,
+    make_user,
+    sign_in,
+    viewer_of_user,
+)
 from tests.sync.device import PULL, Device
 
 
@@ -178,3 +187,101 @@ async def test_a_view_made_from_a_listing_is_taken_up_by_its_bare_id(
     late = await make_company(session, tenant.rep, name="Late SA")
     page = await device.pull_page(client)
     assert [r["id"] for r in page["put"]["company"]] == [str(late.id)] and not page["has_more"]
+
+
+class Listings:
+    """Counts the working-set listings pulls make: whole, or among the records some changes touched."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.whole = 0
+        self.among: list[dict[str, set[str]]] = []
+        listing = working_set.listing
+
+        async def counted(session: AsyncSession, viewer: Any, since: Any, among: Any = None) -> Any:
+            if among is None:
+                self.whole += 1
+            else:
+                self.among.append(among)
+            return await listing(session, viewer, since, among)
+
+        monkeypatch.setattr(working_set, "listing", counted)
+
+
+async def _views(session: AsyncSession) -> int:
+    return await session.scalar(sa.select(sa.func.count()).select_from(SyncView)) or 0
+
+
+@pytest.mark.asyncio
+async def test_after_a_few_changes_only_the_records_they_touched_are_looked_up(
+    session: AsyncSession, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant = await make_tenant(session, client)
+    colleague = await make_user(session, tenant.org, role=Role.rep, team=tenant.team)
+    device = Device(await sign_in(client, tenant.rep))
+    mine = await make_company(session, tenant.rep, name="Mine SA")
+    await device.pull(client)
+    listings, views = Listings(monkeypatch), await _views(session)
+
+    # A colleague's new client and call: none of the app's business. Nothing is sent or written, and the cursor
+    # says the view is current up to them.
+    theirs = await make_company(session, colleague, name="Theirs SA")
+    await make_activity(session, colleague, company_id=theirs.id)
+    page = await device.pull_page(client)
+    assert not any(page["put"].values()) and not any(page["remove"].values()) and not page["has_more"]
+    view, taken, current = page["cursor"].split(".")
+    seq = await session.scalar(sa.select(Organization.change_seq).where(Organization.id == tenant.org.id))
+    assert int(current) == seq and await _views(session) == views
+    assert listings.whole == 0 and listings.among[-1]["company"] == {str(theirs.id)}
+
+    # The app's own client renamed, and a call logged on it: only they are sent, from a new view.
+    renamed = await client.patch(f"/api/v1/companies/{mine.id}", json={"name": "Mine SL"}, headers=tenant.headers)
+    assert renamed.status_code == 200, renamed.text
+    call = await make_activity(session, tenant.admin, company_id=mine.id)
+    page = await device.pull_page(client)
+    assert [r["name"] for r in page["put"]["company"]] == ["Mine SL"]
+    assert [r["id"] for r in page["put"]["activity"]] == [str(call.id)]
+    assert page["cursor"].split(".")[0] != view and listings.whole == 0
+    # The same cursor again (an answer lost on the way) gives the same page.
+    again = await client.get(
+        PULL, params={"client_id": str(device.client_id), "cursor": f"{view}.{taken}.{current}"}, headers=device.headers
+    )
+    assert again.json()["put"]["company"] == page["put"]["company"]
+
+    # The app holds what a fresh pull brings.
+    fresh = Device(device.headers)
+    await fresh.pull(client)
+    assert device.held() == fresh.held() and device.store == fresh.store
+
+
+@pytest.mark.asyncio
+async def test_a_change_that_moves_other_records_or_too_many_changes_list_the_set_again(
+    session: AsyncSession, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant = await make_tenant(session, client)
+    colleague = await make_user(session, tenant.org, role=Role.rep, team=tenant.team)
+    device = Device(await sign_in(client, tenant.rep))
+    mine = await make_company(session, tenant.rep, name="Mine SA")
+    contact = await make_contact(session, tenant.admin, name="Ana", company_id=mine.id, owner_id=colleague.id)
+    await device.pull(client)
+    listings = Listings(monkeypatch)
+
+    # Given to the colleague: its contact (the colleague's, reached through it) leaves the app with it.
+    moved = await client.patch(
+        f"/api/v1/companies/{mine.id}", json={"owner_id": str(colleague.id)}, headers=tenant.headers
+    )
+    assert moved.status_code == 200, moved.text
+    page = await device.pull_page(client)
+    assert page["remove"]["company"] == [str(mine.id)] and page["remove"]["contact"] == [str(contact.id)]
+    assert listings.whole == 1
+
+    monkeypatch.setattr(pull, "MAX_CHANGES", 2)
+    for i in range(3):
+        await make_company(session, tenant.rep, name=f"New {i}")
+    await device.pull(client)
+    assert listings.whole == 2 and len(device.held()["company"]) == 3
+
+    # A cursor that claims a change the organisation has not reached starts the app afresh.
+    view, taken = (device.cursor or "").split(".")[:2]
+    params = {"client_id": str(device.client_id), "cursor": f"{view}.{taken}.999999"}
+    page = (await client.get(PULL, params=params, headers=device.headers)).json()
+    assert page["reset_required"] and page["cursor"] is None
