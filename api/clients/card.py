@@ -221,7 +221,9 @@ def _sections(viewer: Viewer, kind: ClientKind) -> _Sections:
             *live(_activities), about(_activities), activity_filter(viewer, _activities.c)
         )
         done = _activities.c.done_at
-        last = touches.where(done.is_not(None), _activities.c.kind.in_(TOUCH_KINDS)).order_by(done.desc()).limit(1)
+        # The kinds written into the statement: a list of bound values is rendered again at every execution.
+        touch = _activities.c.kind.in_([sa.literal_column(f"'{kind}'") for kind in TOUCH_KINDS])
+        last = touches.where(done.is_not(None), touch).order_by(done.desc()).limit(1)
         planned = touches.where(done.is_(None)).order_by(_activities.c.due_at, _activities.c.id)
         upcoming = planned.where(_activities.c.due_at >= NOW).limit(1)
         planned = planned.limit(TASKS_SHOWN)

@@ -171,6 +171,25 @@ def _touch(session: AsyncSession, org_id: uuid.UUID, change: Change, snapshot: d
         session.info[_RECORDED].append(Recorded(change, snapshot))
 
 
+# What the apps' working sets hold (api/sync/working_set.py, checked by tests/sync): records of these kinds, the
+# reference data every app holds, and the shares that bring records in.
+HELD_KINDS = frozenset({"company", "contact", "deal", "activity"})
+EVERY_APP_KINDS = frozenset({"user", "team", "pipeline", "stage", "lost_reason", "product", "custom_field", "share"})
+# Fields whose change can take a record out of a working set, or move what hangs off it in or out.
+_MOVING = frozenset({"owner_id", "assignee_id", "company_id", "contact_id", "deal_id", "status", "done_at"})
+_MOVING |= {"deleted_at"}
+
+
+def _poke(session: AsyncSession, org_id: uuid.UUID, entity: str, entity_id: uuid.UUID, op: str, fields: Any) -> None:
+    """Once this commits, tell the open apps to pull (GET /sync/events): a new record or an edit that leaves its
+    place alone concerns only the apps whose working set holds it (the announcement names it); a change that may
+    move records out of a working set, of reference data or of a share, every app; anything else, none."""
+    if entity in HELD_KINDS and (op == "create" or _MOVING.isdisjoint(fields)):
+        announce(session, SYNC, org_id, entity_id)
+    elif entity in HELD_KINDS or entity in EVERY_APP_KINDS:
+        announce(session, SYNC, org_id)
+
+
 async def record_change(
     session: AsyncSession,
     *,
@@ -194,8 +213,7 @@ async def record_change(
         fields=fields,
     )
     session.add(change)
-    # Open apps pull once this commits (GET /sync/events).
-    announce(session, SYNC, principal.org_id)
+    _poke(session, principal.org_id, entity, entity_id, op, fields)
     _touch(session, principal.org_id, change, snapshot)
     return change
 

@@ -38,10 +38,13 @@ class Channel:
     name: str
     # The app.state attribute holding this channel's Broker.
     broker: str
+    # Whether the ids only narrow down whom the news concerns (sync pokes): past one notification's worth, the news
+    # goes out bare (it concerns everyone) rather than in many notifications.
+    hints: bool = False
 
 
 FEED = Channel("fieldbook_feed", "broker")
-SYNC = Channel("fieldbook_sync", "pokes")
+SYNC = Channel("fieldbook_sync", "pokes", hints=True)
 
 
 class Broker:
@@ -97,18 +100,24 @@ class Broker:
 Pending = list[tuple[uuid.UUID, uuid.UUID | None]]
 
 
-def _by_org(pending: Pending) -> dict[uuid.UUID, list[uuid.UUID]]:
+def _by_org(channel: Channel, pending: Pending) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """The ids announced per organisation; none (bare news: something changed) where one announcement was bare."""
     by_org: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
+    bare = set()
     for org_id, item_id in pending:
         ids = by_org[org_id]
-        if item_id is not None:
+        if item_id is None:
+            bare.add(org_id)
+        else:
             ids.append(item_id)
-    return by_org
+    if channel.hints:
+        bare.update(org_id for org_id, ids in by_org.items() if len(ids) > IDS_PER_NOTIFY)
+    return {org_id: [] if org_id in bare else ids for org_id, ids in by_org.items()}
 
 
 async def _notify(session: AsyncSession, channel: Channel, pending: Pending) -> None:
     """PostgreSQL, before commit: queue the notifications that the commit will deliver."""
-    for org_id, ids in _by_org(pending).items():
+    for org_id, ids in _by_org(channel, pending).items():
         batches: Sequence[list[uuid.UUID]] = [ids[i : i + IDS_PER_NOTIFY] for i in range(0, len(ids), IDS_PER_NOTIFY)]
         for batch in batches or [[]]:
             payload = f"{org_id}:{','.join(str(i) for i in batch)}"
@@ -117,7 +126,7 @@ async def _notify(session: AsyncSession, channel: Channel, pending: Pending) -> 
 
 def _deliver(broker: Broker, pending: Pending) -> None:
     """SQLite, after commit: hand the news to this process's subscribers."""
-    for org_id, ids in _by_org(pending).items():
+    for org_id, ids in _by_org(broker.channel, pending).items():
         broker.publish(org_id, ids)
 
 
@@ -146,7 +155,7 @@ async def news(
     """A server-sent event stream's source: "connected" once subscribed, a keep-alive comment when idle, and the
     ids each committed announcement carried (empty for a bare "something changed"). With `every`, what arrives
     less than `every` seconds after the last news yielded waits for that time and goes out with whatever else came
-    meanwhile, as one."""
+    meanwhile, as one (bare if any of it was)."""
     broker: Broker = getattr(request.app.state, channel.broker)
     loop = asyncio.get_running_loop()
     last = -every
@@ -162,6 +171,7 @@ async def news(
             if every:
                 await asyncio.sleep(last + every - loop.time())
                 while not queue.empty():
-                    ids = ids + queue.get_nowait()
+                    more = queue.get_nowait()
+                    ids = ids + more if ids and more else []
                 last = loop.time()
             yield ids

@@ -185,7 +185,14 @@ async def list_deals(
     *, session: AsyncSession, viewer: Viewer, filters: DealFilters, limit: int, cursor: str | None
 ) -> tuple[list[DealRead], str | None]:
     """Newest first (ids are time-ordered UUIDv7s, so the order is stable while paging). Core rows, not ORM
-    objects: this is a hot read path."""
+    objects: this is a hot read path.
+
+    Who sees a large share of the organisation's deals (a manager, a rep who sees the team's) reads the list in
+    order and probes each deal's visibility, within `SCAN_WINDOW` deals a page. A rep who sees only their own and
+    what is shared with them sees a sliver that shrinks as the organisation grows: their deals are read among the
+    ids `deals_seen` gathers through the owner, share and client indexes, so a page costs what they see, not what
+    the organisation has, and is full. (Gathered for a manager, that set is tens of thousands of ids: 90 ms against
+    8 ms probed, on bench-data's large set.)"""
     keys = [_deal.c.id]
     after = after_cursor(LIST_SCOPE, cursor, keys)
     values = {**_values(filters), **keyset_params(after=after)}
@@ -196,30 +203,34 @@ async def list_deals(
             _deal.c.org_id == viewer.org_id, _deal.c.deleted_at.is_(None), *_conditions(filters, _deal)
         )
 
-    until = None
-    if not viewer.everything:
-        # Where the page stops looking for what the viewer may see (`SCAN_WINDOW`).
-        window = visibility.SCAN_WINDOW
-        found = _lists.get(
-            (*shape, "scan", window),
-            lambda: scan(matching(), keys, after=after is not None, size=window, descending=True),
-        )
-        row = (await session.execute(found, values)).first()
-        until = None if row is None else tuple(row)
+    if _sees_a_sliver(viewer):
+        visible, until = deals_seen(viewer), None
+    else:
+        visible, until = deal_filter(viewer, _deal.c), None
+        if not viewer.everything:
+            # Where the page stops looking for what the viewer may see (`SCAN_WINDOW`).
+            window = visibility.SCAN_WINDOW
+            found = _lists.get(
+                (*shape, "scan", window),
+                lambda: scan(matching(), keys, after=after is not None, size=window, descending=True),
+            )
+            row = (await session.execute(found, values)).first()
+            until = None if row is None else tuple(row)
     page = _lists.get(
         (*shape, "page", until is not None),
         lambda: ordered(
-            matching().where(deal_filter(viewer, _deal.c)),
-            keys,
-            after=after is not None,
-            until=until is not None,
-            descending=True,
+            matching().where(visible), keys, after=after is not None, until=until is not None, descending=True
         ),
     )
     rows = (await session.execute(page, {**values, **keyset_params(until=until, limit=limit)})).all()
     shown, next_cursor = cut(list(rows), LIST_SCOPE, lambda r: (r.id,), limit, until)
     now = utcnow()
     return [present_row(r, now) for r in shown], next_cursor
+
+
+def _sees_a_sliver(viewer: Viewer) -> bool:
+    """A rep who sees only their own records and what is shared with them."""
+    return not viewer.everything and viewer.owner_ids == {viewer.user_id}
 
 
 async def board(

@@ -11,11 +11,13 @@ from api.auth.deps import allow
 from api.auth.models import Role
 from api.auth.principals import Principal
 from api.core import changes, live
-from api.core.db import SessionDep, get_database
+from api.core.db import Database, SessionDep, get_database
 from api.core.errors import problems
+from api.core.types import utcnow
 from api.sharing.visibility import Viewer, viewer_of
 from api.sync import pull as pull_service
 from api.sync import push as push_service
+from api.sync import working_set
 from api.sync.schemas import (
     DEFAULT_PULL,
     MAX_PULL,
@@ -72,10 +74,24 @@ async def pull(
     response_class=EventSourceResponse,
 )
 async def events(request: Request, viewer: SyncUserDep) -> AsyncIterable[ServerSentEvent]:
-    # A poke per committed write of the organisation, at most one per `POKE_SECONDS`: every poke makes every open
-    # app pull, and a busy organisation writes several times a second (one pull catches up with all of them).
+    # A poke per committed write that concerns the app (api/core/changes.py `_poke`), at most one per
+    # `POKE_SECONDS`: a busy organisation writes several times a second, and one pull catches up with all of it.
+    database = get_database(request)
     async for news in live.news(request, live.SYNC, viewer.org_id, every=POKE_SECONDS):
-        yield news if isinstance(news, ServerSentEvent) else ServerSentEvent(event="poke", data={})
+        if isinstance(news, ServerSentEvent):
+            yield news
+        elif not news or await _holds(database, viewer, news):
+            yield ServerSentEvent(event="poke", data={})
+
+
+async def _holds(database: Database, viewer: Viewer, ids: list[uuid.UUID]) -> bool:
+    """Whether the user's working set holds any of these records (a short read of its own: the stream holds no
+    connection while it waits)."""
+    keys = {str(i) for i in ids}
+    async with database.reader() as session:
+        since = working_set.window_start(utcnow())
+        found = await working_set.listing(session, viewer, since, dict.fromkeys(changes.HELD_KINDS, keys))
+    return any(listed for listed, _ in found.values())
 
 
 changes_router = APIRouter(prefix="/changes", tags=["changes"], responses=problems(401, 403))

@@ -160,7 +160,7 @@ async def test_a_logged_call_reaches_the_streams_of_those_who_may_see_it(committ
                 await outsider_stream.next_item(timeout=1.0)
 
 
-async def test_a_committed_write_pokes_the_organisation_s_open_apps(committed_url: str, server: str) -> None:
+async def test_a_committed_write_pokes_the_open_apps_it_concerns(committed_url: str, server: str) -> None:
     engine = make_engine(committed_url)
     try:
         async with Database(engine).writer() as session:
@@ -173,27 +173,38 @@ async def test_a_committed_write_pokes_the_organisation_s_open_apps(committed_ur
 
     async with httpx.AsyncClient(base_url=server, timeout=10) as http:
         rep_h, colleague_h, rival_h = [await _sign_in(http, u.email) for u in (rep, colleague, rival)]
-        async with streams(http, colleague_h, rival_h, path="/api/v1/sync/events") as (colleague_s, rival_s):
+        async with streams(http, rep_h, colleague_h, rival_h, path="/api/v1/sync/events") as (
+            rep_s,
+            colleague_s,
+            rival_s,
+        ):
             made = await http.post("/api/v1/companies", json={"name": "Poke SA"}, headers=rep_h)
             assert made.status_code == 201, made.text
-            poke = await colleague_s.next()
-            assert poke["event"] == "poke"
-            # A refused write commits nothing and pokes no one; the other organisation hears nothing at all.
+            assert (await rep_s.next())["event"] == "poke"
+            # Not in the colleague's working set: their app is not asked to pull; the other organisation hears
+            # nothing at all, and a refused write commits nothing and pokes no one.
             refused = await http.post("/api/v1/companies", json={"name": ""}, headers=rep_h)
             assert refused.status_code == 422
-            with pytest.raises(AssertionError, match="no event"):
-                await rival_s.next(timeout=1)
-            with pytest.raises(AssertionError, match="no event"):
-                await colleague_s.next(timeout=1)
+            for stream in (colleague_s, rival_s, rep_s):
+                with pytest.raises(AssertionError, match="no event"):
+                    await stream.next(timeout=1)
+
             # Writes in quick succession: a poke at the first, then one for all the others (a pull catches up
             # with them all), a second later.
             started = asyncio.get_running_loop().time()
             for i in range(4):
-                made = await http.post("/api/v1/companies", json={"name": f"Busy {i}"}, headers=rep_h)
-                assert made.status_code == 201, made.text
+                busy = await http.post("/api/v1/companies", json={"name": f"Busy {i}"}, headers=rep_h)
+                assert busy.status_code == 201, busy.text
             quick = asyncio.get_running_loop().time() - started < 0.9
-            assert (await colleague_s.next())["event"] == "poke"
-            assert (await colleague_s.next())["event"] == "poke"
+            assert (await rep_s.next())["event"] == "poke"
+            assert (await rep_s.next())["event"] == "poke"
             if quick:  # on a machine that stalls, the writes may span more than one interval
                 with pytest.raises(AssertionError, match="no event"):
-                    await colleague_s.next(timeout=1.5)
+                    await rep_s.next(timeout=1.5)
+
+            # A deletion may take a record out of any app: every app of the organisation pulls.
+            gone = await http.delete(f"/api/v1/companies/{made.json()['id']}", headers=rep_h)
+            assert gone.status_code == 204, gone.text
+            assert (await colleague_s.next())["event"] == "poke"
+            with pytest.raises(AssertionError, match="no event"):
+                await rival_s.next(timeout=1)

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth.models import Organization, Role
+from api.core import changes
 from api.core.ids import new_id
 from api.core.types import utcnow
 from api.sync import pull, working_set
@@ -285,3 +286,10 @@ async def test_a_change_that_moves_other_records_or_too_many_changes_list_the_se
     params = {"client_id": str(device.client_id), "cursor": f"{view}.{taken}.999999"}
     page = (await client.get(PULL, params=params, headers=device.headers)).json()
     assert page["reset_required"] and page["cursor"] is None
+
+
+def test_the_change_log_knows_which_kinds_apps_hold() -> None:
+    # Which apps a change pokes (api/core/changes.py `_poke`) follows what the working sets hold.
+    reference = {synced.entity for synced in working_set.SYNCED if synced.reference}
+    assert set(working_set.ENTITIES) - reference == changes.HELD_KINDS
+    assert reference | {"share"} == changes.EVERY_APP_KINDS
