@@ -8,7 +8,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth.models import Role
 from api.sharing import visibility
-from tests.factories import make_activity, make_company, make_contact, make_deal, make_tenant, make_user, sign_in
+from tests.factories import (
+    make_activity,
+    make_company,
+    make_contact,
+    make_deal,
+    make_team,
+    make_tenant,
+    make_user,
+    share_with,
+    sign_in,
+)
 from tests.feed.crm import ACTIVITIES, API, DEALS, ok, pages
 
 pytestmark = pytest.mark.asyncio
@@ -23,7 +33,9 @@ async def test_a_list_read_by_someone_who_sees_little_pages_through_everything_t
 ) -> None:
     monkeypatch.setattr(visibility, "SCAN_WINDOW", 3)
     tenant = await make_tenant(session, client)
-    colleague = await make_user(session, tenant.org, role=Role.rep, team=tenant.team)
+    # In another team: the rep's manager does not see the colleague's records either.
+    colleague = await make_user(session, tenant.org, role=Role.rep, team=await make_team(session, tenant.org, name="B"))
+    manager = await make_user(session, tenant.org, role=Role.manager, team=tenant.team)
     expected = []
     for index in range(16):
         # One record in four is the rep's; the rest are a colleague's, whom the rep does not see.
@@ -39,7 +51,8 @@ async def test_a_list_read_by_someone_who_sees_little_pages_through_everything_t
             await make_activity(session, owner, kind="note", subject=name)
         if owner is tenant.rep:
             expected.append(name)
-    rep = await sign_in(client, tenant.rep)
+    # A rep's own deals are gathered through the indexes (full pages, below); their manager's are probed.
+    rep = await sign_in(client, manager if path == DEALS else tenant.rep)
 
     seen = [item[label] for item in await pages(client, rep, path, limit=2, short=True)]
     # Clients come by name; deals and activities newest first.
@@ -48,3 +61,24 @@ async def test_a_list_read_by_someone_who_sees_little_pages_through_everything_t
     assert len(first["items"]) < 2 and first["next_cursor"] is not None
     # An admin sees everything, so nothing is filtered out and pages are never cut short.
     assert len(ok(await client.get(path, params={"limit": 10}, headers=tenant.headers))["items"]) == 10
+
+
+async def test_a_rep_s_deals_come_in_full_pages_however_few_of_the_organisation_s_they_see(
+    session: AsyncSession, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(visibility, "SCAN_WINDOW", 3)
+    tenant = await make_tenant(session, client)
+    colleague = await make_user(session, tenant.org, role=Role.rep, team=tenant.team)
+    mine = []
+    for index in range(16):
+        owner = tenant.rep if index % 4 == 0 else colleague
+        deal = await make_deal(session, owner, title=f"{index:02d}")
+        if owner is tenant.rep:
+            mine.append(deal.title)
+    shared = await make_deal(session, colleague, title="Shared")
+    await share_with(session, colleague, "deal", shared.id, tenant.rep)
+    rep = await sign_in(client, tenant.rep)
+    first = ok(await client.get(DEALS, params={"limit": 2}, headers=rep))
+    assert [d["title"] for d in first["items"]] == ["Shared", mine[-1]] and first["next_cursor"]
+    seen = [item["title"] for item in await pages(client, rep, DEALS, limit=2, short=False)]
+    assert seen == ["Shared", *mine[::-1]]

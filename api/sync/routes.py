@@ -1,5 +1,6 @@
 """HTTP routes of offline sync (DESIGN §7) and of the changes feed for integrations."""
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterable
 from typing import Annotated
@@ -13,7 +14,6 @@ from api.auth.principals import Principal
 from api.core import changes, live
 from api.core.db import Database, SessionDep, get_database
 from api.core.errors import problems
-from api.core.types import utcnow
 from api.sharing.visibility import Viewer, viewer_of
 from api.sync import pull as pull_service
 from api.sync import push as push_service
@@ -80,18 +80,34 @@ async def events(request: Request, viewer: SyncUserDep) -> AsyncIterable[ServerS
     async for news in live.news(request, live.SYNC, viewer.org_id, every=POKE_SECONDS):
         if isinstance(news, ServerSentEvent):
             yield news
-        elif not news or await _holds(database, viewer, news):
+        elif not news or viewer.user_id in await _audiences.of(database, viewer.org_id, news):
             yield ServerSentEvent(event="poke", data={})
 
 
-async def _holds(database: Database, viewer: Viewer, ids: list[uuid.UUID]) -> bool:
-    """Whether the user's working set holds any of these records (a short read of its own: the stream holds no
-    connection while it waits)."""
-    keys = {str(i) for i in ids}
+class _Audiences:
+    """Whom each announcement concerns (`working_set.audience`), found once per process for all the streams that
+    hear it within a poke's interval. Reusing it for that long is safe: a change that could alter it (a record
+    reassigned, moved, unshared) is announced bare, and pokes every app by itself."""
+
+    def __init__(self) -> None:
+        self._found: dict[tuple[uuid.UUID, ...], asyncio.Future[set[uuid.UUID]]] = {}
+
+    def of(self, database: Database, org_id: uuid.UUID, news: list[uuid.UUID]) -> asyncio.Future[set[uuid.UUID]]:
+        key = (org_id, *sorted(news))
+        found = self._found.get(key)
+        if found is None:
+            found = self._found[key] = asyncio.ensure_future(_audience(database, org_id, news))
+            asyncio.get_running_loop().call_later(POKE_SECONDS, self._found.pop, key, None)
+        return found
+
+
+async def _audience(database: Database, org_id: uuid.UUID, ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    # A short read of its own: no stream holds a connection while it waits.
     async with database.reader() as session:
-        since = working_set.window_start(utcnow())
-        found = await working_set.listing(session, viewer, since, dict.fromkeys(changes.HELD_KINDS, keys))
-    return any(listed for listed, _ in found.values())
+        return await working_set.audience(session, org_id, ids)
+
+
+_audiences = _Audiences()
 
 
 changes_router = APIRouter(prefix="/changes", tags=["changes"], responses=problems(401, 403))

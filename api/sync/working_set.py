@@ -12,7 +12,7 @@ cost follows what the user holds, not what the organisation has.
 
 import functools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -278,6 +278,40 @@ async def listing(
         entity: _joined([(str(row.id), row.version) for row in await session.execute(stmt, values)])
         for entity, stmt in _member_statements("sqlite").items()
     }
+
+
+async def audience(session: AsyncSession, org_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """The users whose working set may hold any of these records (companies, contacts, deals or activities, of any
+    kind): their owners and assignees, the owners of the records they hang off, and whom any of those is shared with.
+    A superset (a closed deal's or an old activity's owners are in it): it decides which apps are asked to pull, and
+    an app asked for nothing pulls nothing."""
+    companies_t, contacts_t, deals_t, activities_t, shares = (
+        _table(m) for m in (Company, Contact, Deal, Activity, Share)
+    )
+    users: set[uuid.UUID] = set()
+    found: set[uuid.UUID] = set(ids)
+
+    async def rows(table: Any, wanted: set[uuid.UUID], *columns: Any) -> list[Any]:
+        stmt = sa.select(table.c.owner_id, *columns).where(table.c.org_id == org_id, table.c.id.in_(wanted))
+        return list(await session.execute(stmt))
+
+    # Each kind only hangs off the kinds after it: activities, deals, contacts, companies.
+    about = (activities_t.c.deal_id, activities_t.c.contact_id, activities_t.c.company_id)
+    for row in await rows(activities_t, found, activities_t.c.assignee_id, *about):
+        users.update((row.owner_id, row.assignee_id))
+        found.update((row.deal_id, row.contact_id, row.company_id))
+    for row in await rows(deals_t, found, deals_t.c.id, deals_t.c.contact_id, deals_t.c.company_id):
+        users.add(row.owner_id)
+        found.update((row.contact_id, row.company_id))
+    for row in await rows(contacts_t, found, contacts_t.c.company_id):
+        users.add(row.owner_id)
+        found.add(row.company_id)
+    users.update(row.owner_id for row in await rows(companies_t, found))
+    found.discard(None)
+    shared = sa.select(shares.c.user_id).where(*_live(shares), shares.c.entity_id.in_(found))
+    users.update(await session.scalars(shared, {"org_id": org_id}))
+    users.discard(None)
+    return users
 
 
 def versions_of(ids: str, versions: str) -> dict[str, int]:

@@ -9,18 +9,21 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.auth.models import Organization, Role
+from api.auth.models import Organization, Role, User
+from api.clients.models import Company
 from api.core import changes
 from api.core.ids import new_id
 from api.core.types import utcnow
 from api.sync import pull, working_set
 from api.sync.models import SyncView
 from tests.factories import (
+    Tenant,
     make_activity,
     make_company,
     make_contact,
     make_tenant,
     make_user,
+    share_with,
     sign_in,
     viewer_of_user,
 )
@@ -208,6 +211,14 @@ class Listings:
         monkeypatch.setattr(working_set, "listing", counted)
 
 
+async def _rep_with_a_client(session: AsyncSession, client: httpx.AsyncClient) -> tuple[Tenant, User, Device, Company]:
+    """An organisation whose rep has a client and an app, and a colleague in the rep's team."""
+    tenant = await make_tenant(session, client)
+    colleague = await make_user(session, tenant.org, role=Role.rep, team=tenant.team)
+    device = Device(await sign_in(client, tenant.rep))
+    return tenant, colleague, device, await make_company(session, tenant.rep, name="Mine SA")
+
+
 async def _views(session: AsyncSession) -> int:
     return await session.scalar(sa.select(sa.func.count()).select_from(SyncView)) or 0
 
@@ -216,10 +227,7 @@ async def _views(session: AsyncSession) -> int:
 async def test_after_a_few_changes_only_the_records_they_touched_are_looked_up(
     session: AsyncSession, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tenant = await make_tenant(session, client)
-    colleague = await make_user(session, tenant.org, role=Role.rep, team=tenant.team)
-    device = Device(await sign_in(client, tenant.rep))
-    mine = await make_company(session, tenant.rep, name="Mine SA")
+    tenant, colleague, device, mine = await _rep_with_a_client(session, client)
     await device.pull(client)
     listings, views = Listings(monkeypatch), await _views(session)
 
@@ -258,10 +266,7 @@ async def test_after_a_few_changes_only_the_records_they_touched_are_looked_up(
 async def test_a_change_that_moves_other_records_or_too_many_changes_list_the_set_again(
     session: AsyncSession, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tenant = await make_tenant(session, client)
-    colleague = await make_user(session, tenant.org, role=Role.rep, team=tenant.team)
-    device = Device(await sign_in(client, tenant.rep))
-    mine = await make_company(session, tenant.rep, name="Mine SA")
+    tenant, colleague, device, mine = await _rep_with_a_client(session, client)
     contact = await make_contact(session, tenant.admin, name="Ana", company_id=mine.id, owner_id=colleague.id)
     await device.pull(client)
     listings = Listings(monkeypatch)
@@ -293,3 +298,24 @@ def test_the_change_log_knows_which_kinds_apps_hold() -> None:
     reference = {synced.entity for synced in working_set.SYNCED if synced.reference}
     assert set(working_set.ENTITIES) - reference == changes.HELD_KINDS
     assert reference | {"share"} == changes.EVERY_APP_KINDS
+
+
+@pytest.mark.asyncio
+async def test_a_record_s_audience_is_whoever_may_hold_it(session: AsyncSession, client: httpx.AsyncClient) -> None:
+    # The apps a change of a record pokes (GET /sync/events): the owners and assignees of the record and of what it
+    # hangs off, and whom any of those is shared with.
+    tenant, colleague, _device, mine = await _rep_with_a_client(session, client)
+    outsider = await make_user(session, tenant.org, role=Role.rep, team=tenant.team)
+    await share_with(session, tenant.rep, "company", mine.id, colleague)
+    contact = await make_contact(session, tenant.admin, name="Ana", company_id=mine.id, owner_id=outsider.id)
+    call = await make_activity(session, tenant.admin, contact_id=contact.id)
+    org = tenant.org.id
+    assert await working_set.audience(session, org, [call.id]) == {
+        tenant.admin.id,
+        outsider.id,
+        tenant.rep.id,
+        colleague.id,
+    }
+    assert await working_set.audience(session, org, [mine.id]) == {tenant.rep.id, colleague.id}
+    theirs = await make_company(session, outsider, name="Theirs SA")
+    assert await working_set.audience(session, org, [theirs.id, uuid.uuid4()]) == {outsider.id}
