@@ -24,7 +24,8 @@ later: `POST /api/v1/sync/push` with the outbox (no Idempotency-Key: each mutati
 exactly-once), then `GET /api/v1/sync/pull?client_id=…&limit=500&cursor=…` until `has_more` is false. The engine
 also runs push-then-pull when the app comes back to the foreground (after a phone call, `visibilitychange`), every
 60 s while shown, and on every `poke` of `GET /api/v1/sync/events` (a server-sent event stream each open app keeps:
-one poke per committed write in the organisation, so every phone pulls after anyone's write); a sync asked for while
+a poke when a committed write concerns the phone's working set, at most one a second, and one to every phone after a
+change that can take records out of some working set); a sync asked for while
 one runs runs once more after it; a failed one is retried with the app's backoff (full jitter, 1 s doubling to 60 s;
 after a 429 not before 1 s: the loader keeps no headers to read Retry-After from). The feed screen is the one screen
 that reads the server: `GET /api/v1/feed?scope=team`, reading on while a page is empty and has a cursor. A simulated
@@ -60,8 +61,8 @@ mostly looking things up between visits; the writes are the calls and, more rare
   `base_version`, pushed 300 ms later, then a pull.
 
 At this pace a phone does something every ~3 s and logs a call every ~16 s: a busy hour compressed many times over.
-Requests grow with phones and pace; pulls on pokes grow with phones times everyone's writes, so they grow fastest
-when the pace or the number of phones goes up.
+Requests grow with phones and pace; pulls on pokes grow with the writes that concern each phone (its own, and its
+colleagues' on its clients), plus every phone once per change that can take records out of a working set.
 
 Each request is a sample: `bench.loader.send` over the phone's own aiohttp session of at most 3 keep-alive
 connections (the screen's, the sync engine's, the event stream: as a browser opens them per origin, so no request
@@ -1092,7 +1093,7 @@ def markdown(
         *_md(KINDS, kind_rows(results)),
         "",
         "`pull: <why>`: what made the sync engine pull: a change on the phone, the user back in the app after a "
-        "call, a poke (someone in the organisation wrote something), the minute timer, the app's start.",
+        "call, a poke (a write that concerns the phone's data), the minute timer, the app's start.",
         "",
         *where_it_goes(results),
         "",
