@@ -148,6 +148,8 @@ def _configure_app(database: str) -> None:
     os.environ["FIELDBOOK_DATABASE_URL"] = common.sqlalchemy_url(database)
     # Sign in once for a run that may take an hour.
     os.environ["FIELDBOOK_ACCESS_TOKEN_MINUTES"] = str(24 * 60)
+    # No webhook worker in a process that captures the statements a request sends: its polls would land among them.
+    os.environ["FIELDBOOK_WEBHOOK_WORKER"] = "false"
 
 
 class Capture:

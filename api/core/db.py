@@ -66,6 +66,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
             "journal_mode=WAL",
             "synchronous=NORMAL",
             "busy_timeout=10000",
+            # Reads go through the operating system's page cache, shared by every connection, instead of each
+            # copying pages into a private 2 MB cache: 13 → 51 feed pages/s with 8 concurrent readers of
+            # bench-data's small set (550 MB). The size is address space, not memory.
+            f"mmap_size={1 << 30}",
         ):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
