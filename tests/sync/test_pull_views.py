@@ -149,9 +149,7 @@ async def test_many_listings_fold_into_one_part_and_still_hold_the_same(
 async def test_a_view_of_an_earlier_format_starts_the_app_afresh(
     session: AsyncSession, client: httpx.AsyncClient
 ) -> None:
-    tenant = await make_tenant(session, client)
-    device = Device(await sign_in(client, tenant.rep))
-    await make_company(session, tenant.rep, name="Kept SA")
+    _tenant, _colleague, device, _mine = await _rep_with_a_client(session, client)
     await device.pull(client)
     # zlib'd JSON, as views were stored before; its cursor was the bare view id.
     await session.execute(sa.update(SyncView).values(entries=b"x\x01" + b"\x00" * 8))
@@ -168,9 +166,7 @@ async def test_a_view_made_from_a_listing_is_taken_up_by_its_bare_id(
     session: AsyncSession, client: httpx.AsyncClient
 ) -> None:
     # As a bench seeds phones that have pulled already: the working set encoded as held, the view's id as cursor.
-    tenant = await make_tenant(session, client)
-    device = Device(await sign_in(client, tenant.rep))
-    await make_company(session, tenant.rep, name="Held SA")
+    tenant, _colleague, device, _mine = await _rep_with_a_client(session, client)
     viewer = await viewer_of_user(session, tenant.rep)
     since = working_set.window_start(utcnow())
     held = await working_set.members(session, viewer, since)
