@@ -18,11 +18,11 @@ the next listing, and one deleted in between is removed then although the app ne
 the app.
 
 An app that has taken all its steps and pulls again after a few changes (poked after a colleague's call on one of
-its clients, or back in the app after its own push) is not listed again: the change log says which records changed, and only those are looked up in the working
-set, unless a change can move other records in or out of it (`CASCADING`: a reassigned or deleted company takes its
-contacts, deals and activities along), there are more than `MAX_CHANGES`, or the activity window moved. When none of
-them is the app's business, nothing is written and the cursor says up to which change the view is current:
-`<view id>.<steps sent>.<change>`.
+its clients, or back in the app after its own push) is not listed again: the change log says which records
+changed, and only those are looked up in the working set, unless a change can move other records in or out of it
+(`CASCADING`: a reassigned or deleted company takes its contacts, deals and activities along), there are more
+than `MAX_CHANGES`, or the activity window moved. When none of them is the app's business, nothing is written and
+the cursor says up to which change the view is current: `<view id>.<steps sent>.<change>`.
 """
 
 import json
