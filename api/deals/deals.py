@@ -4,6 +4,7 @@ Every stage entry is a `deal_stage_event` with the time spent in the stage befor
 cycle times are computed from; wins, losses, reopenings and moves also reach the feed.
 """
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,12 +18,12 @@ from sqlmodel import col, func, select
 from api.auth.models import Organization
 from api.clients.models import Company, Contact
 from api.clients.service import check_custom
-from api.core import changes
+from api.core import changes, jsonsql
 from api.core.errors import Conflict, Forbidden, ValidationFailed
 from api.core.etags import ensure_version
 from api.core.ids import new_id
 from api.core.models import live
-from api.core.pagination import Templates, after_cursor, cut, keyset_params, ordered, scan
+from api.core.pagination import Page, Templates, after_cursor, cut, keyset_params, ordered, scan
 from api.core.schemas import changed_fields
 from api.core.types import UTCDateTime, contains_pattern, fold, utcnow
 from api.deals.models import Deal, DealLine, DealStageEvent, DealStatus, LostReason, Pipeline, Product, Stage, StageKind
@@ -179,11 +180,37 @@ def matching_deals(viewer: Viewer, filters: DealFilters) -> Any:
 
 
 _lists = Templates()
+# The page's "now" (a deal is rotten once `rots_at` has passed), bound per request by `_values`.
+_NOW = sa.bindparam("deal_now", type_=UTCDateTime)
 
 
 async def list_deals(
     *, session: AsyncSession, viewer: Viewer, filters: DealFilters, limit: int, cursor: str | None
 ) -> tuple[list[DealRead], str | None]:
+    rows, next_cursor = await _listed(session, viewer, filters, limit, cursor, as_json=False)
+    now = utcnow()
+    return [present_row(r, now) for r in rows], next_cursor
+
+
+async def list_page(
+    *, session: AsyncSession, viewer: Viewer, filters: DealFilters, limit: int, cursor: str | None
+) -> bytes:
+    """`list_deals` as the response's JSON (`Page[DealRead]`). On PostgreSQL the statement that reads the deals
+    writes each one's JSON (`api/core/jsonsql.py`): the app neither builds nor serialises fifty models a page.
+    SQLite's page is the models'."""
+    if session.get_bind().dialect.name != "postgresql":
+        deals, next_cursor = await list_deals(
+            session=session, viewer=viewer, filters=filters, limit=limit, cursor=cursor
+        )
+        return Page[DealRead](items=deals, next_cursor=next_cursor).model_dump_json(by_alias=True).encode()
+    rows, next_cursor = await _listed(session, viewer, filters, limit, cursor, as_json=True)
+    items = ",".join(row.deal for row in rows)
+    return f'{{"items":[{items}],"next_cursor":{json.dumps(next_cursor)}}}'.encode()
+
+
+async def _listed(
+    session: AsyncSession, viewer: Viewer, filters: DealFilters, limit: int, cursor: str | None, *, as_json: bool
+) -> tuple[list[Any], str | None]:
     """Newest first (ids are time-ordered UUIDv7s, so the order is stable while paging). Core rows, not ORM
     objects: this is a hot read path.
 
@@ -196,7 +223,7 @@ async def list_deals(
     keys = [_deal.c.id]
     after = after_cursor(LIST_SCOPE, cursor, keys)
     values = {**_values(filters), **keyset_params(after=after)}
-    shape = (viewer, _shape(filters), after is not None)
+    shape = (viewer, _shape(filters), after is not None, as_json)
 
     def matching() -> sa.Select[Any]:
         return sa.select(*_deal.c).where(
@@ -216,16 +243,20 @@ async def list_deals(
             )
             row = (await session.execute(found, values)).first()
             until = None if row is None else tuple(row)
-    page = _lists.get(
-        (*shape, "page", until is not None),
-        lambda: ordered(
+
+    def statement() -> Any:
+        page = ordered(
             matching().where(visible), keys, after=after is not None, until=until is not None, descending=True
-        ),
-    )
+        )
+        if not as_json:
+            return page
+        listed = page.subquery("listed")
+        record = jsonsql.record(DealRead, listed.c, rotten_sql(listed.c, _NOW))
+        return sa.select(listed.c.id, jsonsql.text(record).label("deal")).order_by(listed.c.id.desc())
+
+    page = _lists.get((*shape, "page", until is not None), statement)
     rows = (await session.execute(page, {**values, **keyset_params(until=until, limit=limit)})).all()
-    shown, next_cursor = cut(list(rows), LIST_SCOPE, lambda r: (r.id,), limit, until)
-    now = utcnow()
-    return [present_row(r, now) for r in shown], next_cursor
+    return cut(list(rows), LIST_SCOPE, lambda r: (r.id,), limit, until)
 
 
 def _sees_a_sliver(viewer: Viewer) -> bool:

@@ -13,9 +13,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from api.auth.models import Role
+from api.core.pagination import Page
 from api.core.types import utcnow
-from api.deals.models import Deal
-from tests.factories import make_company, make_contact, make_deal, make_tenant, make_user, share_with, sign_in
+from api.deals.deals import DealFilters, list_deals
+from api.deals.models import Deal, DealStatus
+from api.deals.schemas import DealRead
+from tests.factories import (
+    make_company,
+    make_contact,
+    make_deal,
+    make_tenant,
+    make_user,
+    share_with,
+    sign_in,
+    viewer_of_user,
+)
 from tests.feed.crm import (
     ACTIVITIES,
     API,
@@ -345,3 +357,39 @@ async def test_a_deal_restored_after_its_stage_went_can_still_be_worked(
     ok(await client.post(f"{DEALS}/{deal['id']}/move", json={"stage_id": stage(pipeline, "Proposal")}, headers=rep))
     board = ok(await client.get(f"{DEALS}/board", headers=rep))
     assert sum(c["count"] for c in board["stages"]) == 1
+
+
+async def test_a_page_of_deals_reads_as_the_models_write_it(session: AsyncSession, client: httpx.AsyncClient) -> None:
+    """On PostgreSQL a page's JSON is written by the statement that reads it: field for field it must be the page
+    the read models make of the same rows (what SQLite serves), open, won, lost or rotten."""
+    tenant = await make_tenant(session, client)
+    rep = await sign_in(client, tenant.rep)
+    reason = ok(await client.get(f"{API}/lost-reasons", headers=rep))["items"][0]["id"]
+    company = await make_company(session, tenant.rep, name="Frutas Núñez")
+    made = [
+        await make_deal(session, tenant.rep, title=f"Deal {i}", amount_minor=1000 * i, company_id=company.id)
+        for i in range(5)
+    ]
+    await make_deal(session, tenant.admin, title="Admin's", expected_close_on=date(2027, 3, 1))
+    ok(await client.post(f"{DEALS}/{made[1].id}/win", headers=rep))
+    ok(await client.post(f"{DEALS}/{made[2].id}/lose", json={"lost_reason_id": reason, "note": "Precio"}, headers=rep))
+    await session.execute(
+        sa.update(Deal).where(col(Deal.id) == made[3].id).values(rots_at=utcnow() - timedelta(days=1))
+    )
+    await session.commit()
+    for user, headers, params in (
+        (tenant.rep, rep, {}),
+        (tenant.admin, tenant.headers, {}),
+        (tenant.admin, tenant.headers, {"limit": 2, "status": "open"}),
+        (tenant.rep, rep, {"rotten": "true"}),
+    ):
+        body = ok(await client.get(DEALS, params=params, headers=headers))
+        viewer = await viewer_of_user(session, user)
+        filters = DealFilters(
+            status=DealStatus(params["status"]) if "status" in params else None, rotten=params.get("rotten") and True
+        )
+        models, cursor = await list_deals(
+            session=session, viewer=viewer, filters=filters, limit=params.get("limit", 50), cursor=None
+        )
+        assert body == Page[DealRead](items=models, next_cursor=cursor).model_dump(mode="json"), params
+        assert body["items"], params
