@@ -176,8 +176,9 @@ def _touch(session: AsyncSession, org_id: uuid.UUID, change: Change, snapshot: d
 HELD_KINDS = frozenset({"company", "contact", "deal", "activity"})
 EVERY_APP_KINDS = frozenset({"user", "team", "pipeline", "stage", "lost_reason", "product", "custom_field", "share"})
 # Fields whose change can take a record out of a working set, or move what hangs off it in or out.
-_MOVING = frozenset({"owner_id", "assignee_id", "company_id", "contact_id", "deal_id", "status", "done_at"})
-_MOVING |= {"deleted_at"}
+_MOVING = frozenset(
+    {"owner_id", "assignee_id", "company_id", "contact_id", "deal_id", "status", "done_at", "deleted_at"}
+)
 
 
 def _poke(session: AsyncSession, org_id: uuid.UUID, entity: str, entity_id: uuid.UUID, op: str, fields: Any) -> None:
