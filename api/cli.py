@@ -146,7 +146,12 @@ def user_create(
     currency: Annotated[str, typer.Option(help="A new organisation's currency (ISO 4217).")] = "EUR",
     password: Annotated[
         str,
-        typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="At least 10 characters."),
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            help="At least 10 characters; not a common password, nor one made of your name or e-mail.",
+        ),
     ] = "",
 ) -> None:
     """Create a user (the first administrator of a new organisation, typically)."""

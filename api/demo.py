@@ -46,6 +46,8 @@ from api.insights.models import Goal, GoalMetric
 from api.settings import get_settings
 
 DEMO_ORG_ID = uuid.UUID("018f0000-0000-7000-8000-00000000d3e0")
+# Printed for anyone to sign in with, and written as a hash without the password rules (api/auth/passwords.py), which
+# would refuse it for naming the product: a demo's password is public on purpose.
 DEMO_PASSWORD = "fieldbook-demo"
 ADMIN_EMAIL = "admin@demo.fieldbook.app"
 DEFAULT_SEED = 2026

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
+from starlette.middleware.cors import CORSMiddleware
 
 from api import hooks
 from api.activities.routes import routers as activities_routers
@@ -24,6 +25,14 @@ from api.core.idempotency import Idempotency
 from api.core.limits import BodySizeLimit
 from api.core.live import FEED, SYNC, Broker
 from api.core.ratelimit import RateLimiter, RateLimitHeaders
+from api.core.security_headers import (
+    CORS_METHODS,
+    CORS_REQUEST_HEADERS,
+    CORS_RESPONSE_HEADERS,
+    SecurityHeaders,
+    install_docs,
+    security_headers,
+)
 from api.deals.routes import routers as deals_routers
 from api.exports.routes import routers as exports_routers
 from api.feed.routes import routers as feed_routers
@@ -75,7 +84,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         version="1.0",
         summary="A mobile-first CRM for field sales teams.",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # install_docs: the page with its own Content-Security-Policy
         redoc_url=None,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
@@ -97,6 +106,19 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         max_bytes=settings.max_body_bytes,
         uploads={f"{API_PREFIX}/imports": settings.max_upload_bytes},
     )
+    if settings.cors_origins:
+        # Outside the body cap: its 413, like any refusal (401, 429), reaches the other site readable.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=CORS_METHODS,
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_RESPONSE_HEADERS,
+        )
+    # Around the whole stack, Starlette's error middleware included (add_middleware would sit inside it): every
+    # answer carries them, a preflight's, a refusal's and a 500's included.
+    inner, headers = app.build_middleware_stack, security_headers(settings.hsts_seconds)
+    app.build_middleware_stack = lambda: SecurityHeaders(inner(), headers=headers)  # type: ignore[method-assign]
 
     api = APIRouter(prefix=API_PREFIX)
     for router in (
@@ -116,6 +138,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         api.include_router(router)
     app.include_router(api)
     app.include_router(_health)
+    install_docs(app)
     install_app(app, settings.pwa_dir)
 
     def openapi() -> dict[str, Any]:

@@ -2,12 +2,14 @@
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me-0123456789"
+# What a browser sends as Origin, `scheme://host[:port]`: a path, a slash or `*` would never match one.
+Origin = Annotated[str, StringConstraints(pattern=r"^https?://[^/\s*]+$")]
 
 
 class Settings(BaseSettings):
@@ -61,9 +63,19 @@ class Settings(BaseSettings):
     webhook_retention_days: int = Field(default=30, ge=1, le=365)
     # Tests only: lets webhooks reach 127.0.0.1 (over http). Refused in production.
     webhook_allow_loopback: bool = False
+    # Browser security: the HSTS max-age, sent only when above 0, for a deployment served over HTTPS
+    # only; and the other sites (`https://crm.example.com`, comma-separated) whose pages may call the API. Empty:
+    # only the app's own origin, which needs no CORS.
+    hsts_seconds: int = Field(default=0, ge=0)
+    cors_origins: Annotated[list[Origin], NoDecode] = []
     log_level: str = "info"
     # The built app (`npm run build` in pwa/), served at `/`; without it only the API is served.
     pwa_dir: Path = Path(__file__).resolve().parent.parent / "pwa" / "dist"
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        return [o.strip() for o in value.split(",") if o.strip()] if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _refuse_unsafe_configuration(self) -> "Settings":

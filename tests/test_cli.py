@@ -63,11 +63,14 @@ def test_user_create_makes_an_organisation_and_an_admin_who_can_sign_in(fresh_db
     assert asyncio.run(_login_status(fresh_db, "owner@example.com", "a-long-password")) == 200
 
 
-def test_user_create_refuses_a_short_password(fresh_db):
+@pytest.mark.parametrize(
+    ("password", "reason"), [("short", "at least 10 characters"), ("Contraseña2024!", "most common passwords")]
+)
+def test_user_create_refuses_a_weak_password(fresh_db, password, reason):
     runner.invoke(app, ["migrate"])
     args = ["user", "create", "--email", "x@example.com", "--name", "X", "--org", "Acme"]
-    result = runner.invoke(app, args, input="short\nshort\n")
-    assert result.exit_code == 1 and "password" in result.output
+    result = runner.invoke(app, args, input=f"{password}\n{password}\n")
+    assert result.exit_code == 1 and "password" in result.output and reason in result.output
 
 
 def test_outside_development_the_default_secret_is_refused(monkeypatch):

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped
 from sqlmodel import col, func, select
 
 from api.auth.models import AuthSession, LoginFailure, RefreshToken, User
+from api.auth.passwords import check_new_password
 from api.auth.principals import Principal
 from api.auth.schemas import AcceptInvite, LoginRequest, TokenPair
 from api.auth.security import (
@@ -161,6 +162,7 @@ async def accept_invite(*, session: AsyncSession, data: AcceptInvite) -> TokenPa
     ).first()
     if user is None or user.invite_expires_at is None or user.invite_expires_at <= utcnow():
         raise Unauthorized("This invitation is not valid or has expired; ask your administrator for a new one.")
+    check_new_password(data.password, email=user.email, name=user.name)
     actor = Principal(kind="user", org_id=user.org_id, id=user.id)
     await changes.update(
         session,

@@ -10,6 +10,7 @@ from sqlmodel import col, func, select
 
 from api.auth import login
 from api.auth.models import ApiKey, Organization, Role, Team, User
+from api.auth.passwords import check_new_password
 from api.auth.principals import Principal
 from api.auth.schemas import (
     ApiKeyCreate,
@@ -166,6 +167,7 @@ async def create_user(*, session: AsyncSession, principal: Principal, data: User
     )
     token = None
     if data.password is not None:
+        check_new_password(data.password, email=email, name=data.name)
         user.password_hash = await hash_password(data.password)
     else:
         token, user.invite_hash, user.invite_expires_at = _new_invite()

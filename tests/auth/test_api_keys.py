@@ -11,6 +11,7 @@ from sqlmodel import col, select
 
 from api.auth.models import ApiKey, Role
 from api.auth.schemas import SCOPES
+from api.auth.security import digest
 from api.core.changes import Change
 from tests.auth.test_login import bearer
 from tests.factories import Tenant, make_tenant, make_user, sign_in
@@ -66,6 +67,9 @@ async def test_database_stores_no_raw_key(session, client):
     ).one()
     assert row.key_hash != secret
     assert all(secret not in str(value) for value in row)
+    # What the table holds: the SHA-256 of the whole key, and its public prefix (for the lookup, shown in lists).
+    assert row.key_hash == digest(secret) and secret.startswith(f"{row.prefix}_")
+    assert len(secret) - len(row.prefix) > 40  # the secret part, never stored, is 32 random bytes
     logged = (await session.scalars(select(Change).where(col(Change.entity_id) == row.id))).all()
     assert logged
     assert all(secret not in json.dumps(change.fields) for change in logged)

@@ -1,5 +1,9 @@
 """Sign-in over HTTP: passwords, throttling, refresh-token rotation and reuse, logout, access-token pinning."""
 
+import base64
+import hashlib
+import hmac
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -253,10 +257,31 @@ def _with(**changed: Any) -> Forgery:
     return lambda claims: _hs256({**claims, **changed})
 
 
+def _by_hand(alg: str, *, signed: bool) -> Forgery:
+    """A token whose header names `alg`, HMAC-SHA256-signed with the server's secret (or unsigned): a server that
+    took the algorithm from the header (RS256 "verified" with the secret as its public key) would accept it."""
+
+    def forge(claims: dict[str, Any]) -> str:
+        def part(data: dict[str, Any] | bytes) -> str:
+            raw = data if isinstance(data, bytes) else json.dumps(data, default=lambda t: int(t.timestamp())).encode()
+            return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+        signing_input = f"{part({'alg': alg, 'typ': 'JWT'})}.{part(claims)}"
+        signature = hmac.new(SECRET.encode(), signing_input.encode(), hashlib.sha256).digest() if signed else b""
+        return f"{signing_input}.{part(signature)}"
+
+    return forge
+
+
 FORGERIES: dict[str, tuple[Forgery, int]] = {
     # The control: the same claims, signed as the server signs them, are accepted.
     "genuine_hs256": (_hs256, 200),
     "alg_none": (lambda claims: jwt.encode(claims, None, algorithm="none"), 401),
+    # The hand-made control is accepted, so the refusals below are the header's doing.
+    "by_hand_hs256": (_by_hand("HS256", signed=True), 200),
+    "by_hand_rs256": (_by_hand("RS256", signed=True), 401),
+    "by_hand_none_capitalised": (_by_hand("None", signed=False), 401),
+    "by_hand_hs256_unsigned": (_by_hand("HS256", signed=False), 401),
     "hs512": (lambda claims: jwt.encode(claims, SECRET, algorithm="HS512"), 401),
     "wrong_secret": (lambda claims: jwt.encode(claims, SECRET[::-1], algorithm="HS256"), 401),
     "typ_refresh": (_with(typ="refresh"), 401),

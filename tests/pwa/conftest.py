@@ -91,8 +91,11 @@ def browser_type_launch_args() -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def browser_context_args() -> dict[str, Any]:
-    # Reduced motion: charts draw at once, so a screenshot never catches a bar halfway.
+    # Reduced motion: charts draw at once, so a screenshot never catches a bar halfway. The app's CSP is bypassed:
+    # Playwright's wait_for_function and axe-core's injected tag are evaluated strings, which it refuses (as it
+    # should). tests/pwa/test_csp.py runs the app with the policy enforced.
     return {
+        "bypass_csp": True,
         "viewport": PHONE,
         "has_touch": True,
         "is_mobile": True,
