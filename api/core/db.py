@@ -4,22 +4,43 @@ One AsyncSession per request: it commits when the route succeeds and rolls back 
 response is sent (so a failed commit is reported, never hidden). Services flush, never commit.
 """
 
+import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from api.core.errors import AppError
+from api.core.errors import AppError, DatabaseUnavailable
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _IMMEDIATE = "fieldbook_begin_immediate"
 _BEFORE_COMMIT = "fieldbook_before_commit"
 _AFTER_COMMIT = "fieldbook_after_commit"
+
+log = logging.getLogger("fieldbook")
+
+UNREACHABLE = "The database is not reachable; try again shortly."
+UNREACHABLE_RETRY_AFTER = 5
+# SQLite errors that say the storage, not the request, is at fault (by the start of their name: READONLY covers
+# READONLY_DIRECTORY and the like). Not soon over: callers are asked to wait longer.
+_SQLITE_STORAGE = (
+    ("SQLITE_READONLY", "The database's storage is read-only: nothing can be saved until it is writable again."),
+    ("SQLITE_FULL", "The database's disk is full: nothing can be saved until space is freed."),
+    ("SQLITE_IOERR", "The database's disk could not be written (it is full or failing): nothing can be saved now."),
+    ("SQLITE_CANTOPEN", "The database file cannot be opened (its storage is read-only or unavailable)."),
+)
+STORAGE_RETRY_AFTER = 60
+# PostgreSQL refusing or dropping connections: class 08 (connection exception), shutting down or starting up
+# (57P01-57P03), out of connection slots (53300).
+_POSTGRES_DOWN = frozenset({"57P01", "57P02", "57P03", "53300"})
+# A database that stays down fails every request: one warning per reason this often is enough to see it.
+_WARN_EVERY = 60.0
 
 
 def before_commit(session: AsyncSession, hook: Callable[[AsyncSession], Awaitable[None]]) -> None:
@@ -41,6 +62,53 @@ def pool_options(settings: Any) -> dict[str, Any]:
     return {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow}
 
 
+def unavailable(exc: BaseException, *, is_disconnect: bool = False) -> DatabaseUnavailable | None:
+    """What a driver error means when the database cannot serve anyone (down, restarting, read-only or full
+    storage); None when it is about the request."""
+    if is_disconnect or isinstance(exc, OSError):
+        return DatabaseUnavailable(UNREACHABLE, retry_after=UNREACHABLE_RETRY_AFTER)
+    sqlstate = getattr(exc, "sqlstate", None) or ""
+    if sqlstate.startswith("08") or sqlstate in _POSTGRES_DOWN:
+        return DatabaseUnavailable(UNREACHABLE, retry_after=UNREACHABLE_RETRY_AFTER)
+    name = getattr(exc, "sqlite_errorname", "")
+    for prefix, detail in _SQLITE_STORAGE:
+        if name.startswith(prefix):
+            return DatabaseUnavailable(detail, retry_after=STORAGE_RETRY_AFTER)
+    return None
+
+
+def _report_unavailable(engine: AsyncEngine) -> None:
+    """Driver errors that mean the database cannot serve become `DatabaseUnavailable` (a 503 with Retry-After, not a
+    500), at connect time too. The pool still invalidates a connection found dead, with every older one, so the
+    first requests after a restart fail and the next ones reconnect."""
+    warned: dict[str, float] = {}
+
+    def replace(exc: BaseException, *, is_disconnect: bool = False) -> DatabaseUnavailable | None:
+        refusal = unavailable(exc, is_disconnect=is_disconnect)
+        if refusal is not None:
+            now = time.monotonic()
+            if now - warned.get(refusal.detail, -_WARN_EVERY) >= _WARN_EVERY:
+                warned[refusal.detail] = now
+                log.warning("database unavailable: %s (%s: %s)", refusal.detail, type(exc).__name__, exc)
+        return refusal
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> BaseException | None:
+        return replace(context.original_exception, is_disconnect=context.is_disconnect)
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _on_connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        # A refused or timed-out connection is raised as the driver's own error (an OSError), which `handle_error`
+        # never sees.
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except Exception as exc:
+            refusal = replace(exc)
+            if refusal is None:
+                raise
+            raise refusal from exc
+
+
 def make_engine(url: str, *, null_pool: bool = False, **kwargs: Any) -> AsyncEngine:
     if null_pool:
         kwargs["poolclass"] = NullPool
@@ -50,6 +118,7 @@ def make_engine(url: str, *, null_pool: bool = False, **kwargs: Any) -> AsyncEng
         server_settings = kwargs.setdefault("connect_args", {}).setdefault("server_settings", {})
         server_settings.setdefault("jit", "off")
     engine = create_async_engine(url, **kwargs)
+    _report_unavailable(engine)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
     return engine

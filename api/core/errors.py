@@ -97,6 +97,20 @@ class TooManyRequests(AppError):
 class ServiceUnavailable(AppError):
     status, title, slug = 503, "Service unavailable", "unavailable"
 
+    def __init__(self, detail: str | None = None, *, retry_after: int = 5) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot serve anyone (down, restarting, its storage read-only or full): raised by the engine in
+    place of the driver's error, answered as a 503. Not an AppError, which code that handles many items refuses one
+    item for (a push's mutation, an import's row): the database's state is no item's fault."""
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.retry_after = retry_after
+
 
 def problem(
     status: int,
@@ -207,7 +221,15 @@ async def _on_integrity_error(request: Request, exc: Exception) -> JSONResponse:
     return problem(409, "Conflict", slug="conflict", detail="This conflicts with data saved meanwhile; try again.")
 
 
+async def _on_database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DatabaseUnavailable)
+    return problem_response(ServiceUnavailable(exc.detail, retry_after=exc.retry_after))
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, DatabaseUnavailable):
+        # Raised in a middleware (the idempotency key's own transactions), outside the app's handlers.
+        return await _on_database_unavailable(request, exc)
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(500, "Internal server error", slug="internal", detail="Something went wrong on our side.")
 
@@ -217,6 +239,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(IntegrityError, _on_integrity_error)
+    app.add_exception_handler(DatabaseUnavailable, _on_database_unavailable)
     app.add_exception_handler(Exception, _on_unexpected)
 
 

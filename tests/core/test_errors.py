@@ -1,22 +1,27 @@
 """Bad input gets a clear 4xx problem+json that names the bad field or parameter, and nothing is written."""
 
+import asyncio
 import json
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from itsdangerous import URLSafeSerializer
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, func, select
 
 from api.auth.models import ApiKey, AuthSession, Team, User
 from api.core.changes import Change
-from api.core.db import Database, make_engine
+from api.core.db import Database, make_engine, unavailable
 from api.main import create_app
 from api.settings import Settings
+from tests.conftest import own_database
 from tests.factories import PASSWORD, Tenant, make_api_key, make_team, make_tenant
 
 PROBLEM_JSON = "application/problem+json"
@@ -445,3 +450,59 @@ async def test_readyz_is_a_503_problem_when_the_database_does_not_answer() -> No
     await engine.dispose()
     assert_problem(ready, 503)
     assert live.status_code == 200
+
+
+async def _login_on(url: str, **engine: Any) -> httpx.Response:
+    """A sign-in (it reads the user, and writes the attempt) on an app over the database at `url`."""
+    db_engine = make_engine(url, null_pool=True, **engine)
+    app = create_app(database=Database(db_engine))
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+            return await client.post("/api/v1/auth/login", json={"email": "a@example.com", "password": PASSWORD})
+    finally:
+        await db_engine.dispose()
+
+
+async def test_an_unreachable_postgres_is_a_503_problem_with_retry_after_not_a_500() -> None:
+    response = await _login_on("postgresql+asyncpg://nobody@127.0.0.1:1/none", connect_args={"timeout": 2})
+
+    body = assert_problem(response, 503)
+    assert body["detail"] == "The database is not reachable; try again shortly."
+    assert int(response.headers["retry-after"]) > 0
+
+
+def test_a_read_only_sqlite_database_is_a_503_problem_saying_so(tmp_path: Path) -> None:
+    with own_database("sqlite", tmp_path) as url:
+        # Opened read-only, as on a read-only disk.
+        response = asyncio.run(_login_on(f"sqlite+aiosqlite:///file:{make_url(url).database}?mode=ro&uri=true"))
+
+    body = assert_problem(response, 503)
+    assert "read-only" in body["detail"], body
+    assert response.headers["retry-after"] == "60"
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("SQLITE_READONLY", "read-only"),
+        ("SQLITE_READONLY_DIRECTORY", "read-only"),
+        ("SQLITE_FULL", "full"),
+        ("SQLITE_IOERR_WRITE", "full or failing"),
+        ("SQLITE_CANTOPEN", "cannot be opened"),
+    ],
+)
+def test_sqlite_storage_errors_mean_the_service_is_unavailable(name: str, says: str) -> None:
+    error = sqlite3.OperationalError("storage")
+    error.sqlite_errorname = name  # type: ignore[attr-defined]
+
+    refusal = unavailable(error)
+
+    assert refusal is not None and says in refusal.detail
+
+
+def test_errors_about_the_request_are_not_unavailability() -> None:
+    constraint = sqlite3.IntegrityError("UNIQUE constraint failed")
+    constraint.sqlite_errorname = "SQLITE_CONSTRAINT_UNIQUE"  # type: ignore[attr-defined]
+
+    assert unavailable(constraint) is None
+    assert unavailable(ValueError("no")) is None
