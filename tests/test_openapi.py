@@ -14,7 +14,7 @@ For every operation (read from `create_app().openapi()`, so a new route is check
 - errors the API answers mechanically are documented (most are added by `document_problems` in api/core/errors.py):
   an authenticated operation 401, 403 (unless it cannot refuse any caller: CANNOT_REFUSE) and 429; one with a path
   parameter 404; one that reads `If-Match` 412; one with a body 400, 413 and 422; a POST 409 (the Idempotency-Key
-  in use) and 422; one with any parameter 422.
+  in use) and 422; one with any parameter 422; one that takes a keyset cursor 400 (a cursor that does not verify).
 
 The failure lists each offending operation with everything it lacks. The examples themselves are checked against
 their models below (Pydantic's own validation: the same validators the API runs, e.g. e-mails, time zones, ISO
@@ -34,6 +34,7 @@ from fastapi import routing
 from pydantic import BaseModel, TypeAdapter
 
 from api.core.errors import PROBLEM_JSON
+from api.core.pagination import CursorQuery
 from api.core.schemas import Input
 from api.main import create_app
 
@@ -42,6 +43,8 @@ METHODS = ("get", "put", "post", "patch", "delete")
 PROBLEM_REF = "#/components/schemas/Problem"
 # Authenticated operations that admit every signed-in user and every API key, so never answer 403.
 CANNOT_REFUSE = {"me-get": "any user or key may ask who it is"}
+# How a keyset cursor (`CursorQuery`) is documented: the sync pull's and the changes feed's cursors are not one.
+KEYSET_CURSOR = typing.get_args(CursorQuery)[1].description
 
 
 @functools.cache
@@ -123,6 +126,8 @@ def missing(method: str, path: str, operation: dict[str, Any]) -> list[str]:
         needed.update({"400": "body", "413": "body", "422": "body"})
     if method == "post":
         needed.update({"409": "POST (Idempotency-Key in use)", "422": "POST"})
+    if any(p["in"] == "query" and p.get("description") == KEYSET_CURSOR for p in operation.get("parameters", [])):
+        needed["400"] = "keyset cursor"
     if operation.get("parameters") and "422" not in needed:
         needed["422"] = "parameters"
     found.extend(f"error {code} ({why})" for code, why in needed.items() if code not in responses)

@@ -1,11 +1,12 @@
 """Column types that behave the same on SQLite and PostgreSQL, and input string types shared by schemas."""
 
+import re
 import unicodedata
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, StringConstraints
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
@@ -158,7 +159,18 @@ Instant = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 # Calendar days people type (goals, go-lives, report periods): bounded so that date arithmetic and time zones never
 # overflow (a day next to year 1 or 9999 has no midnight in every zone).
 FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2199, 12, 31)
-Day = Annotated[date, Field(ge=FIRST_DAY, le=LAST_DAY)]
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_day(value: Any) -> Any:
+    # Pydantic reads a number, or a string of digits, as a Unix time: `?to=0` was 1970-01-01. A day is sent as the
+    # document says, `YYYY-MM-DD`.
+    if isinstance(value, date) or (isinstance(value, str) and _ISO_DAY.fullmatch(value)):
+        return value
+    raise ValueError("Expected a day as YYYY-MM-DD")
+
+
+Day = Annotated[date, BeforeValidator(_iso_day), Field(ge=FIRST_DAY, le=LAST_DAY)]
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(no_nul)]
 ShortText = Annotated[str, StringConstraints(max_length=200), AfterValidator(no_nul)]

@@ -1,7 +1,6 @@
 """HTTP routes for deals: CRUD, the pipeline moves (move, win, lose, reopen), line items and the board."""
 
 import uuid
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -12,7 +11,7 @@ from api.core.db import SessionDep
 from api.core.errors import problems
 from api.core.etags import IfMatchDep, set_etag
 from api.core.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
-from api.core.types import SearchText
+from api.core.types import Day, SearchText
 from api.deals import deals as service
 from api.deals.deals import DealFilters
 from api.deals.models import Deal, DealStatus
@@ -48,8 +47,8 @@ async def deal_filters(
     status: DealStatus | None = None,
     company_id: uuid.UUID | None = None,
     contact_id: uuid.UUID | None = None,
-    close_from: Annotated[date | None, Query(description="Expected to close on or after this day.")] = None,
-    close_to: Annotated[date | None, Query(description="Expected to close on or before this day.")] = None,
+    close_from: Annotated[Day | None, Query(description="Expected to close on or after this day.")] = None,
+    close_to: Annotated[Day | None, Query(description="Expected to close on or before this day.")] = None,
     rotten: Annotated[bool | None, Query(description="Only rotten (true) or only fresh (false) deals.")] = None,
     q: Annotated[SearchText | None, Query(description="Title contains (accents and case ignored).")] = None,
 ) -> DealFilters:

@@ -193,7 +193,9 @@ def _delimiter(sample: str) -> str:
 
 def _consistency(sample: str, delimiter: str) -> tuple[int, int]:
     """How many of the first lines share the commonest field count, and that count (1 field is no evidence)."""
-    widths = Counter(len(record) for record in islice(csv.reader(io.StringIO(sample), delimiter=delimiter), 50))
+    # newline="" as for the file itself: a bare CR ends a line there too, where the csv module refuses to meet one.
+    text = io.StringIO(sample, newline="")
+    widths = Counter(len(record) for record in islice(csv.reader(text, delimiter=delimiter), 50))
     widths.pop(0, None)
     widths.pop(1, None)
     if not widths:

@@ -99,7 +99,7 @@ async def upload(
     return await present(session, job)
 
 
-@router.get("", name="list", summary="Imports, newest first", responses=problems(401, 403))
+@router.get("", name="list", summary="Imports, newest first", responses=problems(400, 401, 403))
 async def list_imports(
     principal: AdminDep, session: SessionDep, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
 ) -> Page[ImportJobRead]:
@@ -170,7 +170,7 @@ async def set_mapping(
     name="values",
     summary="Values that match nothing",
     description="Each distinct value of a reference column that names no record exactly, with its closest records.",
-    responses=problems(401, 403, 404),
+    responses=problems(400, 401, 403, 404),
 )
 async def list_values(
     job_id: uuid.UUID,
@@ -275,7 +275,7 @@ _phase_route(
 
 
 @router.get(
-    "/{job_id}/rows", name="rows", summary="The rows and what became of them", responses=problems(401, 403, 404)
+    "/{job_id}/rows", name="rows", summary="The rows and what became of them", responses=problems(400, 401, 403, 404)
 )
 async def list_rows(
     job_id: uuid.UUID,

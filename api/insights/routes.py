@@ -126,7 +126,9 @@ async def diagnosis_print(
 # Goals
 
 
-@goals_router.get("", name="list", summary="Goals with each person's progress (yours, or your team's)")
+@goals_router.get(
+    "", name="list", summary="Goals with each person's progress (yours, or your team's)", responses=problems(400)
+)
 async def list_goals(
     principal: InsightReaderDep,
     session: SessionDep,

@@ -367,7 +367,8 @@ OwnerQuery = Annotated[
     str | None,
     Query(
         alias="owner_id",
-        pattern=r"^(me|[0-9a-fA-F-]{32,36})$",
+        # Each group of a UUID in its place (hyphens optional): `[0-9a-f-]{32,36}` let 36 hyphens through to a 500.
+        pattern=r"^(me|[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12})$",
         description="Only this owner's records: a user id, or `me`.",
     ),
 ]
@@ -378,9 +379,8 @@ def owner_filter(caller: Viewer | Principal, value: str | None) -> uuid.UUID | N
         return None
     if value == "me":
         if caller.user_id is None:
-            raise ValidationFailed(
-                "An API key has no records of its own.", errors=[{"in": "query", "parameter": "owner_id"}]
-            )
+            detail = "An API key has no records of its own."
+            raise ValidationFailed(detail, errors=[{"in": "query", "parameter": "owner_id", "detail": detail}])
         return caller.user_id
     return uuid.UUID(value)
 

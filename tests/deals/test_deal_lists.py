@@ -132,6 +132,8 @@ async def test_list_filters_page_through_many_deals(session: AsyncSession, clien
     refused(await client.get(DEALS, params={"status": "stalled"}, headers=rep), 422)
     refused(await client.get(DEALS, params={"owner_id": "someone"}, headers=rep), 422)
     refused(await client.get(DEALS, params={"limit": 201}, headers=rep), 422)
+    # A day is YYYY-MM-DD; a number was once read as a Unix time (1970-01-01).
+    refused(await client.get(DEALS, params={"close_to": "0"}, headers=rep), 422)
     refused(await client.get(DEALS, params={"cursor": "garbage"}, headers=rep), 400)
     # A cursor from another list is not this one's.
     activities = ok(await client.get(ACTIVITIES, headers=rep))

@@ -346,6 +346,13 @@ def test_csv_quoted_newlines_and_delimiters(tmp_path: Path) -> None:
     ]
 
 
+def test_csv_bare_carriage_returns_end_lines(tmp_path: Path) -> None:
+    # No delimiter for the sniffer to find: the delimiter is chosen by counting, which once failed on the bare CR.
+    opened, rows = _read(_write(tmp_path, b"Nombre\rAcme\n"))
+
+    assert (opened.delimiter, rows) == (",", [(2, ["Acme"])])
+
+
 def test_csv_title_line_blank_lines_and_trailing_blanks(tmp_path: Path) -> None:
     text = "Clientes 2025,,\n,,\nNombre,Ciudad,Alta\nAcme,Madrid,2025-01-02\n\n,,\nBeta,Soria,\n\n,,\n\n"
 

@@ -82,6 +82,8 @@ async def test_days_out_of_calendar_reach_are_refused_naming_the_field(
     refused(await client.patch(f"{TEAMS}/{w.sales.id}", json={"go_live_on": "0001-01-01"}, headers=admin), 422)
     for params in ({"from": "9999-12-01", "to": "9999-12-31"}, {"from": "0001-01-05", "to": "0001-02-01"}):
         _param_refused(await client.get(f"{INSIGHTS}/diagnosis", params=params, headers=admin), "from")
+    # A day is YYYY-MM-DD; a number was once read as a Unix time (1970-01-01).
+    _param_refused(await client.get(f"{INSIGHTS}/diagnosis", params={"to": "0"}, headers=admin), "to")
 
     # Nothing was stored, so every write and insight still works.
     ok(await client.post(ACTIVITIES, json={"kind": "call", "subject": "Hello"}, headers=w.h["ana"]), 201)

@@ -135,8 +135,9 @@ async def _call(client: httpx.AsyncClient, headers: Headers, **fields: Any) -> J
 
 
 def _param_refused(response: httpx.Response, parameter: str) -> None:
-    """A 422 problem naming the query parameter."""
+    """A 422 problem naming the query parameter, each of its items with the `detail` the document requires."""
     body = refused(response, 422)
+    assert all(e.get("detail") for e in body["errors"]), body
     assert {"in": "query", "parameter": parameter} in [
         {"in": e.get("in"), "parameter": e.get("parameter")} for e in body["errors"]
     ], body

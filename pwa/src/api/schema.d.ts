@@ -15419,6 +15419,15 @@ export interface operations {
                     "application/json": components["schemas"]["Page_GoalWithProgress_"];
                 };
             };
+            /** @description Bad request (malformed JSON, invalid cursor or header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Not authenticated */
             401: {
                 headers: {
@@ -15832,6 +15841,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Page_ImportJobRead_"];
+                };
+            };
+            /** @description Bad request (malformed JSON, invalid cursor or header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not authenticated */
@@ -16623,6 +16641,15 @@ export interface operations {
                     "application/json": components["schemas"]["Page_ImportRowRead_"];
                 };
             };
+            /** @description Bad request (malformed JSON, invalid cursor or header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Not authenticated */
             401: {
                 headers: {
@@ -16779,6 +16806,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Page_ImportValueRead_"];
+                };
+            };
+            /** @description Bad request (malformed JSON, invalid cursor or header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not authenticated */
