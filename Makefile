@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test install lint migrate demo serve clean pwa pwa-test api-types
+.PHONY: run test install lint migrate demo serve clean pwa pwa-test api-types audit
 
 PWA_SOURCES := $(shell find pwa/src pwa/public -type f 2>/dev/null) pwa/index.html pwa/vite.config.ts pwa/tsconfig.json
 # Without Node (outside CI) the API still runs and tests; the app and its browser tests are skipped, visibly.
@@ -57,6 +57,10 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy api
+
+# Known vulnerabilities in the installed Python packages and the app's runtime npm packages (CI runs it).
+audit: install
+	$(BIN)/python .ci/audit.py
 
 # One test process per core; each builds its own SQLite file and PostgreSQL database. The browser tests drive the
 # built app (pwa) with Chromium.

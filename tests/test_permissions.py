@@ -656,6 +656,10 @@ def operations() -> dict[str, Operation]:
 
 @pytest.fixture
 async def world(session: AsyncSession, client: httpx.AsyncClient) -> World:
+    return await make_world(session, client)
+
+
+async def make_world(session: AsyncSession, client: httpx.AsyncClient) -> World:
     records = await _records(session, client, "Acme")
     org = records.tenant.org
     # The colleague the calls address, and sign in as: none of the callers, so no call can lock a caller out.

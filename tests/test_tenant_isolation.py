@@ -9,7 +9,7 @@ import functools
 import io
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import openpyxl
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col, func, select
 
 from api.activities.models import Activity
@@ -26,6 +26,8 @@ from api.clients import service as clients
 from api.clients.models import Company, Contact, ContactPoint, CustomField, FieldKind
 from api.clients.schemas import CustomFieldCreate
 from api.core.changes import Change
+from api.core.db import Database, make_engine
+from api.core.ids import new_id
 from api.core.models import live
 from api.core.types import utcnow
 from api.deals import service as deals
@@ -40,6 +42,7 @@ from api.insights.schemas import GoalCreate
 from api.main import create_app
 from api.marketing.models import Segment
 from api.sharing.models import Share
+from api.sync.push import KINDS
 from api.webhooks.models import WebhookEndpoint, WebhookEvent
 from tests.factories import (
     Tenant,
@@ -451,10 +454,46 @@ async def _records(session: AsyncSession, client: httpx.AsyncClient, name: str) 
     )
 
 
+@pytest.fixture(scope="module")
+async def module_connection(database_url: str) -> AsyncIterator[AsyncConnection]:
+    """One connection for the module's tests, in a transaction rolled back at the end: the two organisations are
+    made once on it (they are most of a test's cost), and each test runs in a savepoint of its own (`db`)."""
+    engine = make_engine(database_url, null_pool=True)
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        try:
+            yield connection
+        finally:
+            await transaction.rollback()
+    await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+async def made_orgs(module_connection: AsyncConnection) -> tuple[Records, Records]:
+    db = Database(module_connection.engine, bind=module_connection)
+    transport = httpx.ASGITransport(app=create_app(database=db), client=("10.0.251.1", 4000))
+    async with db.writer() as session, httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        made = await _records(session, client, "Alpha Ltd"), await _records(session, client, "Bravo Corp")
+        # Closing the session would roll back its savepoint, and with it what the app's requests wrote inside it.
+        await session.commit()
+        return made
+
+
 @pytest.fixture
-async def orgs(session: AsyncSession, client: httpx.AsyncClient) -> tuple[Records, Records]:
-    """Organisation A (the caller) and organisation B (the target)."""
-    return await _records(session, client, "Alpha Ltd"), await _records(session, client, "Bravo Corp")
+async def db(module_connection: AsyncConnection) -> AsyncIterator[Database]:
+    """The conftest's `db`, on the module's connection: what a test writes is rolled back with its savepoint."""
+    savepoint = await module_connection.begin_nested()
+    try:
+        yield Database(module_connection.engine, bind=module_connection)
+    finally:
+        await savepoint.rollback()
+
+
+@pytest.fixture
+async def orgs(made_orgs: tuple[Records, Records], db: Database) -> tuple[Records, Records]:
+    """Organisation A (the caller) and organisation B (the target), as they were made (`db`'s savepoint undoes what
+    the test before did to them)."""
+    return made_orgs
 
 
 def secrets_of(b: Records) -> list[str]:
@@ -1026,8 +1065,21 @@ async def test_references_to_another_orgs_records_are_refused(
     pointer: str,
 ) -> None:
     a, b = orgs
+    ids = await references(session, a, b)
+    before = await versions(session, a.tenant.org.id)
+
+    response = await client.request(method, path.format(**ids), json=_filled(payload, ids), headers=a.tenant.headers)
+
+    assert response.status_code == 422, response.text
+    assert f"#/{pointer}" in [e.get("pointer") for e in response.json()["errors"]]
+    assert_mentions_none(response, secrets_of(b))
+    assert await versions(session, a.tenant.org.id) == before
+
+
+async def references(session: AsyncSession, a: Records, b: Records) -> dict[str, str]:
+    """B's records (by kind) and A's own ("own_" + kind), to fill a body that names them."""
     open_stage = (await session.scalars(live(Stage, b.tenant.org.id).where(col(Stage.id) == b.deal.stage_id))).one()
-    ids = {
+    return {
         "team": str(b.team.id),
         "user": str(b.user.id),
         "company": str(b.company.id),
@@ -1044,15 +1096,10 @@ async def test_references_to_another_orgs_records_are_refused(
         "own_contact": str(a.contact.id),
         "own_deal": str(a.deal.id),
         "own_activity": str(a.activity.id),
+        "own_lost_reason": str(a.lost_reason.id),
+        "activity": str(b.activity.id),
+        "new": str(new_id()),
     }
-    before = await versions(session, a.tenant.org.id)
-
-    response = await client.request(method, path.format(**ids), json=_filled(payload, ids), headers=a.tenant.headers)
-
-    assert response.status_code == 422, response.text
-    assert f"#/{pointer}" in [e.get("pointer") for e in response.json()["errors"]]
-    assert_mentions_none(response, secrets_of(b))
-    assert await versions(session, a.tenant.org.id) == before
 
 
 def _filled(value: Any, ids: dict[str, str]) -> Any:
@@ -1064,3 +1111,109 @@ def _filled(value: Any, ids: dict[str, str]) -> Any:
     if isinstance(value, dict):
         return {k: _filled(v, ids) for k, v in value.items()}
     return value
+
+
+# Sync: a phone's mutations name records as the REST bodies do. Each mutation, naming B's records: one that addresses
+# a record of B's is 404 (as for a record that does not exist), one that refers to one is 422 on that field.
+SYNC_REFERENCES: list[tuple[str, dict[str, Any], int, str | None]] = [
+    ("company.create", {"id": "{new}", "name": "N", "owner_id": "{user}"}, 422, "owner_id"),
+    ("company.update", {"id": "{company}", "name": "Hijacked"}, 404, None),
+    ("company.update", {"id": "{own_company}", "owner_id": "{user}"}, 422, "owner_id"),
+    ("contact.create", {"id": "{new}", "name": "N", "company_id": "{company}"}, 422, "company_id"),
+    ("contact.update", {"id": "{contact}", "title": "Hijacked"}, 404, None),
+    ("contact.update", {"id": "{own_contact}", "company_id": "{company}"}, 422, "company_id"),
+    ("deal.create", {"id": "{new}", "title": "T", "company_id": "{company}"}, 422, "company_id"),
+    ("deal.create", {"id": "{new}", "title": "T", "pipeline_id": "{pipeline}"}, 422, "pipeline_id"),
+    ("deal.update", {"id": "{deal}", "title": "Hijacked"}, 404, None),
+    ("deal.update", {"id": "{own_deal}", "contact_id": "{contact}"}, 422, "contact_id"),
+    ("deal.move", {"id": "{deal}", "stage_id": "{open_stage}"}, 404, None),
+    ("deal.move", {"id": "{own_deal}", "stage_id": "{open_stage}"}, 422, "stage_id"),
+    ("deal.win", {"id": "{deal}"}, 404, None),
+    ("deal.lose", {"id": "{deal}", "lost_reason_id": "{own_lost_reason}"}, 404, None),
+    ("deal.lose", {"id": "{own_deal}", "lost_reason_id": "{lost_reason}"}, 422, "lost_reason_id"),
+    ("activity.log", {"id": "{new}", "kind": "call", "deal_id": "{deal}"}, 422, "deal_id"),
+    ("activity.log", {"id": "{new}", "kind": "note", "mentioned_ids": ["{user}"]}, 422, "mentioned_ids/0"),
+    (
+        "task.create",
+        {"id": "{new}", "subject": "S", "due_at": "2030-01-01T09:00:00Z", "assignee_id": "{user}"},
+        422,
+        "assignee_id",
+    ),
+    ("task.complete", {"id": "{activity}"}, 404, None),
+    ("share.create", {"entity": "company", "entity_id": "{company}", "user_ids": ["{own_user}"]}, 404, None),
+    ("share.create", {"entity": "company", "entity_id": "{own_company}", "user_ids": ["{user}"]}, 422, "user_ids/0"),
+]
+
+
+def test_every_sync_mutation_is_tried_with_another_orgs_records() -> None:
+    assert {name for name, *_ in SYNC_REFERENCES} == KINDS.keys()
+
+
+async def test_sync_mutations_naming_another_orgs_records_are_rejected_and_change_nothing(
+    session: AsyncSession, client: httpx.AsyncClient, orgs: tuple[Records, Records]
+) -> None:
+    a, b = orgs
+    ids = await references(session, a, b)
+    mutations = [
+        {"id": number, "name": name, "args": _filled(args, ids)}
+        for number, (name, args, _status, _pointer) in enumerate(SYNC_REFERENCES, start=1)
+    ]
+    before = [await versions(session, org.tenant.org.id) for org in orgs]
+
+    response = await client.post(
+        "/api/v1/sync/push",
+        json={"client_id": str(uuid.uuid4()), "mutations": mutations},
+        headers=await sign_in(client, a.tenant.admin),
+    )
+
+    assert response.status_code == 200, response.text
+    assert_mentions_none(response, secrets_of(b))
+    for (name, _args, status, pointer), result in zip(SYNC_REFERENCES, response.json()["results"], strict=True):
+        assert result["status"] == "rejected", (name, result)
+        assert result["problem"]["status"] == status, (name, result)
+        if pointer is not None:
+            assert f"#/{pointer}" in [e.get("pointer") for e in result["problem"]["errors"]], (name, result)
+    assert [await versions(session, org.tenant.org.id) for org in orgs] == before
+
+
+async def test_a_sync_pull_holds_none_of_another_orgs_records(
+    client: httpx.AsyncClient, orgs: tuple[Records, Records]
+) -> None:
+    a, b = orgs
+    headers = await sign_in(client, a.tenant.admin)
+    params: dict[str, str] = {"client_id": str(uuid.uuid4())}
+    pages = []
+    while True:
+        page = await client.get("/api/v1/sync/pull", params=params, headers=headers)
+        assert page.status_code == 200, page.text
+        assert_mentions_none(page, secrets_of(b))
+        pages.append(page.text)
+        if not page.json()["has_more"]:
+            break
+        params["cursor"] = page.json()["cursor"]
+    assert str(a.company.id) in "".join(pages), "A's own records are pulled"
+
+
+async def test_the_changes_feed_lists_none_of_another_orgs_changes(
+    client: httpx.AsyncClient, orgs: tuple[Records, Records]
+) -> None:
+    a, b = orgs
+    for headers in (a.tenant.headers, {"Authorization": f"Bearer {a.tenant.key_secret}"}):
+        response = await client.get("/api/v1/changes", params={"limit": 1000}, headers=headers)
+        assert response.status_code in (200, 403), response.text
+        assert_mentions_none(response, secrets_of(b))
+
+
+async def test_webhooks_carry_none_of_another_orgs_events(
+    session: AsyncSession, client: httpx.AsyncClient, orgs: tuple[Records, Records]
+) -> None:
+    a, b = orgs
+    made = await client.post("/api/v1/companies", json={"name": "Bravo Late SA"}, headers=b.tenant.headers)
+    assert made.status_code == 201, made.text
+
+    listed = await client.get(f"/api/v1/webhooks/{a.webhook.id}/events", headers=a.tenant.headers)
+
+    assert listed.status_code == 200, listed.text
+    assert_mentions_none(listed, [*secrets_of(b), made.json()["id"], "Bravo Late SA"])
+    queued = await session.scalars(select(WebhookEvent.org_id).where(col(WebhookEvent.endpoint_id) == a.webhook.id))
+    assert set(queued) == {a.tenant.org.id}
