@@ -3,6 +3,7 @@ back, against a schema built by the real Alembic migrations."""
 
 import asyncio
 import contextlib
+import functools
 import os
 import secrets
 import socket
@@ -32,11 +33,12 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from api.core.db import Database, make_engine
 from api.core.migrate import upgrade
-from api.main import create_app
-from api.settings import Settings
+from api.main import create_app, install_state
+from api.settings import Settings, get_settings
 
 POSTGRES_URL = os.environ.get(
     "FIELDBOOK_TEST_POSTGRES_URL", "postgresql+asyncpg://fieldbook:fieldbook@127.0.0.1:5432/postgres"
@@ -153,17 +155,57 @@ def database_url(request: pytest.FixtureRequest) -> str:
     return url
 
 
+@contextlib.asynccontextmanager
+async def one_connection(url: str) -> AsyncIterator[AsyncConnection]:
+    """A connection whose outer transaction is rolled back at the end."""
+    engine = make_engine(url, null_pool=True)
+    try:
+        async with engine.connect() as connection:
+            transaction = await connection.begin()
+            try:
+                yield connection
+            finally:
+                await transaction.rollback()
+    finally:
+        await engine.dispose()
+
+
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[Database]:
     """The app's database, bound to one connection whose outer transaction is rolled back after the test."""
-    engine = make_engine(database_url, null_pool=True)
-    async with engine.connect() as connection:
-        transaction = await connection.begin()
-        try:
-            yield Database(engine, bind=connection)
-        finally:
-            await transaction.rollback()
-    await engine.dispose()
+    async with one_connection(database_url) as connection:
+        yield Database(connection.engine, bind=connection)
+
+
+@pytest.fixture(scope="module")
+async def module_connection(database_url: str) -> AsyncIterator[AsyncConnection]:
+    """One connection for a module whose tests share records made once (they are most of each test's cost), rolled
+    back after the module. Such a module overrides `db` with `savepoint_db`."""
+    async with one_connection(database_url) as connection:
+        yield connection
+
+
+@pytest.fixture
+async def savepoint_db(module_connection: AsyncConnection) -> AsyncIterator[Database]:
+    """`db` on the module's connection: what the test writes is rolled back with its savepoint, and the records the
+    module made stay as they were made."""
+    savepoint = await module_connection.begin_nested()
+    try:
+        yield Database(module_connection.engine, bind=module_connection)
+    finally:
+        await savepoint.rollback()
+
+
+@contextlib.asynccontextmanager
+async def made_on(connection: AsyncConnection) -> AsyncIterator[tuple[AsyncSession, httpx.AsyncClient]]:
+    """A session and an app client on a module's connection, for the records its tests share; what they wrote is
+    kept (the session's own savepoint is released, not rolled back, when it closes)."""
+    db = Database(connection.engine, bind=connection)
+    transport = httpx.ASGITransport(app=create_app(database=db), client=("10.0.251.1", 4000))
+    async with db.writer() as session, httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield session, client
+        # Closing the session would roll back its savepoint, and with it what the app's requests wrote inside it.
+        await session.commit()
 
 
 @pytest.fixture
@@ -172,9 +214,17 @@ async def session(db: Database) -> AsyncIterator[object]:
         yield s
 
 
+@functools.cache
+def routed_app() -> FastAPI:
+    """One app per test process, for its routes (building them is half a second, most of a small test's time)."""
+    return create_app()
+
+
 @pytest.fixture
 async def client(db: Database) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(database=db)
+    """The app on the test's database, with state of its own (brokers, rate limits)."""
+    app = routed_app()
+    install_state(app, get_settings(), db)
     transport = httpx.ASGITransport(app=app, client=(f"10.0.{uuid.uuid4().int % 250}.1", 4000))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         yield c

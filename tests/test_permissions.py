@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
 from api.auth import service
@@ -24,6 +24,7 @@ from api.auth.schemas import SCOPES, UserCreate
 from api.clients import service as clients
 from api.clients.models import FieldKind
 from api.clients.schemas import CustomFieldCreate
+from api.core.db import Database
 from api.core.errors import PROBLEM_JSON
 from api.core.models import live
 from api.core.types import utcnow
@@ -37,6 +38,7 @@ from api.insights.schemas import GoalCreate
 from api.marketing.models import Segment
 from api.sharing.models import Share
 from tests.auth.test_login import bearer, tokens
+from tests.conftest import made_on
 from tests.factories import (
     PASSWORD,
     make_activity,
@@ -655,8 +657,20 @@ def operations() -> dict[str, Operation]:
 
 
 @pytest.fixture
-async def world(session: AsyncSession, client: httpx.AsyncClient) -> World:
-    return await make_world(session, client)
+def db(savepoint_db: Database) -> Database:
+    return savepoint_db
+
+
+@pytest.fixture(scope="module")
+async def made_world(module_connection: AsyncConnection) -> World:
+    async with made_on(module_connection) as (session, client):
+        return await make_world(session, client)
+
+
+@pytest.fixture
+def world(made_world: World, session: AsyncSession, client: httpx.AsyncClient) -> World:
+    """The organisation made once for the module, seen through the test's own session and client."""
+    return dataclasses.replace(made_world, session=session, client=client)
 
 
 async def make_world(session: AsyncSession, client: httpx.AsyncClient) -> World:

@@ -9,7 +9,7 @@ import functools
 import io
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -26,7 +26,7 @@ from api.clients import service as clients
 from api.clients.models import Company, Contact, ContactPoint, CustomField, FieldKind
 from api.clients.schemas import CustomFieldCreate
 from api.core.changes import Change
-from api.core.db import Database, make_engine
+from api.core.db import Database
 from api.core.ids import new_id
 from api.core.models import live
 from api.core.types import utcnow
@@ -44,6 +44,7 @@ from api.marketing.models import Segment
 from api.sharing.models import Share
 from api.sync.push import KINDS
 from api.webhooks.models import WebhookEndpoint, WebhookEvent
+from tests.conftest import made_on
 from tests.factories import (
     Tenant,
     make_activity,
@@ -455,38 +456,14 @@ async def _records(session: AsyncSession, client: httpx.AsyncClient, name: str) 
 
 
 @pytest.fixture(scope="module")
-async def module_connection(database_url: str) -> AsyncIterator[AsyncConnection]:
-    """One connection for the module's tests, in a transaction rolled back at the end: the two organisations are
-    made once on it (they are most of a test's cost), and each test runs in a savepoint of its own (`db`)."""
-    engine = make_engine(database_url, null_pool=True)
-    async with engine.connect() as connection:
-        transaction = await connection.begin()
-        try:
-            yield connection
-        finally:
-            await transaction.rollback()
-    await engine.dispose()
-
-
-@pytest.fixture(scope="module")
 async def made_orgs(module_connection: AsyncConnection) -> tuple[Records, Records]:
-    db = Database(module_connection.engine, bind=module_connection)
-    transport = httpx.ASGITransport(app=create_app(database=db), client=("10.0.251.1", 4000))
-    async with db.writer() as session, httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        made = await _records(session, client, "Alpha Ltd"), await _records(session, client, "Bravo Corp")
-        # Closing the session would roll back its savepoint, and with it what the app's requests wrote inside it.
-        await session.commit()
-        return made
+    async with made_on(module_connection) as (session, client):
+        return await _records(session, client, "Alpha Ltd"), await _records(session, client, "Bravo Corp")
 
 
 @pytest.fixture
-async def db(module_connection: AsyncConnection) -> AsyncIterator[Database]:
-    """The conftest's `db`, on the module's connection: what a test writes is rolled back with its savepoint."""
-    savepoint = await module_connection.begin_nested()
-    try:
-        yield Database(module_connection.engine, bind=module_connection)
-    finally:
-        await savepoint.rollback()
+def db(savepoint_db: Database) -> Database:
+    return savepoint_db
 
 
 @pytest.fixture
