@@ -65,7 +65,7 @@ audit: install
 # One test process per core; each builds its own SQLite file and PostgreSQL database. The browser tests drive the
 # built app (pwa) with Chromium.
 test: lint pwa pwa-test
-	$(BIN)/pytest -n auto
+	$(BIN)/pytest -n auto --durations=25
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache fieldbook.db fieldbook.db-wal fieldbook.db-shm \

@@ -89,12 +89,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
     )
-    if database is not None:
-        app.state.db = database
-    app.state.settings = settings
-    app.state.broker = Broker(FEED)
-    app.state.pokes = Broker(SYNC)
-    app.state.rate_limiter = RateLimiter(settings)
+    install_state(app, settings, database)
     install_error_handlers(app)
     hooks.install()
     app.add_middleware(Idempotency, identify=identify)
@@ -149,6 +144,18 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def install_state(app: FastAPI, settings: Settings, database: Database | None) -> None:
+    """What an app holds besides its routes: its database (else the lifespan opens one), settings, live brokers and
+    rate limits. Apart so that tests, which need fresh state each, can reuse one app's routes (building them, FastAPI
+    analyses every endpoint's signature: half a second, once per process in production)."""
+    if database is not None:
+        app.state.db = database
+    app.state.settings = settings
+    app.state.broker = Broker(FEED)
+    app.state.pokes = Broker(SYNC)
+    app.state.rate_limiter = RateLimiter(settings)
 
 
 @asynccontextmanager
