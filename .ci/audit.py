@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PIP_AUDIT = ROOT / ".venv" / "bin" / "pip-audit"
@@ -28,6 +29,11 @@ def python_packages() -> bool:
     except json.JSONDecodeError:
         print(f"pip-audit: NOT AUDITED ({run.stderr.strip().splitlines()[-1:]})")
         return True
+    return pip_audit_clean(report)
+
+
+def pip_audit_clean(report: dict[str, Any]) -> bool:
+    """Whether pip-audit's JSON report shows no known vulnerability (or could audit nothing), saying which."""
     dependencies = report["dependencies"]
     audited = [d for d in dependencies if "skip_reason" not in d]
     vulnerable = [d for d in audited if d["vulns"]]
@@ -46,9 +52,13 @@ def npm_packages() -> bool:
     run = subprocess.run(
         ["npm", "audit", "--omit=dev", "--json"], cwd=ROOT / "pwa", capture_output=True, text=True, check=False
     )
-    report = json.loads(run.stdout or "{}")
+    return npm_audit_clean(json.loads(run.stdout or "{}"), run.stderr)
+
+
+def npm_audit_clean(report: dict[str, Any], stderr: str = "") -> bool:
+    """Whether `npm audit --json`'s report shows no known vulnerability (or could audit nothing), saying which."""
     if "vulnerabilities" not in report:
-        reason = report.get("message") or run.stderr.strip() or "no report"
+        reason = report.get("message") or stderr.strip() or "no report"
         print(f"npm audit: NOT AUDITED: {reason}")
         return True
     found = report["metadata"]["vulnerabilities"]
