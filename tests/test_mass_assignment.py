@@ -21,9 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.ids import new_id
 from api.core.types import utcnow
-from api.main import create_app
 from api.sync.push import KINDS
 from tests.factories import make_activity
+from tests.test_openapi import document
+from tests.test_openapi import operations as operations_of_the_document
 from tests.test_permissions import BODIES, FRESH, QUERIES, World, make_world, operations, shared_records
 from tests.test_tenant_isolation import Records, versions
 
@@ -91,28 +92,20 @@ def _json_schema(content: dict[str, Any] | None) -> dict[str, Any] | None:
 def server_owned_fields() -> dict[str, frozenset[str]]:
     """For each operation taking a JSON body: the fields it must refuse. Those its answer (or the record its answer
     wraps) holds and its body does not declare, and those no client writes."""
-    document = create_app().openapi()
-    components = document["components"]["schemas"]
+    components = document()["components"]["schemas"]
     found: dict[str, frozenset[str]] = {}
-    for item in document["paths"].values():
-        for operation in item.values():
-            request = _json_schema(operation.get("requestBody"))
-            if request is None:
-                continue
-            declared = _properties(request, components)
-            answer = next(
-                (
-                    _json_schema(operation["responses"][code])
-                    for code in ("200", "201")
-                    if code in operation["responses"]
-                ),
-                None,
-            )
-            answered = _properties(answer, components)
-            # A wrapper of one record ({"activity": {...}}) answers with that record's fields.
-            if len(answered) == 1:
-                answered = _properties(next(iter(answered.values())), components) or answered
-            found[operation["operationId"]] = frozenset((answered.keys() | SERVER_OWNED) - declared.keys())
+    for _method, _path, operation in operations_of_the_document():
+        request = _json_schema(operation.get("requestBody"))
+        if request is None:
+            continue
+        declared = _properties(request, components)
+        responses = operation["responses"]
+        answer = next((_json_schema(responses[code]) for code in ("200", "201") if code in responses), None)
+        answered = _properties(answer, components)
+        # A wrapper of one record ({"activity": {...}}) answers with that record's fields.
+        if len(answered) == 1:
+            answered = _properties(next(iter(answered.values())), components) or answered
+        found[operation["operationId"]] = frozenset((answered.keys() | SERVER_OWNED) - declared.keys())
     return found
 
 
@@ -125,12 +118,10 @@ async def world(session: AsyncSession, client: httpx.AsyncClient) -> World:
 
 
 def test_no_request_body_declares_a_field_the_server_owns() -> None:
-    document = create_app().openapi()
-    components = document["components"]["schemas"]
+    components = document()["components"]["schemas"]
     declared = {
         operation["operationId"]: _properties(_json_schema(operation.get("requestBody")), components).keys()
-        for item in document["paths"].values()
-        for operation in item.values()
+        for _method, _path, operation in operations_of_the_document()
     }
     offenders = {op: sorted(fields & SERVER_OWNED) for op, fields in declared.items() if fields & SERVER_OWNED}
     assert not offenders, offenders
